@@ -1,0 +1,576 @@
+"""The routing config: YAML (or a dict) -> validated, typed models.
+
+Load with :func:`load_config` (a file) or :func:`parse_config` (a dict or YAML text). Every
+problem is a :class:`~gateway.errors.ConfigError` naming the file, the line, the key and the
+fix; a secret's value never appears in one. Unknown keys are errors (``extra="forbid"``), so a
+typo cannot be silently ignored.
+
+A ``${VAR}`` under ``providers:`` whose variable is unset is reported when a call first uses
+that provider, so one missing key does not break the other providers; anywhere else it is
+reported at load time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gateway._yaml import Located, MissingEnv, dotted, load_yaml_text
+from gateway.errors import ConfigError, register_secret
+
+__all__ = [
+    "BreakerConfig",
+    "CreditsConfig",
+    "GatewayConfig",
+    "ModelPrice",
+    "ProviderConfig",
+    "RetryConfig",
+    "RouteConfig",
+    "Secret",
+    "TargetConfig",
+    "load_config",
+    "parse_config",
+    "parse_model_id",
+]
+
+ProviderType = Literal["openai", "anthropic", "gemini", "fake"]
+PROVIDER_TYPES: tuple[str, ...] = get_args(ProviderType)
+Strategy = Literal["fallback", "weighted", "lowest-latency", "cheapest"]
+FallbackTrigger = Literal[
+    "rate_limited", "server_error", "overloaded", "timeout", "connection", "context_length"
+]
+DEFAULT_FALLBACK_ON: tuple[FallbackTrigger, ...] = get_args(FallbackTrigger)
+
+#: Money is stored in integer units of 1e-9 USD, so no amount may be finer than that.
+MONEY_PLACES = 9
+_MAX_MONEY = Decimal("1e12")
+
+
+class Secret:
+    """A secret from the config (an API key). Its value is never shown by repr or str."""
+
+    __slots__ = ("_missing", "_value")
+
+    def __init__(self, value: str | MissingEnv) -> None:
+        if isinstance(value, MissingEnv):
+            self._value: str | None = None
+            self._missing: MissingEnv | None = value
+        else:
+            self._value = value
+            self._missing = None
+            register_secret(value)
+
+    @property
+    def is_set(self) -> bool:
+        return self._value is not None
+
+    def reveal(self) -> str:
+        """The secret's value. Raises ConfigError if it came from an unset ``${VAR}``."""
+        if self._value is None:
+            assert self._missing is not None
+            raise self._missing.error()
+        return self._value
+
+    def __repr__(self) -> str:
+        if self._missing is not None:
+            return f"Secret(unset ${{{self._missing.variable}}})"
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and (self._value, self._missing) == (
+            other._value,
+            other._missing,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._value, self._missing))
+
+
+def _to_secret(value: Any) -> Any:
+    if value is None or isinstance(value, Secret):
+        return value
+    if isinstance(value, str | MissingEnv):
+        return Secret(value)
+    raise ValueError("must be a string (usually ${SOME_ENV_VAR})")
+
+
+def _to_money(value: Any) -> Decimal:
+    """Parse an amount of USD exactly. Floats are refused: write money as a string."""
+    if isinstance(value, bool):
+        raise ValueError('must be an amount of money such as "2.50", not true/false')
+    if isinstance(value, float):
+        raise ValueError(
+            f'{value!r} is a float; write money as a quoted decimal string, e.g. "2.50"'
+        )
+    if isinstance(value, int | Decimal):
+        amount = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            amount = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f'{value!r} is not a number; write an amount such as "2.50"') from None
+    else:
+        raise ValueError(f'must be an amount of money such as "2.50", not {type(value).__name__}')
+    if not amount.is_finite():
+        raise ValueError(f"{value!r} is not a finite amount")
+    if amount < 0:
+        raise ValueError(f"{value} is negative; amounts of money must be zero or more")
+    if amount >= _MAX_MONEY:
+        raise ValueError(f"{value} is absurdly large (the limit is below {_MAX_MONEY:,f})")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MONEY_PLACES:
+        raise ValueError(f"{value} has more than {MONEY_PLACES} decimal places")
+    return amount
+
+
+Money = Annotated[Decimal, BeforeValidator(_to_money)]
+SecretField = Annotated[Secret | None, BeforeValidator(_to_secret)]
+
+
+def _finite_number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValueError(f"{value} is not a finite number")
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_finite_number), Field(gt=0)]
+
+
+def parse_model_id(model_id: str) -> tuple[str, str]:
+    """Split ``provider/model`` into its two parts; ValueError says how to write it."""
+    provider, sep, model = model_id.partition("/")
+    if not sep or not provider or not model or model_id != model_id.strip():
+        raise ValueError(
+            f"'{model_id}' is not a model id; write provider/model, e.g. openai/gpt-4o"
+        )
+    return provider, model
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class ProviderConfig(_Model):
+    """One provider account: which SDK, which key, where, how long to wait."""
+
+    #: Which adapter serves it. Defaults to the provider's name in the YAML.
+    type: ProviderType
+    #: Its name in the YAML (the ``provider`` part of ``provider/model``).
+    name: str
+    api_key: SecretField = None
+    #: Another endpoint for the same API (a proxy, Azure-style gateway, a local server).
+    base_url: str | None = None
+    #: Seconds one request may take in total (the SDK default is 600).
+    timeout: Seconds | None = None
+    #: Seconds to establish the connection.
+    connect_timeout: Seconds = 5.0
+    #: Extra HTTP headers sent with every request.
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: Gemini only: the API version (``v1`` by default in google-genai 3.x, or ``v1beta``).
+    api_version: str | None = None
+    #: ``${VAR}`` references (other than api_key) whose variable was unset, by key.
+    missing_env: tuple[MissingEnv, ...] = ()
+
+    def check_env(self) -> None:
+        """Raise the ConfigError for the first unset ``${VAR}`` this provider needs."""
+        if self.missing_env:
+            raise self.missing_env[0].error()
+        if self.api_key is not None and not self.api_key.is_set:
+            self.api_key.reveal()
+
+
+class TargetConfig(_Model):
+    """One place a route can send a call, with its own overrides."""
+
+    #: ``provider/model``.
+    model: str
+    #: Share of traffic for the ``weighted`` strategy.
+    weight: Annotated[float, BeforeValidator(_finite_number), Field(gt=0)] = 1.0
+    max_tokens: Annotated[int, Field(gt=0)] | None = None
+    temperature: Annotated[float, BeforeValidator(_finite_number), Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, BeforeValidator(_finite_number), Field(gt=0, le=1)] | None = None
+    #: Seconds one try at this target may take.
+    timeout: Seconds | None = None
+    #: Extra provider parameters merged into the request body.
+    params: dict[str, Any] = Field(default_factory=dict)
+    #: Client-side request and token limits per minute.
+    rpm: Annotated[int, Field(gt=0)] | None = None
+    tpm: Annotated[int, Field(gt=0)] | None = None
+    #: The model's context window in tokens (for context-length fallback).
+    context_window: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"model": data} if isinstance(data, str) else data
+
+    @field_validator("model")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        parse_model_id(value)
+        return value
+
+    @property
+    def provider(self) -> str:
+        return parse_model_id(self.model)[0]
+
+    @property
+    def model_name(self) -> str:
+        return parse_model_id(self.model)[1]
+
+
+class RetryConfig(_Model):
+    """Retries of one target before moving to the next."""
+
+    #: Tries per target, the first included (1 = no retry).
+    attempts: Annotated[int, Field(ge=1, le=20)] = 2
+    backoff: Literal["exponential", "constant"] = "exponential"
+    initial_s: Annotated[float, BeforeValidator(_finite_number), Field(ge=0)] = 0.5
+    max_s: Annotated[float, BeforeValidator(_finite_number), Field(ge=0)] = 8.0
+    jitter: bool = True
+    #: Longest Retry-After the gateway will honour; a longer wait moves to the next target.
+    max_retry_after_s: Annotated[float, BeforeValidator(_finite_number), Field(ge=0)] = 30.0
+
+
+class BreakerConfig(_Model):
+    """Per-target circuit breaker."""
+
+    failures: Annotated[int, Field(ge=1)] = 5
+    window_s: Seconds = 60.0
+    cooldown_s: Seconds = 30.0
+
+
+class RouteConfig(_Model):
+    """A named route: which targets, in which order or mix, and how to retry them."""
+
+    strategy: Strategy = "fallback"
+    targets: Annotated[list[TargetConfig], Field(min_length=1)]
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    #: Overall seconds for one call, retries and fallbacks included.
+    timeout: Seconds | None = None
+    #: Which errors move on to the next target.
+    fallback_on: tuple[FallbackTrigger, ...] = DEFAULT_FALLBACK_ON
+    #: Share of calls the ``lowest-latency`` strategy sends to a random target.
+    exploration: Annotated[float, BeforeValidator(_finite_number), Field(ge=0, le=1)] = 0.05
+
+
+class AutoRechargeConfig(_Model):
+    below: Money
+    amount: Money
+    monthly_limit: Money
+
+
+class LimitsConfig(_Model):
+    daily: Money | None = None
+    monthly: Money | None = None
+
+
+class CreditsConfig(_Model):
+    """The credit account: where it is stored and how it behaves."""
+
+    store: str = "sqlite:///gateway-credits.db"
+    mode: Literal["prepaid", "payg"] = "prepaid"
+    auto_recharge: AutoRechargeConfig | None = None
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    expiry_days: Annotated[int, Field(ge=1, le=36500)] = 365
+    min_purchase: Money = Decimal("5")
+    max_purchase: Money = Decimal("10000")
+    #: Seconds after which an unsettled hold (a crashed process) is released.
+    hold_ttl_s: Seconds = 900.0
+    #: Time zone of the daily and monthly windows.
+    timezone: str = "UTC"
+    default_account: str = "default"
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "memory://")):
+            raise ValueError(
+                f"'{value}' is not a store URL; use sqlite:///path.db or postgresql://..."
+            )
+        return value
+
+
+class LongContextPrice(_Model):
+    """Prices that apply once the prompt exceeds ``above_input_tokens``."""
+
+    above_input_tokens: Annotated[int, Field(gt=0)]
+    input: Money
+    output: Money
+    cached_input: Money | None = None
+    cache_write: Money | None = None
+
+
+class ModelPrice(_Model):
+    """USD per 1M tokens for one ``provider/model``."""
+
+    input: Money
+    output: Money
+    cached_input: Money | None = None
+    cache_write: Money | None = None
+    #: Price of reasoning tokens when it differs from ``output``.
+    reasoning: Money | None = None
+    long_context: LongContextPrice | None = None
+    #: Multiplier for batch requests (0.5 = half price).
+    batch_discount: Annotated[Decimal, BeforeValidator(_to_money), Field(le=1)] | None = None
+
+
+class GatewayConfig(_Model):
+    """The whole config file."""
+
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    credits: CreditsConfig | None = None
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)
+    #: Where it was loaded from, for error messages.
+    source: str = "<config>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read and validate a YAML config file."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "file not found", file=file, fix="check the path, or create it (see README)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror}", file=file) from None
+    return _validate(load_yaml_text(text, file=file, env=env))
+
+
+def parse_config(
+    data: Mapping[str, Any] | str | GatewayConfig,
+    *,
+    source: str = "<config>",
+    env: Mapping[str, str] | None = None,
+) -> GatewayConfig:
+    """Validate a config given as a dict, as YAML text, or as an already built model."""
+    if isinstance(data, GatewayConfig):
+        return data
+    if isinstance(data, str):
+        return _validate(load_yaml_text(data, file=source, env=env))
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"a config must be a mapping, YAML text or GatewayConfig, not {type(data).__name__}",
+            file=source,
+        )
+    return _validate(Located(_interpolate_plain(data, source, env, ()), source))
+
+
+def _interpolate_plain(
+    value: Any, source: str, env: Mapping[str, str] | None, path: tuple[str | int, ...]
+) -> Any:
+    import os
+
+    from gateway._yaml import interpolate
+
+    if isinstance(value, Mapping):
+        return {k: _interpolate_plain(v, source, env, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_interpolate_plain(v, source, env, (*path, i)) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+        return interpolate(
+            value, file=source, line=None, key=dotted(path), env=os.environ if env is None else env
+        )
+    return value
+
+
+def _validate(doc: Located) -> GatewayConfig:
+    data = doc.data
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"the top level must be a mapping with providers: and routes:, not {type(data).__name__}",
+            file=doc.file,
+            line=1,
+        )
+    data = _prepare_providers(dict(data), doc)
+    _reject_missing_env(data, doc, ())
+    data["source"] = doc.file
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc, doc) from None
+    _check_references(config, doc)
+    return config
+
+
+def _check_references(config: GatewayConfig, doc: Located) -> None:
+    """Checks across sections: route names, target providers, pricing keys."""
+    for route_name, route in config.routes.items():
+        path: tuple[str | int, ...] = ("routes", route_name)
+        if route_name in config.providers or "/" in route_name:
+            raise ConfigError(
+                "a route name must not contain '/' or equal a provider name",
+                file=doc.file,
+                line=doc.line_of(path),
+                key=dotted(path),
+                fix="rename the route; 'provider/model' names are reserved for direct calls",
+            )
+        for i, target in enumerate(route.targets):
+            if target.provider not in config.providers:
+                names = ", ".join(sorted(config.providers)) or "none"
+                target_path = (*path, "targets", i)
+                raise ConfigError(
+                    f"target '{target.model}' uses provider '{target.provider}', which is not "
+                    f"under providers: (configured: {names})",
+                    file=doc.file,
+                    line=doc.line_of(target_path),
+                    key=dotted(target_path),
+                    fix="add that provider under providers:, or fix the model id",
+                )
+    for model_id in config.pricing:
+        try:
+            parse_model_id(model_id)
+        except ValueError as exc:
+            price_path = ("pricing", model_id)
+            raise ConfigError(
+                str(exc),
+                file=doc.file,
+                line=doc.line_of(price_path),
+                key=dotted(price_path),
+                fix="key each price by provider/model",
+            ) from None
+
+
+def _prepare_providers(data: dict[str, Any], doc: Located) -> dict[str, Any]:
+    """Fill in ``name`` and ``type``; set aside unset ``${VAR}`` values for lazy errors."""
+    providers = data.get("providers")
+    if not isinstance(providers, dict):
+        return data
+    prepared: dict[str, Any] = {}
+    for name, section in providers.items():
+        path: tuple[str | int, ...] = ("providers", name)
+        if section is None:
+            section = {}
+        if not isinstance(section, dict):
+            prepared[name] = section  # pydantic reports the wrong type
+            continue
+        section = dict(section)
+        missing = []
+        for key, value in list(section.items()):
+            if isinstance(value, MissingEnv) and key != "api_key":
+                missing.append(value)
+                del section[key]
+        kind = section.get("type", name)
+        if kind not in PROVIDER_TYPES:
+            known = ", ".join(PROVIDER_TYPES)
+            where = "type" if "type" in section else None
+            raise ConfigError(
+                f"unknown provider '{kind}' (known: {known})",
+                file=doc.file,
+                line=doc.line_of((*path, "type") if where else path),
+                key=dotted((*path, "type") if where else path),
+                fix="check the spelling, or for a second account of a known provider add "
+                "type: openai (or anthropic, gemini, fake)",
+            )
+        section["type"] = kind
+        section["name"] = name
+        if missing:
+            section["missing_env"] = tuple(missing)
+        prepared[name] = section
+    data["providers"] = prepared
+    return data
+
+
+def _reject_missing_env(value: Any, doc: Located, path: tuple[str | int, ...]) -> None:
+    if isinstance(value, MissingEnv):
+        raise value.error()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if path == () and key == "providers":
+                continue
+            _reject_missing_env(item, doc, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_missing_env(item, doc, (*path, i))
+
+
+_FIXES = {
+    "extra_forbidden": "remove it, or check its spelling against the README's YAML reference",
+    "missing": "add it",
+    "literal_error": "use one of the allowed values",
+    "greater_than": "use a larger value",
+    "greater_than_equal": "use a larger value",
+    "less_than_equal": "use a smaller value",
+    "too_short": "add at least one entry",
+}
+
+
+def _config_error(exc: ValidationError, doc: Located) -> ConfigError:
+    problems: list[tuple[tuple[str | int, ...], str, str | None]] = []
+    for err in exc.errors(include_url=False, include_input=False):
+        path = _clean_loc(err["loc"], doc)
+        kind = err["type"]
+        message = err["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if kind == "extra_forbidden":
+            message = f"unknown key '{path[-1]}'" if path else "unknown key"
+        elif kind == "missing":
+            message = f"required key '{path[-1]}' is missing" if path else "a key is missing"
+        elif kind == "model_type" or kind == "dict_type":
+            message = f"must be a mapping of keys, {message[0].lower()}{message[1:]}"
+        problems.append((path, message, _FIXES.get(kind)))
+    path, message, fix = problems[0]
+    if len(problems) > 1:
+        others = "; ".join(
+            f"line {doc.line_of(p) or '?'} '{dotted(p)}': {m}" for p, m, _ in problems[1:4]
+        )
+        more = f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""
+        message += f". Also: {others}{more}"
+    key = dotted(path) or None
+    if path and path[-1] in ("source", "name", "missing_env"):
+        key = dotted(path[:-1]) or None
+    return ConfigError(message, file=doc.file, line=doc.line_of(path), key=key, fix=fix)
+
+
+def _clean_loc(loc: tuple[str | int, ...], doc: Located) -> tuple[str | int, ...]:
+    """Drop pydantic's union/validator tags from a location, keeping the document's keys."""
+    out: list[str | int] = []
+    for part in loc:
+        candidate = (*out, part)
+        if isinstance(part, int) or candidate in doc.lines or not doc.lines:
+            if isinstance(part, str) and ("[" in part or part in ("function-before", "str")):
+                continue
+            out.append(part)
+        elif (
+            isinstance(part, str)
+            and not any(ch in part for ch in "[]-")
+            and part
+            not in (
+                "str",
+                "int",
+                "float",
+                "bool",
+                "list",
+                "dict",
+            )
+        ):
+            out.append(part)
+    return tuple(out)

@@ -1,0 +1,232 @@
+"""Every error the gateway raises.
+
+The tree::
+
+    GatewayError
+    ├── ConfigError                 bad YAML / settings: file, line, key, fix
+    ├── ProviderError               one provider refused or failed one call
+    │   ├── RateLimited             429, including an account out of quota
+    │   ├── ProviderUnavailable     5xx, overloaded, timeout, connection failure
+    │   │   ├── ProviderOverloaded  Anthropic 529 / in-stream overloaded_error
+    │   │   ├── ProviderTimeout
+    │   │   └── ProviderConnectionError
+    │   ├── ContextTooLong          the prompt does not fit the model's window
+    │   ├── InvalidRequest          the request itself is wrong (caller must fix)
+    │   └── AuthenticationFailed    401 / 403: bad or missing key
+    ├── AllProvidersFailed          every target of a route failed; carries the attempts
+    └── CreditsError
+        ├── InsufficientCredits     refused before any provider was contacted
+        └── SpendLimitExceeded      a daily or monthly cap would be passed
+
+Each provider adapter maps its SDK's native exceptions into this tree in exactly one place
+(``providers/<name>.py``, ``map_error``), keyed on exception types and status codes.
+
+Messages never contain an API key: provider messages pass through :func:`redact` first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from gateway._attempts import Attempt
+
+__all__ = [
+    "AllProvidersFailed",
+    "AuthenticationFailed",
+    "ConfigError",
+    "ContextTooLong",
+    "CreditsError",
+    "GatewayError",
+    "InsufficientCredits",
+    "InvalidRequest",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderOverloaded",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "RateLimited",
+    "SpendLimitExceeded",
+    "redact",
+]
+
+# Shapes of the keys the three providers issue, plus bearer tokens in echoed headers.
+_SECRET_PATTERNS = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+)
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret so that :func:`redact` removes it from any message."""
+    if len(value) >= 4:
+        _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every registered secret and key-shaped token replaced."""
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, "[REDACTED]")
+    return _SECRET_PATTERNS.sub("[REDACTED]", text)
+
+
+class GatewayError(Exception):
+    """Base class of every error raised by the gateway."""
+
+    def __init__(self, message: str) -> None:
+        self.message = redact(message)
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class ConfigError(GatewayError):
+    """The routing config is wrong. Says which file, which line, which key, and how to fix it."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.problem = redact(problem)
+        self.file = file
+        self.line = line
+        self.key = key
+        self.fix = fix
+        where = file or "<config>"
+        if line is not None:
+            where += f", line {line}"
+        if key:
+            where += f", key '{key}'"
+        message = f"{where}: {self.problem}"
+        if fix:
+            message += f". Fix: {fix}"
+        super().__init__(message)
+
+
+class ProviderError(GatewayError):
+    """One provider failed one call. ``kind`` names the trigger used by ``fallback_on``."""
+
+    kind: ClassVar[str] = "provider_error"
+    #: Whether trying another target may help (the route's ``fallback_on`` refines this).
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        model: str | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.status_code = status_code
+        #: Seconds the provider asked us to wait (from Retry-After / retry-after-ms), if any.
+        self.retry_after = retry_after
+        self.request_id = request_id
+        #: The provider's own error code or type, e.g. ``insufficient_quota``.
+        self.code = code
+        target = f"{provider}/{model}" if model else provider
+        status = f" (HTTP {status_code})" if status_code is not None else ""
+        super().__init__(f"{target}{status}: {message}")
+
+
+class RateLimited(ProviderError):
+    """429: the provider is throttling us, or the provider account is out of quota."""
+
+    kind = "rate_limited"
+    retryable = True
+
+    @property
+    def quota_exhausted(self) -> bool:
+        """True when the provider says the account has no money left (``insufficient_quota``)."""
+        return self.code == "insufficient_quota"
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not serve the call: 5xx, overload, timeout or lost connection.
+
+    For a stream that broke after content was delivered, ``chunks_received`` says how much
+    the caller already got.
+    """
+
+    kind = "server_error"
+    retryable = True
+    chunks_received: int | None = None
+
+
+class ProviderOverloaded(ProviderUnavailable):
+    """Anthropic's 529 or in-stream ``overloaded_error``."""
+
+    kind = "overloaded"
+
+
+class ProviderTimeout(ProviderUnavailable):
+    """The call did not complete within its timeout."""
+
+    kind = "timeout"
+
+
+class ProviderConnectionError(ProviderUnavailable):
+    """The connection to the provider failed or was reset."""
+
+    kind = "connection"
+
+
+class ContextTooLong(ProviderError):
+    """The prompt does not fit the model's context window."""
+
+    kind = "context_length"
+    retryable = False
+
+
+class InvalidRequest(ProviderError):
+    """The request is malformed or asks for something the model cannot do. Not retried."""
+
+    kind = "invalid_request"
+
+
+class AuthenticationFailed(ProviderError):
+    """The provider rejected the API key (401) or its permissions (403). Not retried."""
+
+    kind = "authentication"
+
+
+class AllProvidersFailed(GatewayError):
+    """Every target of the route failed. ``attempts`` lists every try, in order."""
+
+    def __init__(self, route: str, attempts: Sequence[Attempt]) -> None:
+        self.route = route
+        self.attempts = list(attempts)
+        lines = [f"all {len(self.attempts)} attempt(s) for route '{route}' failed:"]
+        lines += [f"  {a.describe()}" for a in self.attempts]
+        super().__init__("\n".join(lines))
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """The error of each failed attempt, in order."""
+        return [a.error for a in self.attempts if a.error is not None]
+
+
+class CreditsError(GatewayError):
+    """Base of the errors raised by the credit account."""
+
+
+class InsufficientCredits(CreditsError):
+    """The account cannot cover the call's worst case; no provider was contacted."""
+
+
+class SpendLimitExceeded(CreditsError):
+    """The call would pass a daily or monthly spending cap; no provider was contacted."""

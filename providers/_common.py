@@ -1,0 +1,180 @@
+"""Helpers every adapter shares: OpenAI result types, Retry-After, data URLs.
+
+Imported only by adapter modules, which are imported only when a provider is first used, so
+the OpenAI types imported here never load on ``import gateway``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
+from openai.types.chat.chat_completion import Choice
+from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.chat.chat_completion_message_tool_call import (
+    ChatCompletionMessageFunctionToolCall,
+    Function,
+)
+from openai.types.completion_usage import (
+    CompletionTokensDetails,
+    CompletionUsage,
+    PromptTokensDetails,
+)
+
+from gateway.errors import InvalidRequest
+from providers.base import TokenUsage
+
+__all__ = [
+    "FinishReason",
+    "completion_usage",
+    "make_chunk",
+    "make_completion",
+    "make_tool_call",
+    "parse_data_url",
+    "retry_after_seconds",
+    "usage_chunk",
+]
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+
+#: Longest Retry-After we take literally; anything longer is clamped (the router caps again).
+_MAX_RETRY_AFTER_S = 3600.0
+
+
+def retry_after_seconds(
+    headers: Mapping[str, str] | None, *, now: float | None = None
+) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            value = float(millis) / 1000.0
+            if value >= 0:
+                return min(value, _MAX_RETRY_AFTER_S)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+        return min(value, _MAX_RETRY_AFTER_S) if value >= 0 else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return min(max(0.0, when.timestamp() - current), _MAX_RETRY_AFTER_S)
+
+
+def completion_usage(usage: TokenUsage) -> CompletionUsage:
+    """Our normalised usage as the OpenAI usage type (cached and reasoning in the details)."""
+    return CompletionUsage(
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+        total_tokens=usage.input_tokens + usage.output_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cached_input_tokens),
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=usage.reasoning_tokens),
+    )
+
+
+def make_tool_call(
+    call_id: str, name: str, arguments: str | Mapping[str, Any]
+) -> ChatCompletionMessageFunctionToolCall:
+    """An OpenAI tool call; ``arguments`` given as a dict is serialised to a JSON string."""
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, separators=(",", ":"), ensure_ascii=False)
+    return ChatCompletionMessageFunctionToolCall(
+        id=call_id, type="function", function=Function(name=name, arguments=arguments)
+    )
+
+
+def make_completion(
+    *,
+    response_id: str,
+    model: str,
+    content: str | None,
+    finish_reason: FinishReason,
+    usage: TokenUsage,
+    tool_calls: list[ChatCompletionMessageFunctionToolCall] | None = None,
+    refusal: str | None = None,
+    created: int | None = None,
+) -> ChatCompletion:
+    """One-choice ChatCompletion in OpenAI's exact shape."""
+    message = ChatCompletionMessage(
+        role="assistant", content=content, refusal=refusal, tool_calls=tool_calls or None
+    )
+    return ChatCompletion(
+        id=response_id,
+        object="chat.completion",
+        created=int(time.time()) if created is None else created,
+        model=model,
+        choices=[Choice(index=0, message=message, finish_reason=finish_reason, logprobs=None)],
+        usage=completion_usage(usage),
+    )
+
+
+def make_chunk(
+    *,
+    response_id: str,
+    model: str,
+    created: int,
+    delta: ChoiceDelta,
+    finish_reason: FinishReason | None = None,
+) -> ChatCompletionChunk:
+    """One streamed chunk with one choice."""
+    return ChatCompletionChunk(
+        id=response_id,
+        object="chat.completion.chunk",
+        created=created,
+        model=model,
+        choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish_reason, logprobs=None)],
+    )
+
+
+def usage_chunk(
+    *, response_id: str, model: str, created: int, usage: TokenUsage
+) -> ChatCompletionChunk:
+    """The last chunk of every stream: no choices, the whole call's usage."""
+    return ChatCompletionChunk(
+        id=response_id,
+        object="chat.completion.chunk",
+        created=created,
+        model=model,
+        choices=[],
+        usage=completion_usage(usage),
+    )
+
+
+def parse_data_url(url: str, *, provider: str) -> tuple[str, str]:
+    """Split ``data:<mime>;base64,<data>`` into (mime type, base64 data)."""
+    header, sep, data = url.partition(",")
+    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
+        raise InvalidRequest(
+            "image data URLs must look like data:image/png;base64,<data>", provider=provider
+        )
+    return header[len("data:") : -len(";base64")] or "application/octet-stream", data
+
+
+def guess_image_mime(url: str) -> str:
+    """MIME type of an image URL from its extension (jpeg when unknown)."""
+    path = url.split("?", 1)[0].lower()
+    for ext, mime in (
+        (".png", "image/png"),
+        (".gif", "image/gif"),
+        (".webp", "image/webp"),
+        (".heic", "image/heic"),
+        (".heif", "image/heif"),
+    ):
+        if path.endswith(ext):
+            return mime
+    return "image/jpeg"

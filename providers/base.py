@@ -1,0 +1,172 @@
+"""The one interface every provider adapter implements, and the types it speaks.
+
+An adapter takes a :class:`ChatRequest` (the OpenAI chat shape, already validated) and a
+model id, calls its provider through the official SDK with the SDK's own retries off, and
+returns OpenAI SDK types: a ``ChatCompletion`` (in :class:`ProviderResponse`) or a stream of
+``ChatCompletionChunk`` (a :class:`ChunkStream` / :class:`AsyncChunkStream`). Every native
+error leaves the adapter as a :mod:`gateway.errors` error, mapped in its ``map_error``.
+
+Adapters never import their SDK at module import time of :mod:`providers`; the registry in
+:mod:`providers` imports an adapter module only when a call first uses that provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    from gateway.config import ProviderConfig
+
+__all__ = [
+    "AsyncChunkStream",
+    "ChatRequest",
+    "ChunkStream",
+    "ProviderAdapter",
+    "ProviderResponse",
+    "TokenUsage",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Token counts of one call, normalised across providers; what pricing reads.
+
+    ``input_tokens`` is the whole prompt, including the cached part and the part written to
+    the cache. ``output_tokens`` is everything generated, including reasoning.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    #: Prompt tokens read from the provider's cache (billed at the cached-input rate).
+    cached_input_tokens: int = 0
+    #: Prompt tokens written to the provider's cache (Anthropic cache creation).
+    cache_write_tokens: int = 0
+    #: Output tokens spent on reasoning / thinking (already inside ``output_tokens``).
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """An OpenAI-shaped chat request, validated; what every adapter receives.
+
+    ``max_tokens`` is the caller's ``max_tokens`` or ``max_completion_tokens`` (the output
+    budget, reasoning included). ``stop`` is always a list. ``extra_body`` is merged into
+    the provider's request body as-is.
+    """
+
+    messages: list[dict[str, Any]]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    stream: bool = False
+    #: The caller asked for ``stream_options={"include_usage": True}``.
+    include_usage: bool = False
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    #: Seconds this try may take in total (the gateway computes it from its deadlines).
+    timeout: float | None = None
+    extra_body: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ProviderResponse:
+    """A finished, non-streamed call."""
+
+    completion: ChatCompletion
+    usage: TokenUsage
+
+
+@dataclass(slots=True)
+class ChunkStream:
+    """A streamed call: iterate it for ``ChatCompletionChunk``; ``usage`` is set at the end.
+
+    The last chunk always carries ``usage`` and ``choices == []``.
+    """
+
+    chunks: Iterator[ChatCompletionChunk] = field(default_factory=lambda: iter(()))
+    close_native: Callable[[], None] | None = None
+    #: Filled in by the adapter when the provider reports usage (at the end of the stream).
+    usage: TokenUsage | None = None
+    #: Number of chunks that carried content (text, tool-call deltas), for error reports.
+    content_chunks: int = 0
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        return self.chunks
+
+    def __next__(self) -> ChatCompletionChunk:
+        return next(self.chunks)
+
+    def close(self) -> None:
+        """Stop reading and release the HTTP connection."""
+        if self.close_native is not None:
+            self.close_native()
+
+
+@dataclass(slots=True)
+class AsyncChunkStream:
+    """The async twin of :class:`ChunkStream`."""
+
+    chunks: AsyncIterator[ChatCompletionChunk] | None = None
+    close_native: Callable[[], Awaitable[None]] | None = None
+    usage: TokenUsage | None = None
+    content_chunks: int = 0
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        assert self.chunks is not None
+        return self.chunks
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        assert self.chunks is not None
+        return await self.chunks.__anext__()
+
+    async def aclose(self) -> None:
+        if self.close_native is not None:
+            await self.close_native()
+
+
+@runtime_checkable
+class ProviderAdapter(Protocol):
+    """One provider. One instance per configured provider per gateway; SDK clients inside
+    are created on first use and reused across calls (sync and async clients separately)."""
+
+    #: The provider's configured name (the part before ``/`` in ``provider/model``).
+    name: str
+
+    def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
+        """Send a non-streamed call with the sync SDK client."""
+        ...
+
+    async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
+        """Send a non-streamed call with the async SDK client."""
+        ...
+
+    def stream(self, model: str, request: ChatRequest) -> ChunkStream:
+        """Open a stream with the sync SDK client. HTTP errors raise here, before iteration."""
+        ...
+
+    async def astream(self, model: str, request: ChatRequest) -> AsyncChunkStream:
+        """Open a stream with the async SDK client."""
+        ...
+
+    def close(self) -> None:
+        """Close the sync SDK client, if one was made."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the async SDK client, if one was made."""
+        ...
+
+
+AdapterFactory = Callable[[str, "ProviderConfig"], ProviderAdapter]
