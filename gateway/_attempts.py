@@ -50,7 +50,7 @@ class Attempt:
         status = f" (HTTP {self.status_code})" if self.status_code is not None else ""
         detail = ""
         if self.error is not None:
-            text = getattr(self.error, "message", None) or str(self.error)
+            text = getattr(self.error, "detail", None) or str(self.error)
             detail = f": {text.splitlines()[0]}" if text else ""
         return f"{how}{self.target}: {self.error_type}{status} after {self.seconds:.2f}s{detail}"
 

@@ -138,6 +138,8 @@ class ProviderError(GatewayError):
         self.request_id = request_id
         #: The provider's own error code or type, e.g. ``insufficient_quota``.
         self.code = code
+        #: The provider's message alone, without the target and status prefix.
+        self.detail = redact(message)
         target = f"{provider}/{model}" if model else provider
         status = f" (HTTP {status_code})" if status_code is not None else ""
         super().__init__(f"{target}{status}: {message}")

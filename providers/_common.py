@@ -82,7 +82,10 @@ def completion_usage(usage: TokenUsage) -> CompletionUsage:
         prompt_tokens=usage.input_tokens,
         completion_tokens=usage.output_tokens,
         total_tokens=usage.input_tokens + usage.output_tokens,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cached_input_tokens),
+        prompt_tokens_details=PromptTokensDetails(
+            cached_tokens=usage.cached_input_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        ),
         completion_tokens_details=CompletionTokensDetails(reasoning_tokens=usage.reasoning_tokens),
     )
 

@@ -1,0 +1,160 @@
+"""Turn the keyword arguments of ``chat.completions.create`` into a validated ChatRequest.
+
+Checks here are the ones every provider shares; each adapter checks what only it cares about.
+A bad argument is an :class:`~gateway.errors.InvalidRequest` that names the argument (and the
+message index), raised before any provider is contacted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from gateway.errors import InvalidRequest
+from providers.base import ChatRequest
+
+__all__ = ["build_request"]
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_LOCAL = "gateway"
+
+
+def _invalid(message: str) -> InvalidRequest:
+    return InvalidRequest(message, provider=_LOCAL)
+
+
+def _number(name: str, value: Any, low: float, high: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _invalid(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise _invalid(f"{name} must be between {low} and {high}, got {value}")
+    return float(value)
+
+
+def _timeout(value: Any) -> float | None:
+    seconds = _number("timeout", value, 0.0, 86400.0)
+    if seconds is not None and seconds <= 0:
+        raise _invalid(f"timeout must be more than 0 seconds, got {value}")
+    return seconds
+
+
+def _positive_int(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _invalid(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _messages(messages: Any) -> list[dict[str, Any]]:
+    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Iterable):
+        raise _invalid("messages must be a list of {'role': ..., 'content': ...} dicts")
+    checked = list(messages)
+    if not checked:
+        raise _invalid("messages must not be empty")
+    for i, message in enumerate(checked):
+        if not isinstance(message, Mapping):
+            raise _invalid(f"messages[{i}] must be a dict, got {type(message).__name__}")
+        role = message.get("role")
+        if role not in _ROLES:
+            raise _invalid(
+                f"messages[{i}].role must be one of {', '.join(sorted(_ROLES))}, got {role!r}"
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list | tuple):
+            raise _invalid(
+                f"messages[{i}].content must be a string or a list of parts, "
+                f"got {type(content).__name__}"
+            )
+        if role == "tool" and not message.get("tool_call_id"):
+            raise _invalid(f"messages[{i}] has role 'tool' but no tool_call_id")
+    return [m if isinstance(m, dict) else dict(m) for m in checked]
+
+
+def build_request(
+    *,
+    messages: Any,
+    max_tokens: Any = None,
+    max_completion_tokens: Any = None,
+    temperature: Any = None,
+    top_p: Any = None,
+    stop: Any = None,
+    tools: Any = None,
+    tool_choice: Any = None,
+    response_format: Any = None,
+    stream: Any = False,
+    stream_options: Any = None,
+    n: Any = None,
+    user: Any = None,
+    metadata: Any = None,
+    timeout: Any = None,
+    extra_body: Any = None,
+) -> ChatRequest:
+    """Validate OpenAI-style arguments; see ``Completions.create`` for their meaning."""
+    if n is not None and n != 1:
+        raise _invalid(f"n={n!r} is not supported: the gateway returns exactly one choice")
+    budget = _positive_int("max_tokens", max_tokens)
+    completion_budget = _positive_int("max_completion_tokens", max_completion_tokens)
+    if budget is not None and completion_budget is not None and budget != completion_budget:
+        raise _invalid("give max_tokens or max_completion_tokens, not both with different values")
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else list(stop)
+        if not all(isinstance(s, str) and s for s in stops):
+            raise _invalid("stop must be a string or a list of non-empty strings")
+        stop = stops or None
+    if tools is not None:
+        tools = list(tools)
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, Mapping) or tool.get("type") != "function":
+                raise _invalid(f"tools[{i}] must be {{'type': 'function', 'function': {{...}}}}")
+            function = tool.get("function")
+            if not isinstance(function, Mapping) or not function.get("name"):
+                raise _invalid(f"tools[{i}].function must have a name")
+    if tool_choice is not None and not (
+        tool_choice in ("auto", "none", "required")
+        or (isinstance(tool_choice, Mapping) and tool_choice.get("type") == "function")
+    ):
+        raise _invalid(
+            "tool_choice must be 'auto', 'none', 'required' or "
+            "{'type': 'function', 'function': {'name': ...}}"
+        )
+    if response_format is not None and (
+        not isinstance(response_format, Mapping)
+        or response_format.get("type") not in ("text", "json_object", "json_schema")
+    ):
+        raise _invalid("response_format.type must be 'text', 'json_object' or 'json_schema'")
+    if isinstance(response_format, Mapping) and response_format.get("type") == "text":
+        response_format = None
+    if not isinstance(stream, bool):
+        raise _invalid("stream must be True or False")
+    if stream_options is not None and not stream:
+        raise _invalid("stream_options is only allowed with stream=True")
+    include_usage = bool(stream_options and stream_options.get("include_usage"))
+    if metadata is not None and (
+        not isinstance(metadata, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+    ):
+        raise _invalid("metadata must be a dict of strings to strings")
+    if user is not None and not isinstance(user, str):
+        raise _invalid("user must be a string")
+    if extra_body is not None and not isinstance(extra_body, Mapping):
+        raise _invalid("extra_body must be a dict")
+    return ChatRequest(
+        messages=_messages(messages),
+        max_tokens=completion_budget if completion_budget is not None else budget,
+        temperature=_number("temperature", temperature, 0.0, 2.0),
+        top_p=_number("top_p", top_p, 0.0, 1.0),
+        stop=stop,
+        tools=tools,
+        tool_choice=dict(tool_choice) if isinstance(tool_choice, Mapping) else tool_choice,
+        response_format=dict(response_format) if response_format is not None else None,
+        stream=stream,
+        include_usage=include_usage,
+        user=user,
+        metadata=dict(metadata) if metadata is not None else None,
+        timeout=_timeout(timeout),
+        extra_body=dict(extra_body) if extra_body is not None else None,
+    )

@@ -1,0 +1,390 @@
+"""An offline provider: no network, deterministic answers, scriptable failures.
+
+``fake/<anything>`` answers every call with a reply derived from the last user message, and
+counts tokens with a fixed rule (about one token per four characters), so the same request
+always costs the same. Script it per adapter::
+
+    fake = gw.adapter("fake")
+    fake.script.fail(429, times=2, retry_after=1)   # the next two calls are rate limited
+    fake.script.respond(text="Paris", usage=TokenUsage(input_tokens=10, output_tokens=2))
+    fake.script.respond(tool_calls=[("get_weather", {"city": "Paris"})])
+
+Scripted outcomes are consumed in order by the next calls (to any model, or only to the
+model given with ``model=``); with nothing scripted, the default answer is used. Errors are
+the same normalised errors a real provider's failure would give. ``fake.calls`` records every
+request the adapter received.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from openai.types.chat import ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import (
+    ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
+)
+
+from gateway.config import ProviderConfig
+from gateway.errors import (
+    AuthenticationFailed,
+    ContextTooLong,
+    GatewayError,
+    InvalidRequest,
+    ProviderConnectionError,
+    ProviderOverloaded,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+from providers._common import (
+    FinishReason,
+    make_chunk,
+    make_completion,
+    make_tool_call,
+    usage_chunk,
+)
+from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderResponse, TokenUsage
+
+__all__ = ["FakeAdapter", "FakeCall", "FakeScript", "estimate_tokens"]
+
+#: Context window of every fake model, in tokens.
+FAKE_CONTEXT_WINDOW = 128_000
+
+
+def estimate_tokens(text: str) -> int:
+    """The fake provider's token count: one per four characters, at least one."""
+    return max(1, (len(text) + 3) // 4)
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list | tuple):
+        return " ".join(
+            str(part.get("text", "")) for part in content if isinstance(part, dict)
+        ).strip()
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    text: str | None = None
+    tool_calls: tuple[tuple[str, dict[str, Any]], ...] = ()
+    usage: TokenUsage | None = None
+    finish_reason: FinishReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    status: int | None
+    kind: str
+    retry_after: float | None = None
+    code: str | None = None
+    #: For streams: fail after this many content chunks (None = before the stream opens).
+    after_chunks: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FakeCall:
+    """One request the fake provider received."""
+
+    model: str
+    request: ChatRequest
+    stream: bool
+
+
+_STATUS_ERRORS: dict[int, type[GatewayError]] = {
+    400: InvalidRequest,
+    401: AuthenticationFailed,
+    403: AuthenticationFailed,
+    404: InvalidRequest,
+    429: RateLimited,
+    529: ProviderOverloaded,
+}
+
+
+@dataclass
+class FakeScript:
+    """The queue of scripted outcomes of one fake provider (thread-safe)."""
+
+    _queue: deque[tuple[str | None, _Reply | _Failure]] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _push(self, outcome: _Reply | _Failure, times: int, model: str | None) -> FakeScript:
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            for _ in range(times):
+                self._queue.append((model, outcome))
+        return self
+
+    def respond(
+        self,
+        text: str | None = None,
+        *,
+        tool_calls: Sequence[tuple[str, dict[str, Any]]] = (),
+        usage: TokenUsage | None = None,
+        finish_reason: FinishReason | None = None,
+        times: int = 1,
+        model: str | None = None,
+    ) -> FakeScript:
+        """Answer the next call(s) with this text and/or tool calls (name, arguments)."""
+        reply = _Reply(text, tuple(tool_calls), usage, finish_reason)
+        return self._push(reply, times, model)
+
+    def fail(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float | None = None,
+        code: str | None = None,
+        model: str | None = None,
+    ) -> FakeScript:
+        """Fail the next call(s) as the provider would with this HTTP status."""
+        return self._push(_Failure(status, "status", retry_after, code), times, model)
+
+    def insufficient_quota(self, *, times: int = 1, model: str | None = None) -> FakeScript:
+        """429 with the provider saying the account is out of money."""
+        return self.fail(429, times=times, code="insufficient_quota", model=model)
+
+    def context_too_long(self, *, times: int = 1, model: str | None = None) -> FakeScript:
+        return self._push(_Failure(400, "context"), times, model)
+
+    def timeout(self, *, times: int = 1, model: str | None = None) -> FakeScript:
+        return self._push(_Failure(None, "timeout"), times, model)
+
+    def disconnect(self, *, times: int = 1, model: str | None = None) -> FakeScript:
+        return self._push(_Failure(None, "connection"), times, model)
+
+    def overloaded_mid_stream(
+        self, *, after_chunks: int = 1, times: int = 1, model: str | None = None
+    ) -> FakeScript:
+        """A stream that breaks with an overload error after ``after_chunks`` content chunks."""
+        return self._push(_Failure(None, "overloaded", after_chunks=after_chunks), times, model)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    def next_for(self, model: str) -> _Reply | _Failure | None:
+        with self._lock:
+            for i, (wanted, outcome) in enumerate(self._queue):
+                if wanted is None or wanted == model:
+                    del self._queue[i]
+                    return outcome
+        return None
+
+
+class FakeAdapter:
+    """The offline provider. Same interface as the real adapters (see providers.base)."""
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self.config = config
+        self.script = FakeScript()
+        self.calls: list[FakeCall] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FakeAdapter(name={self.name!r})"
+
+    # -- what happens on a call ----------------------------------------------------------------
+
+    def _begin(
+        self, model: str, request: ChatRequest, stream: bool
+    ) -> tuple[str, _Reply, _Failure | None]:
+        with self._lock:
+            self.calls.append(FakeCall(model, request, stream))
+            response_id = f"fake-{next(self._ids)}"
+        outcome = self.script.next_for(model)
+        if isinstance(outcome, _Failure):
+            if outcome.after_chunks is None or not stream:
+                raise self._error(outcome, model)
+            return response_id, self._default_reply(model, request), outcome
+        prompt_tokens = sum(estimate_tokens(_text_of(m)) for m in request.messages)
+        if prompt_tokens > FAKE_CONTEXT_WINDOW:
+            raise ContextTooLong(
+                f"prompt of {prompt_tokens} tokens exceeds {FAKE_CONTEXT_WINDOW}",
+                provider=self.name,
+                model=model,
+                status_code=400,
+            )
+        reply = outcome if outcome is not None else self._default_reply(model, request)
+        return response_id, reply, None
+
+    def _default_reply(self, model: str, request: ChatRequest) -> _Reply:
+        last_user = next(
+            (_text_of(m) for m in reversed(request.messages) if m.get("role") == "user"), ""
+        )
+        text = f"[{self.name}/{model}] You said: {last_user[:200]}"
+        return _Reply(text=text)
+
+    def _usage(self, request: ChatRequest, reply: _Reply, text: str) -> TokenUsage:
+        if reply.usage is not None:
+            return reply.usage
+        prompt = sum(estimate_tokens(_text_of(m)) for m in request.messages)
+        output = estimate_tokens(text) + sum(
+            estimate_tokens(name) + estimate_tokens(str(args)) for name, args in reply.tool_calls
+        )
+        return TokenUsage(input_tokens=prompt, output_tokens=output)
+
+    def _shape(self, request: ChatRequest, reply: _Reply) -> tuple[str, FinishReason]:
+        text = reply.text or ""
+        finish: FinishReason = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+        if request.max_tokens is not None and reply.usage is None:
+            limit = request.max_tokens * 4
+            if len(text) > limit:
+                text, finish = text[:limit], "length"
+        return text, finish
+
+    def _error(self, failure: _Failure, model: str) -> GatewayError:
+        common: dict[str, Any] = {"provider": self.name, "model": model}
+        if failure.kind == "timeout":
+            return ProviderTimeout("request timed out", **common)
+        if failure.kind == "connection":
+            return ProviderConnectionError("connection reset by peer", **common)
+        if failure.kind == "overloaded":
+            return ProviderOverloaded("overloaded", **common)
+        if failure.kind == "context":
+            return ContextTooLong("prompt is too long", status_code=400, **common)
+        status = failure.status or 500
+        cls = _STATUS_ERRORS.get(status, ProviderUnavailable if status >= 500 else InvalidRequest)
+        message = "insufficient quota" if failure.code == "insufficient_quota" else f"HTTP {status}"
+        return cls(  # type: ignore[call-arg]
+            message,
+            status_code=status,
+            retry_after=failure.retry_after,
+            code=failure.code,
+            **common,
+        )
+
+    # -- the adapter interface -------------------------------------------------------------------
+
+    def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
+        response_id, reply, _ = self._begin(model, request, stream=False)
+        text, finish = self._shape(request, reply)
+        usage = self._usage(request, reply, text)
+        tool_calls = [
+            make_tool_call(f"call_{i}", name, args)
+            for i, (name, args) in enumerate(reply.tool_calls)
+        ]
+        completion = make_completion(
+            response_id=response_id,
+            model=model,
+            content=text if reply.text is not None or not tool_calls else None,
+            finish_reason=finish,
+            usage=usage,
+            tool_calls=tool_calls or None,
+            created=int(time.time()),
+        )
+        return ProviderResponse(completion=completion, usage=usage)
+
+    async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
+        return self.complete(model, request)
+
+    def _chunks(
+        self, model: str, request: ChatRequest, holder: ChunkStream | AsyncChunkStream
+    ) -> Iterator[ChatCompletionChunk]:
+        response_id, reply, failure = self._begin(model, request, stream=True)
+        created = int(time.time())
+        text, finish = self._shape(request, reply)
+        usage = self._usage(request, reply, text)
+
+        def chunk(
+            delta: ChoiceDelta, finish_reason: FinishReason | None = None
+        ) -> ChatCompletionChunk:
+            return make_chunk(
+                response_id=response_id,
+                model=model,
+                created=created,
+                delta=delta,
+                finish_reason=finish_reason,
+            )
+
+        def content_chunks() -> Iterator[ChatCompletionChunk]:
+            words = text.split(" ") if text else []
+            for i, word in enumerate(words):
+                piece = word if i == 0 else " " + word
+                yield chunk(ChoiceDelta(role="assistant" if i == 0 else None, content=piece))
+            for index, (name, args) in enumerate(reply.tool_calls):
+                call = make_tool_call(f"call_{index}", name, args)
+                yield chunk(
+                    ChoiceDelta(
+                        role="assistant" if not words and index == 0 else None,
+                        tool_calls=[
+                            ChoiceDeltaToolCall(
+                                index=index,
+                                id=call.id,
+                                type="function",
+                                function=ChoiceDeltaToolCallFunction(
+                                    name=name, arguments=call.function.arguments
+                                ),
+                            )
+                        ],
+                    )
+                )
+
+        for sent, item in enumerate(content_chunks()):
+            if (
+                failure is not None
+                and failure.after_chunks is not None
+                and sent >= failure.after_chunks
+            ):
+                raise self._error(failure, model)
+            holder.content_chunks += 1
+            yield item
+        if failure is not None:
+            raise self._error(failure, model)
+        yield chunk(ChoiceDelta(), finish)
+        holder.usage = usage
+        yield usage_chunk(response_id=response_id, model=model, created=created, usage=usage)
+
+    def stream(self, model: str, request: ChatRequest) -> ChunkStream:
+        holder = ChunkStream()
+        chunks = self._chunks(model, request, holder)
+        holder.chunks = _opened(chunks)
+        holder.close_native = chunks.close
+        return holder
+
+    async def astream(self, model: str, request: ChatRequest) -> AsyncChunkStream:
+        holder = AsyncChunkStream()
+        chunks = self._chunks(model, request, holder)
+        first = _opened(chunks)
+
+        async def agen() -> AsyncIterator[ChatCompletionChunk]:
+            for item in first:
+                yield item
+
+        holder.chunks = agen()
+
+        async def aclose() -> None:
+            chunks.close()
+
+        holder.close_native = aclose
+        return holder
+
+    def close(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _opened(chunks: Iterator[ChatCompletionChunk]) -> Iterator[ChatCompletionChunk]:
+    """Run the generator up to its first chunk now, so errors before the stream raise at open."""
+    try:
+        first = next(chunks)
+    except StopIteration:
+        return iter(())
+    return itertools.chain((first,), chunks)
