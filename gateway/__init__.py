@@ -64,7 +64,32 @@ _LAZY: dict[str, str] = {
     "TokenUsage": "providers.base",
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+__all__ = [
+    "AllProvidersFailed",
+    "AsyncGateway",
+    "AsyncGatewayStream",
+    "Attempt",
+    "AuthenticationFailed",
+    "Clock",
+    "ConfigError",
+    "ContextTooLong",
+    "Gateway",
+    "GatewayConfig",
+    "GatewayError",
+    "GatewayInfo",
+    "GatewayStream",
+    "InsufficientCredits",
+    "InvalidRequest",
+    "ProviderError",
+    "ProviderUnavailable",
+    "RateLimited",
+    "SpendLimitExceeded",
+    "SystemClock",
+    "TokenUsage",
+    "__version__",
+    "errors",
+    "load_config",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,7 @@ async clients.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import uuid
@@ -221,7 +222,7 @@ class Completions:
             if stream:
                 info = core.info(plan, target, request_id, None)
                 return GatewayStream(
-                    native, info, request.include_usage, lambda u, t=target: core.cost_of(t, u)
+                    native, info, request.include_usage, functools.partial(core.cost_of, target)
                 )
             return core.finish(plan, target, result, request_id)
         raise AssertionError("a route always has at least one target")  # pragma: no cover
@@ -316,7 +317,7 @@ class AsyncCompletions:
             if stream:
                 info = core.info(plan, target, request_id, None)
                 return AsyncGatewayStream(
-                    native, info, request.include_usage, lambda u, t=target: core.cost_of(t, u)
+                    native, info, request.include_usage, functools.partial(core.cost_of, target)
                 )
             return core.finish(plan, target, result, request_id)
         raise AssertionError("a route always has at least one target")  # pragma: no cover

@@ -9,7 +9,7 @@ usage-bearing chunk has ``usage.cost``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -86,7 +86,7 @@ class GatewayStream:
         """The whole call's usage, with ``cost``, once the stream has ended."""
         return self._relay.usage
 
-    def _chunks(self) -> Iterator[ChatCompletionChunk]:
+    def _chunks(self) -> Generator[ChatCompletionChunk, None, None]:
         native = self._native
         relay = self._relay.relay
         try:
@@ -138,7 +138,7 @@ class AsyncGatewayStream:
     def usage(self) -> GatewayUsage | None:
         return self._relay.usage
 
-    async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         native = self._native
         relay = self._relay.relay
         try:
@@ -159,7 +159,7 @@ class AsyncGatewayStream:
         return await self._iter.__anext__()
 
     async def close(self) -> None:
-        await self._iter.aclose()  # type: ignore[attr-defined]
+        await self._iter.aclose()
         await self._native.aclose()
 
     async def __aenter__(self) -> AsyncGatewayStream:

@@ -407,7 +407,8 @@ def _validate(doc: Located) -> GatewayConfig:
     data = doc.data
     if not isinstance(data, dict):
         raise ConfigError(
-            f"the top level must be a mapping with providers: and routes:, not {type(data).__name__}",
+            "the top level must be a mapping with providers: and routes:, "
+            f"not {type(data).__name__}",
             file=doc.file,
             line=1,
         )

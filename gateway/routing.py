@@ -17,6 +17,7 @@ from gateway._attempts import Attempt
 from gateway.config import (
     DEFAULT_FALLBACK_ON,
     GatewayConfig,
+    RetryConfig,
     RouteConfig,
     TargetConfig,
     parse_model_id,
@@ -88,9 +89,8 @@ class Router:
                 key="providers",
                 fix=f"add '{provider}:' under providers: with its api_key",
             )
-        route = _resolve(
-            model, RouteConfig(targets=[TargetConfig(model=model)], retry={"attempts": 1})
-        )  # type: ignore[arg-type]
+        direct = RouteConfig(targets=[TargetConfig(model=model)], retry=RetryConfig(attempts=1))
+        route = _resolve(model, direct)
         self._cache[model] = route
         return route
 

@@ -31,7 +31,7 @@ class GatewayUsage(CompletionUsage):
 class GatewayChatCompletion(ChatCompletion):
     """An OpenAI ``ChatCompletion`` with ``.gateway`` attached."""
 
-    usage: GatewayUsage | None = None  # type: ignore[assignment]
+    usage: GatewayUsage | None = None
     _gateway: GatewayInfo | None = PrivateAttr(default=None)
 
     @property
@@ -44,7 +44,7 @@ class GatewayChatCompletion(ChatCompletion):
 class GatewayChatCompletionChunk(ChatCompletionChunk):
     """The last chunk of a gateway stream: OpenAI's chunk whose usage carries ``cost``."""
 
-    usage: GatewayUsage | None = None  # type: ignore[assignment]
+    usage: GatewayUsage | None = None
 
 
 def with_usage(usage: CompletionUsage | None, cost: Decimal | None) -> GatewayUsage:

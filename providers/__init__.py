@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from providers.base import ProviderAdapter
+    from providers.base import AdapterFactory
 
 __all__ = ["ADAPTER_PATHS", "load_adapter_class"]
 
@@ -23,9 +23,9 @@ ADAPTER_PATHS: dict[str, tuple[str, str]] = {
 }
 
 
-def load_adapter_class(provider_type: str) -> type[ProviderAdapter]:
+def load_adapter_class(provider_type: str) -> AdapterFactory:
     """Import and return the adapter class for a provider type."""
     module_name, class_name = ADAPTER_PATHS[provider_type]
     module = importlib.import_module(module_name)
-    cls: type[ProviderAdapter] = getattr(module, class_name)
+    cls: AdapterFactory = getattr(module, class_name)
     return cls

@@ -12,14 +12,16 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionMessage,
+    ChatCompletionMessageFunctionToolCall,
+)
 from openai.types.chat.chat_completion import Choice
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
-from openai.types.chat.chat_completion_message_tool_call import (
-    ChatCompletionMessageFunctionToolCall,
-    Function,
-)
+from openai.types.chat.chat_completion_message_function_tool_call import Function
 from openai.types.completion_usage import (
     CompletionTokensDetails,
     CompletionUsage,

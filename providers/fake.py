@@ -21,7 +21,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,7 +295,7 @@ class FakeAdapter:
 
     def _chunks(
         self, model: str, request: ChatRequest, holder: ChunkStream | AsyncChunkStream
-    ) -> Iterator[ChatCompletionChunk]:
+    ) -> Generator[ChatCompletionChunk, None, None]:
         response_id, reply, failure = self._begin(model, request, stream=True)
         created = int(time.time())
         text, finish = self._shape(request, reply)

@@ -111,6 +111,9 @@ def usage(
     return body
 
 
+_usage_body = usage  # the builders below take a parameter named ``usage``
+
+
 def _text_block(text: str) -> dict[str, Any]:
     return {"type": "text", "text": text}
 
@@ -164,7 +167,7 @@ def message(
         "content": content,
         "stop_reason": _stop_reason(stop_reason, tool_uses),
         "stop_sequence": stop_sequence,
-        "usage": dict(usage) if usage is not None else globals()["usage"](),
+        "usage": dict(usage) if usage is not None else _usage_body(),
     }
 
 
@@ -244,7 +247,7 @@ def stream_events(
     send). A tool use streams as ``content_block_start`` (id, name, empty input) followed by
     ``input_json_delta`` fragments of ``json_fragment_size`` characters.
     """
-    final = dict(usage) if usage is not None else globals()["usage"]()
+    final = dict(usage) if usage is not None else _usage_body()
     start_usage = {
         "input_tokens": final.get("input_tokens", 0),
         "output_tokens": 1,
