@@ -12,6 +12,7 @@ reported at load time.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -527,19 +528,33 @@ _FIXES = {
 
 def _config_error(exc: ValidationError, doc: Located) -> ConfigError:
     problems: list[tuple[tuple[str | int, ...], str, str | None]] = []
-    for err in exc.errors(include_url=False, include_input=False):
+    errors = exc.errors(include_url=False, include_input=False)
+    # A misspelt key usually also makes a required key "missing": report the typo first.
+    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
+    missing_by_parent: dict[tuple[str | int, ...], list[str]] = {}
+    for err in errors:
+        path = _clean_loc(err["loc"], doc)
+        if err["type"] == "missing" and path and isinstance(path[-1], str):
+            missing_by_parent.setdefault(path[:-1], []).append(path[-1])
+    for err in errors:
         path = _clean_loc(err["loc"], doc)
         kind = err["type"]
         message = err["msg"]
+        fix = _FIXES.get(kind)
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
         if kind == "extra_forbidden":
             message = f"unknown key '{path[-1]}'" if path else "unknown key"
+            near = difflib.get_close_matches(
+                str(path[-1]) if path else "", missing_by_parent.get(path[:-1], []), n=1
+            )
+            if near:
+                fix = f"did you mean '{near[0]}'?"
         elif kind == "missing":
             message = f"required key '{path[-1]}' is missing" if path else "a key is missing"
-        elif kind == "model_type" or kind == "dict_type":
+        elif kind in ("model_type", "dict_type"):
             message = f"must be a mapping of keys, {message[0].lower()}{message[1:]}"
-        problems.append((path, message, _FIXES.get(kind)))
+        problems.append((path, message, fix))
     path, message, fix = problems[0]
     if len(problems) > 1:
         others = "; ".join(

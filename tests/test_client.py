@@ -1,0 +1,279 @@
+"""The drop-in client on the offline fake provider: shapes, streams, errors, sync/async parity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from gateway import AsyncGateway, Gateway
+from gateway.errors import (
+    AllProvidersFailed,
+    AuthenticationFailed,
+    ConfigError,
+    InvalidRequest,
+    ProviderOverloaded,
+    RateLimited,
+)
+from providers.base import TokenUsage
+from providers.fake import FakeAdapter
+
+CONFIG: dict[str, Any] = {
+    "providers": {"fake": {}, "backup": {"type": "fake"}},
+    "routes": {
+        "smart": {"targets": ["fake/alpha", {"model": "backup/beta", "max_tokens": 50}]},
+        "solo": {"targets": [{"model": "fake/solo", "temperature": 0.2, "params": {"seed": 7}}]},
+    },
+}
+HELLO = [{"role": "user", "content": "Hello there"}]
+
+
+@pytest.fixture
+def gw() -> Gateway:
+    return Gateway(config=CONFIG)
+
+
+def fake(gw: Gateway | AsyncGateway, name: str = "fake") -> FakeAdapter:
+    adapter = gw.adapter(name)
+    assert isinstance(adapter, FakeAdapter)
+    return adapter
+
+
+def test_response_is_openai_chat_completion_with_gateway_info(gw: Gateway) -> None:
+    resp = gw.chat.completions.create(model="smart", messages=HELLO, max_tokens=100)
+    assert isinstance(resp, ChatCompletion)
+    assert resp.choices[0].message.content == "[fake/alpha] You said: Hello there"
+    assert resp.choices[0].finish_reason == "stop"
+    assert resp.gateway.provider == "fake" and resp.gateway.model == "alpha"
+    assert resp.gateway.route == "smart"
+    assert resp.gateway.request_id.startswith("gw-")
+    assert [a.outcome for a in resp.gateway.attempts] == ["ok"]
+    assert resp.usage is not None
+    assert (resp.usage.prompt_tokens, resp.usage.completion_tokens) == (3, 9)
+    assert resp.usage.cost is None  # no credit account configured
+    # Serialises like an OpenAI response (the extra attribute does not leak into the dump).
+    assert "gateway" not in resp.model_dump()
+
+
+def test_direct_provider_model_call(gw: Gateway) -> None:
+    resp = gw.chat.completions.create(model="backup/gamma", messages=HELLO)
+    assert resp.gateway.provider == "backup" and resp.gateway.route == "backup/gamma"
+
+
+def test_unknown_route_and_unconfigured_provider_are_config_errors(gw: Gateway) -> None:
+    with pytest.raises(ConfigError, match="neither a route") as info:
+        gw.chat.completions.create(model="smartt", messages=HELLO)
+    assert "smart" in str(info.value)
+    with pytest.raises(ConfigError, match="provider 'openai', which is not configured"):
+        gw.chat.completions.create(model="openai/gpt-4o", messages=HELLO)
+
+
+def test_target_overrides_reach_the_provider(gw: Gateway) -> None:
+    gw.chat.completions.create(model="solo", messages=HELLO, temperature=1.0, max_tokens=10)
+    request = fake(gw).calls[-1].request
+    assert request.temperature == 0.2
+    assert request.extra_body == {"seed": 7}
+    assert request.max_tokens == 10
+
+
+def test_target_max_tokens_caps_the_callers(gw: Gateway) -> None:
+    fake(gw).script.fail(503)
+    gw.chat.completions.create(model="smart", messages=HELLO, max_tokens=500)
+    assert fake(gw, "backup").calls[-1].request.max_tokens == 50
+
+
+def test_fallback_to_next_target_records_attempts(gw: Gateway) -> None:
+    fake(gw).script.fail(429, retry_after=2)
+    resp = gw.chat.completions.create(model="smart", messages=HELLO)
+    assert resp.gateway.provider == "backup"
+    first, second = resp.gateway.attempts
+    assert (first.outcome, first.error_type, first.status_code) == ("error", "RateLimited", 429)
+    assert isinstance(first.error, RateLimited) and first.error.retry_after == 2
+    assert second.outcome == "ok" and second.target == "backup/beta"
+
+
+def test_all_targets_failing_raises_all_providers_failed(gw: Gateway) -> None:
+    fake(gw).script.fail(500)
+    fake(gw, "backup").script.overloaded_mid_stream(after_chunks=0)
+    with pytest.raises(AllProvidersFailed) as info:
+        gw.chat.completions.create(model="smart", messages=HELLO)
+    error = info.value
+    assert [a.target for a in error.attempts] == ["fake/alpha", "backup/beta"]
+    assert isinstance(error.errors[1], ProviderOverloaded)
+    lines = str(error).splitlines()
+    assert lines[0] == "all 2 attempt(s) for route 'smart' failed:"
+    assert lines[1].startswith("  fake/alpha: ProviderUnavailable (HTTP 500)")
+    assert lines[2].startswith("  backup/beta: ProviderOverloaded")
+
+
+def test_authentication_error_is_raised_at_once_without_fallback(gw: Gateway) -> None:
+    fake(gw).script.fail(401)
+    with pytest.raises(AuthenticationFailed):
+        gw.chat.completions.create(model="smart", messages=HELLO)
+    assert fake(gw, "backup").calls == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"n": 2}, "n=2"),
+        ({"max_tokens": 0}, "max_tokens must be a positive integer"),
+        ({"max_tokens": 10, "max_completion_tokens": 20}, "not both"),
+        ({"temperature": 3}, "temperature must be between"),
+        ({"top_p": "high"}, "top_p must be a number"),
+        ({"stop": [""]}, "stop must be"),
+        ({"tools": [{"type": "function"}]}, "tools[0].function"),
+        ({"tool_choice": "always"}, "tool_choice"),
+        ({"response_format": {"type": "yaml"}}, "response_format.type"),
+        ({"stream_options": {"include_usage": True}}, "only allowed with stream=True"),
+        ({"metadata": {"k": 1}}, "metadata"),
+        ({"timeout": 0}, "timeout must be more than 0"),
+        ({"messages": []}, "messages must not be empty"),
+        ({"messages": "hi"}, "messages must be a list"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "no tool_call_id"),
+    ],
+)
+def test_bad_arguments_are_rejected_before_any_provider_call(
+    gw: Gateway, kwargs: dict[str, Any], words: str
+) -> None:
+    args: dict[str, Any] = {"model": "smart", "messages": HELLO, **kwargs}
+    with pytest.raises(InvalidRequest) as info:
+        gw.chat.completions.create(**args)
+    assert words in str(info.value)
+    assert fake(gw).calls == []
+
+
+def test_unknown_keyword_is_a_type_error(gw: Gateway) -> None:
+    with pytest.raises(TypeError, match="frequency_penaltyy"):
+        gw.chat.completions.create(model="smart", messages=HELLO, frequency_penaltyy=1)  # type: ignore[call-overload]
+
+
+def test_stream_without_include_usage_puts_usage_on_the_finish_chunk(gw: Gateway) -> None:
+    chunks = list(gw.chat.completions.create(model="smart", messages=HELLO, stream=True))
+    assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
+    assert all(c.choices for c in chunks), "no empty-choices chunk unless include_usage"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text == "[fake/alpha] You said: Hello there"
+    last = chunks[-1]
+    assert last.choices[0].finish_reason == "stop"
+    assert last.usage is not None and last.usage.completion_tokens == 9
+    assert [c.usage is not None for c in chunks].count(True) == 1
+
+
+def test_stream_with_include_usage_ends_with_usage_only_chunk(gw: Gateway) -> None:
+    stream = gw.chat.completions.create(
+        model="smart", messages=HELLO, stream=True, stream_options={"include_usage": True}
+    )
+    assert stream.gateway.provider == "fake"
+    chunks = list(stream)
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert stream.usage is not None and stream.usage.prompt_tokens == 3
+
+
+def test_stream_falls_back_when_the_first_target_fails_to_open(gw: Gateway) -> None:
+    fake(gw).script.fail(503)
+    stream = gw.chat.completions.create(model="smart", messages=HELLO, stream=True)
+    assert stream.gateway.provider == "backup"
+    assert [a.outcome for a in stream.gateway.attempts] == ["error", "ok"]
+    assert "backup/beta" in "".join(c.choices[0].delta.content or "" for c in stream)
+
+
+def test_stream_close_stops_reading(gw: Gateway) -> None:
+    with gw.chat.completions.create(model="smart", messages=HELLO, stream=True) as stream:
+        first = next(iter(stream))
+        assert first.choices[0].delta.role == "assistant"
+    with pytest.raises(StopIteration):
+        next(stream)
+
+
+def test_scripted_tool_calls(gw: Gateway) -> None:
+    fake(gw).script.respond(tool_calls=[("get_weather", {"city": "Paris"})])
+    resp = gw.chat.completions.create(model="smart", messages=HELLO)
+    call = resp.choices[0].message.tool_calls
+    assert call is not None and call[0].function.name == "get_weather"  # type: ignore[union-attr]
+    assert call[0].function.arguments == '{"city":"Paris"}'  # type: ignore[union-attr]
+    assert resp.choices[0].finish_reason == "tool_calls"
+
+
+def test_scripted_usage_is_reported(gw: Gateway) -> None:
+    usage = TokenUsage(
+        input_tokens=100,
+        output_tokens=20,
+        cached_input_tokens=40,
+        cache_write_tokens=10,
+        reasoning_tokens=5,
+    )
+    fake(gw).script.respond("ok", usage=usage)
+    resp = gw.chat.completions.create(model="smart", messages=HELLO)
+    assert resp.usage is not None
+    assert resp.usage.prompt_tokens_details is not None
+    assert resp.usage.prompt_tokens_details.cached_tokens == 40
+    assert resp.usage.prompt_tokens_details.cache_write_tokens == 10
+    assert resp.usage.completion_tokens_details is not None
+    assert resp.usage.completion_tokens_details.reasoning_tokens == 5
+
+
+def test_adapter_is_created_once_and_reused(gw: Gateway) -> None:
+    gw.chat.completions.create(model="smart", messages=HELLO)
+    adapter = gw.adapter("fake")
+    gw.chat.completions.create(model="smart", messages=HELLO)
+    assert gw.adapter("fake") is adapter and len(fake(gw).calls) == 2
+
+
+def test_from_config_file(tmp_path: Any) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("providers: {fake: {}}\nroutes: {r: {targets: [fake/m]}}\n")
+    with Gateway.from_config(path) as gw:
+        assert gw.chat.completions.create(model="r", messages=HELLO).gateway.model == "m"
+    assert "routes=[r]" in repr(Gateway(config=str(path)))
+
+
+def test_no_config_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="no config given"):
+        Gateway()
+
+
+# -- async: the same behaviour ------------------------------------------------------------------
+
+
+async def test_async_create_and_fallback() -> None:
+    agw = AsyncGateway(config=CONFIG)
+    fake(agw).script.fail(429)
+    resp = await agw.chat.completions.create(model="smart", messages=HELLO)
+    assert isinstance(resp, ChatCompletion)
+    assert resp.gateway.provider == "backup"
+    assert [a.outcome for a in resp.gateway.attempts] == ["error", "ok"]
+    await agw.close()
+
+
+async def test_async_stream_parity_with_sync() -> None:
+    agw = AsyncGateway(config=CONFIG)
+    gw = Gateway(config=CONFIG)
+    stream = await agw.chat.completions.create(model="smart", messages=HELLO, stream=True)
+    async_chunks = [c async for c in stream]
+    sync_chunks = list(gw.chat.completions.create(model="smart", messages=HELLO, stream=True))
+
+    def shape(chunks: list[ChatCompletionChunk]) -> list[tuple[Any, ...]]:
+        return [
+            (
+                tuple((c.delta.content, c.finish_reason) for c in chunk.choices),
+                chunk.usage.total_tokens if chunk.usage else None,
+            )
+            for chunk in chunks
+        ]
+
+    assert shape(async_chunks) == shape(sync_chunks)
+    assert stream.usage is not None
+
+
+async def test_async_errors_match_sync() -> None:
+    agw = AsyncGateway(config=CONFIG)
+    fake(agw).script.fail(401)
+    with pytest.raises(AuthenticationFailed):
+        await agw.chat.completions.create(model="smart", messages=HELLO)
+    with pytest.raises(InvalidRequest):
+        await agw.chat.completions.create(model="smart", messages=HELLO, n=3)
