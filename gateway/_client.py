@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -20,11 +21,18 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from gateway._attempts import GatewayInfo
 from gateway._clock import Clock, SystemClock
-from gateway._request import build_request
-from gateway._streams import AsyncGatewayStream, GatewayStream
+from gateway._request import build_request, estimate_prompt_tokens
+from gateway._streams import (
+    AsyncGatewayStream,
+    GatewayStream,
+    aread_until_content,
+    read_until_content,
+)
 from gateway.config import GatewayConfig, load_config, parse_config
 from gateway.errors import ConfigError, ProviderError
-from gateway.routing import CallPlan, ResolvedRoute, ResolvedTarget, Router, request_for_target
+from gateway.events import EventHook
+from gateway.health import HealthRegistry
+from gateway.routing import CallPlan, ResolvedTarget, Router, Wait, request_for_target
 from providers import load_adapter_class
 from providers.base import ChatRequest, ProviderAdapter, ProviderResponse, TokenUsage
 
@@ -60,10 +68,19 @@ def _load(config: ConfigInput | None) -> GatewayConfig:
 class _GatewayCore:
     """What the sync and async clients share: config, routing, adapters, the clock."""
 
-    def __init__(self, config: ConfigInput | None, clock: Clock | None) -> None:
+    def __init__(
+        self,
+        config: ConfigInput | None,
+        clock: Clock | None,
+        rng: random.Random | None,
+        on_event: EventHook | None,
+    ) -> None:
         self.config = _load(config)
         self.router = Router(self.config)
         self.clock: Clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.on_event = on_event
+        self.health = HealthRegistry()
         self._adapters: dict[str, ProviderAdapter] = {}
         self._lock = threading.Lock()
 
@@ -83,37 +100,42 @@ class _GatewayCore:
                 self._adapters[provider] = adapter
         return adapter
 
-    def prepare(self, model: str, kwargs: dict[str, Any]) -> tuple[ResolvedRoute, ChatRequest]:
+    def start(self, model: str, kwargs: dict[str, Any]) -> tuple[ChatRequest, CallPlan]:
+        """Validate the call and make its plan; raises before any provider is contacted."""
         route = self.router.resolve(model)
         request = build_request(**kwargs)
-        if route.config.timeout is not None and (
-            request.timeout is None or route.config.timeout < request.timeout
-        ):
-            request.timeout = route.config.timeout
-        return route, request
+        plan = CallPlan(
+            route,
+            request_id=_new_request_id(),
+            clock=self.clock,
+            rng=self.rng,
+            health=self.health,
+            timeout=request.timeout,
+            estimated_tokens=estimate_prompt_tokens(request) + (request.max_tokens or 0),
+            on_event=self.on_event,
+        )
+        return request, plan
 
     def cost_of(self, target: ResolvedTarget, usage: TokenUsage) -> Decimal | None:
         """What the call cost; None until a credit account is configured."""
         return None
 
-    def info(
-        self, plan: CallPlan, target: ResolvedTarget, request_id: str, provider_id: str | None
-    ) -> GatewayInfo:
+    def info(self, plan: CallPlan, target: ResolvedTarget, provider_id: str | None) -> GatewayInfo:
         return GatewayInfo(
             provider=target.provider,
             model=target.model,
             route=plan.route.name,
-            request_id=request_id,
+            request_id=plan.request_id,
             provider_request_id=provider_id,
             attempts=tuple(plan.attempts),
         )
 
     def finish(
-        self, plan: CallPlan, target: ResolvedTarget, result: ProviderResponse, request_id: str
+        self, plan: CallPlan, target: ResolvedTarget, result: ProviderResponse
     ) -> GatewayChatCompletion:
         from gateway.types import to_gateway_completion
 
-        info = self.info(plan, target, request_id, result.completion.id)
+        info = self.info(plan, target, result.completion.id)
         cost = self.cost_of(target, result.usage)
         return to_gateway_completion(result.completion, info, cost)
 
@@ -202,30 +224,37 @@ class Completions:
         **kwargs: Any,
     ) -> GatewayChatCompletion | GatewayStream:
         core = self._core
-        route, request = core.prepare(model, {"messages": messages, "stream": stream, **kwargs})
-        plan = CallPlan(route)
-        request_id = _new_request_id()
+        request, plan = core.start(model, {"messages": messages, "stream": stream, **kwargs})
         clock = core.clock
-        while (target := plan.next_target()) is not None:
+        while True:
+            action = plan.next_action()
+            if isinstance(action, Wait):
+                clock.sleep(action.seconds)
+                continue
+            target = action.target
             adapter = core.adapter(target.provider)
-            attempt_request = request_for_target(request, target.config)
+            attempt_request = request_for_target(request, target.config, action.timeout)
+            plan.started(action)
             started = clock.monotonic()
             try:
                 if stream:
                     native = adapter.stream(target.model, attempt_request)
+                    head = read_until_content(native)
                 else:
                     result = adapter.complete(target.model, attempt_request)
             except ProviderError as error:
-                plan.failed(target, error, clock.monotonic() - started)
+                plan.failed(action, error, clock.monotonic() - started)
                 continue
-            plan.succeeded(target, clock.monotonic() - started)
+            plan.succeeded(action, clock.monotonic() - started)
             if stream:
-                info = core.info(plan, target, request_id, None)
                 return GatewayStream(
-                    native, info, request.include_usage, functools.partial(core.cost_of, target)
+                    native,
+                    head,
+                    core.info(plan, target, head[0].id if head else None),
+                    request.include_usage,
+                    functools.partial(core.cost_of, target),
                 )
-            return core.finish(plan, target, result, request_id)
-        raise AssertionError("a route always has at least one target")  # pragma: no cover
+            return core.finish(plan, target, result)
 
     create.__doc__ = _CREATE_DOC
 
@@ -297,30 +326,37 @@ class AsyncCompletions:
         **kwargs: Any,
     ) -> GatewayChatCompletion | AsyncGatewayStream:
         core = self._core
-        route, request = core.prepare(model, {"messages": messages, "stream": stream, **kwargs})
-        plan = CallPlan(route)
-        request_id = _new_request_id()
+        request, plan = core.start(model, {"messages": messages, "stream": stream, **kwargs})
         clock = core.clock
-        while (target := plan.next_target()) is not None:
+        while True:
+            action = plan.next_action()
+            if isinstance(action, Wait):
+                await clock.asleep(action.seconds)
+                continue
+            target = action.target
             adapter = core.adapter(target.provider)
-            attempt_request = request_for_target(request, target.config)
+            attempt_request = request_for_target(request, target.config, action.timeout)
+            plan.started(action)
             started = clock.monotonic()
             try:
                 if stream:
                     native = await adapter.astream(target.model, attempt_request)
+                    head = await aread_until_content(native)
                 else:
                     result = await adapter.acomplete(target.model, attempt_request)
             except ProviderError as error:
-                plan.failed(target, error, clock.monotonic() - started)
+                plan.failed(action, error, clock.monotonic() - started)
                 continue
-            plan.succeeded(target, clock.monotonic() - started)
+            plan.succeeded(action, clock.monotonic() - started)
             if stream:
-                info = core.info(plan, target, request_id, None)
                 return AsyncGatewayStream(
-                    native, info, request.include_usage, functools.partial(core.cost_of, target)
+                    native,
+                    head,
+                    core.info(plan, target, head[0].id if head else None),
+                    request.include_usage,
+                    functools.partial(core.cost_of, target),
                 )
-            return core.finish(plan, target, result, request_id)
-        raise AssertionError("a route always has at least one target")  # pragma: no cover
+            return core.finish(plan, target, result)
 
     create.__doc__ = _CREATE_DOC
 
@@ -340,8 +376,15 @@ class AsyncChat:
 
 
 class _BaseGateway:
-    def __init__(self, config: ConfigInput | None = None, *, clock: Clock | None = None) -> None:
-        self._core = _GatewayCore(config, clock)
+    def __init__(
+        self,
+        config: ConfigInput | None = None,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
+        self._core = _GatewayCore(config, clock, rng, on_event)
 
     @property
     def config(self) -> GatewayConfig:
@@ -361,17 +404,33 @@ class Gateway(_BaseGateway):
     """The sync client. ``Gateway.from_config("gateway.yaml")`` or ``Gateway(config={...})``.
 
     ``config`` may be a :class:`~gateway.config.GatewayConfig`, a dict in the YAML's shape,
-    or a path to a YAML file. ``clock`` replaces the real clock (tests).
+    or a path to a YAML file. ``clock`` and ``rng`` replace the real clock and random source
+    (retry jitter, weighted choice, exploration), for tests. ``on_event`` receives a
+    :class:`~gateway.events.GatewayEvent` for every attempt, retry, fallback and breaker change.
     """
 
-    def __init__(self, config: ConfigInput | None = None, *, clock: Clock | None = None) -> None:
-        super().__init__(config, clock=clock)
+    def __init__(
+        self,
+        config: ConfigInput | None = None,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
+        super().__init__(config, clock=clock, rng=rng, on_event=on_event)
         self.chat = Chat(self._core)
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike[str], *, clock: Clock | None = None) -> Gateway:
+    def from_config(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        on_event: EventHook | None = None,
+    ) -> Gateway:
         """Load a YAML routing config."""
-        return cls(load_config(Path(path)), clock=clock)
+        return cls(load_config(Path(path)), clock=clock, rng=rng, on_event=on_event)
 
     def close(self) -> None:
         """Close every SDK client this gateway opened."""
@@ -393,8 +452,15 @@ class Gateway(_BaseGateway):
 class AsyncGateway(_BaseGateway):
     """The async client: the same surface as :class:`Gateway`, with ``await``."""
 
-    def __init__(self, config: ConfigInput | None = None, *, clock: Clock | None = None) -> None:
-        super().__init__(config, clock=clock)
+    def __init__(
+        self,
+        config: ConfigInput | None = None,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
+        super().__init__(config, clock=clock, rng=rng, on_event=on_event)
         self.chat = AsyncChat(self._core)
 
     @classmethod

@@ -14,7 +14,7 @@ from typing import Any
 from gateway.errors import InvalidRequest
 from providers.base import ChatRequest
 
-__all__ = ["build_request"]
+__all__ = ["build_request", "estimate_prompt_tokens"]
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _LOCAL = "gateway"
@@ -158,3 +158,39 @@ def build_request(
         timeout=_timeout(timeout),
         extra_body=dict(extra_body) if extra_body is not None else None,
     )
+
+
+#: Rough tokens for an image part, used only for estimates (holds, rate limits, cheapest).
+_IMAGE_TOKEN_ESTIMATE = 1_000
+
+
+def estimate_prompt_tokens(request: ChatRequest) -> int:
+    """An upper-leaning estimate of the prompt's tokens, without a tokenizer.
+
+    About one token per three characters of text (tokenizers average closer to four for
+    English, so this leans high, as a hold should), plus a flat amount per image and per
+    message for the role framing. Used to size holds and rate-limit reservations, never to
+    bill: bills use the provider's reported usage.
+    """
+    chars = 0
+    images = 0
+    for message in request.messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list | tuple):
+            for part in content:
+                if not isinstance(part, Mapping):
+                    continue
+                if part.get("type") == "image_url":
+                    images += 1
+                else:
+                    chars += len(str(part.get("text", "")))
+        for call in message.get("tool_calls") or ():
+            if isinstance(call, Mapping):
+                chars += len(str(call.get("function", "")))
+    for tool in request.tools or ():
+        chars += len(str(tool))
+    if request.response_format is not None:
+        chars += len(str(request.response_format))
+    return chars // 3 + 4 * len(request.messages) + images * _IMAGE_TOKEN_ESTIMATE

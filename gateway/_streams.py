@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from gateway._attempts import GatewayInfo
+from gateway.errors import ProviderError, ProviderUnavailable
 from providers.base import AsyncChunkStream, ChunkStream, TokenUsage
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from gateway.types import GatewayUsage
 
-__all__ = ["AsyncGatewayStream", "GatewayStream"]
+__all__ = ["AsyncGatewayStream", "GatewayStream", "aread_until_content", "read_until_content"]
 
 #: Prices a finished stream's usage; returns None when no credit account is configured.
 CostOf = Callable[[TokenUsage], Decimal | None]
@@ -69,13 +70,64 @@ class _Relay:
         return held
 
 
+def read_until_content(native: ChunkStream) -> list[ChatCompletionChunk]:
+    """Read a new stream up to its first content chunk, so a failure before any content can
+    still fall back to another target. Closes the stream if it fails."""
+    head: list[ChatCompletionChunk] = []
+    try:
+        for chunk in native:
+            head.append(chunk)
+            if native.content_chunks or not chunk.choices:
+                break
+    except BaseException:
+        native.close()
+        raise
+    return head
+
+
+async def aread_until_content(native: AsyncChunkStream) -> list[ChatCompletionChunk]:
+    """The async twin of :func:`read_until_content`."""
+    head: list[ChatCompletionChunk] = []
+    try:
+        async for chunk in native:
+            head.append(chunk)
+            if native.content_chunks or not chunk.choices:
+                break
+    except BaseException:
+        await native.aclose()
+        raise
+    return head
+
+
+def broken_stream_error(error: ProviderError, delivered: int) -> ProviderUnavailable:
+    """The error a caller sees when a stream breaks after content was delivered."""
+    cls = type(error) if isinstance(error, ProviderUnavailable) else ProviderUnavailable
+    broken = cls(
+        f"the stream broke after {delivered} content chunk(s) were delivered: {error.detail}",
+        provider=error.provider,
+        model=error.model,
+        status_code=error.status_code,
+        request_id=error.request_id,
+        code=error.code,
+    )
+    broken.chunks_received = delivered
+    broken.attempts = error.attempts
+    return broken
+
+
 class GatewayStream:
     """A streamed chat completion: iterate for chunks; ``.gateway`` says who answers."""
 
     def __init__(
-        self, native: ChunkStream, info: GatewayInfo, include_usage: bool, cost_of: CostOf
+        self,
+        native: ChunkStream,
+        head: list[ChatCompletionChunk],
+        info: GatewayInfo,
+        include_usage: bool,
+        cost_of: CostOf,
     ) -> None:
         self._native = native
+        self._head = head
         self._relay = _Relay(include_usage, cost_of)
         self._iter = self._chunks()
         #: Who is answering and the attempts it took to open the stream.
@@ -90,15 +142,22 @@ class GatewayStream:
         native = self._native
         relay = self._relay.relay
         try:
+            for chunk in self._head:
+                out = relay(chunk, native.usage)
+                if out is not None:
+                    yield out
+            self._head = []
             for chunk in native:
                 out = relay(chunk, native.usage)
                 if out is not None:
                     yield out
-            leftover = self._relay.leftover()
-            if leftover is not None:
-                yield leftover
+        except ProviderError as error:
+            raise broken_stream_error(error, native.content_chunks) from None
         finally:
             native.close()
+        leftover = self._relay.leftover()
+        if leftover is not None:
+            yield leftover
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         return self._iter
@@ -127,9 +186,15 @@ class AsyncGatewayStream:
     """The async twin of :class:`GatewayStream`: ``async for chunk in stream``."""
 
     def __init__(
-        self, native: AsyncChunkStream, info: GatewayInfo, include_usage: bool, cost_of: CostOf
+        self,
+        native: AsyncChunkStream,
+        head: list[ChatCompletionChunk],
+        info: GatewayInfo,
+        include_usage: bool,
+        cost_of: CostOf,
     ) -> None:
         self._native = native
+        self._head = head
         self._relay = _Relay(include_usage, cost_of)
         self._iter = self._chunks()
         self.gateway = info
@@ -142,15 +207,22 @@ class AsyncGatewayStream:
         native = self._native
         relay = self._relay.relay
         try:
+            for chunk in self._head:
+                out = relay(chunk, native.usage)
+                if out is not None:
+                    yield out
+            self._head = []
             async for chunk in native:
                 out = relay(chunk, native.usage)
                 if out is not None:
                     yield out
-            leftover = self._relay.leftover()
-            if leftover is not None:
-                yield leftover
+        except ProviderError as error:
+            raise broken_stream_error(error, native.content_chunks) from None
         finally:
             await native.aclose()
+        leftover = self._relay.leftover()
+        if leftover is not None:
+            yield leftover
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self._iter

@@ -140,6 +140,8 @@ class ProviderError(GatewayError):
         self.code = code
         #: The provider's message alone, without the target and status prefix.
         self.detail = redact(message)
+        #: Every try of the call up to and including this one (set by the router).
+        self.attempts: list[Attempt] = []
         target = f"{provider}/{model}" if model else provider
         status = f" (HTTP {status_code})" if status_code is not None else ""
         super().__init__(f"{target}{status}: {message}")
@@ -209,10 +211,14 @@ class AuthenticationFailed(ProviderError):
 class AllProvidersFailed(GatewayError):
     """Every target of the route failed. ``attempts`` lists every try, in order."""
 
-    def __init__(self, route: str, attempts: Sequence[Attempt]) -> None:
+    def __init__(self, route: str, attempts: Sequence[Attempt], reason: str | None = None) -> None:
         self.route = route
         self.attempts = list(attempts)
-        lines = [f"all {len(self.attempts)} attempt(s) for route '{route}' failed:"]
+        #: Why the call stopped early (e.g. its deadline passed), if it did.
+        self.reason = reason
+        tried = sum(1 for a in self.attempts if a.outcome != "skipped")
+        why = f" ({reason})" if reason else ""
+        lines = [f"route '{route}' failed after {tried} attempt(s){why}:"]
         lines += [f"  {a.describe()}" for a in self.attempts]
         super().__init__("\n".join(lines))
 

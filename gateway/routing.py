@@ -1,19 +1,21 @@
 """Which target serves a call: route resolution and the per-call plan. No I/O here.
 
 :class:`Router` turns the ``model`` argument (a route name or ``provider/model``) into a
-:class:`ResolvedRoute`. :class:`CallPlan` is the state of one call: it hands out the next
-target, records each attempt, and decides after a failure whether to move on or to raise.
-The sync and async clients drive the same plan with their own I/O loops.
+:class:`ResolvedRoute`. :class:`CallPlan` is the state of one call: it says what to do next
+(:class:`Try` a target, or :class:`Wait` before a retry), records each attempt, and decides
+after a failure whether to retry, fall back or raise. The sync and async clients drive the
+same plan with their own short I/O loops; the clock and the random source are injected.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
+import random
 from dataclasses import dataclass
 from typing import Any
 
 from gateway._attempts import Attempt
+from gateway._clock import Clock
 from gateway.config import (
     DEFAULT_FALLBACK_ON,
     GatewayConfig,
@@ -22,12 +24,25 @@ from gateway.config import (
     TargetConfig,
     parse_model_id,
 )
-from gateway.errors import AllProvidersFailed, ConfigError, ProviderError
+from gateway.errors import AllProvidersFailed, ConfigError, ContextTooLong, ProviderError
+from gateway.events import EventHook, GatewayEvent, emit
+from gateway.health import HealthRegistry, TargetHealth
+from gateway.retry import RetryPolicy
+from gateway.strategies import CostEstimate, order_targets
 from providers.base import ChatRequest
 
-__all__ = ["CallPlan", "ResolvedRoute", "ResolvedTarget", "Router", "request_for_target"]
+__all__ = [
+    "CallPlan",
+    "ResolvedRoute",
+    "ResolvedTarget",
+    "Router",
+    "Try",
+    "Wait",
+    "request_for_target",
+]
 
-logger = logging.getLogger("gateway")
+#: Error kinds that say the target is unhealthy (they count towards its circuit breaker).
+_UNHEALTHY = frozenset({"rate_limited", "server_error", "overloaded", "timeout", "connection"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +63,7 @@ class ResolvedRoute:
     name: str
     config: RouteConfig
     targets: tuple[ResolvedTarget, ...]
+    retry: RetryPolicy
 
 
 class Router:
@@ -97,11 +113,13 @@ class Router:
 
 def _resolve(name: str, route: RouteConfig) -> ResolvedRoute:
     targets = tuple(ResolvedTarget(t.provider, t.model_name, t) for t in route.targets)
-    return ResolvedRoute(name, route, targets)
+    return ResolvedRoute(name, route, targets, RetryPolicy.from_config(route.retry))
 
 
-def request_for_target(request: ChatRequest, target: TargetConfig) -> ChatRequest:
-    """The request as this target gets it: the target's overrides applied.
+def request_for_target(
+    request: ChatRequest, target: TargetConfig, timeout: float | None
+) -> ChatRequest:
+    """The request as this target gets it: the target's overrides and this try's timeout.
 
     ``max_tokens`` on a target caps the caller's; ``temperature`` and ``top_p`` replace the
     caller's; ``params`` go into the body, under the caller's own ``extra_body``.
@@ -117,30 +135,187 @@ def request_for_target(request: ChatRequest, target: TargetConfig) -> ChatReques
         changes["top_p"] = target.top_p
     if target.params:
         changes["extra_body"] = {**target.params, **(request.extra_body or {})}
-    if target.timeout is not None and (request.timeout is None or target.timeout < request.timeout):
-        changes["timeout"] = target.timeout
+    if timeout != request.timeout:
+        changes["timeout"] = timeout
     return dataclasses.replace(request, **changes) if changes else request
 
 
+@dataclass(frozen=True, slots=True)
+class Try:
+    """Send the call to ``target`` now, allowing it ``timeout`` seconds (None: no limit)."""
+
+    target: ResolvedTarget
+    retry: bool
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Sleep this long, then ask the plan again."""
+
+    seconds: float
+
+
 class CallPlan:
-    """The decisions of one call, free of I/O: next target, and what a failure means."""
+    """The decisions of one call, free of I/O.
 
-    def __init__(self, route: ResolvedRoute) -> None:
+    Walk it with ``next_action()`` until a try succeeds; report each try's outcome with
+    ``succeeded()`` or ``failed()``. ``failed()`` raises when the call must stop (an error that
+    is not a fallback trigger); ``next_action()`` raises :class:`AllProvidersFailed` when no
+    target is left or the deadline has passed.
+    """
+
+    def __init__(
+        self,
+        route: ResolvedRoute,
+        *,
+        request_id: str,
+        clock: Clock,
+        rng: random.Random,
+        health: HealthRegistry,
+        timeout: float | None = None,
+        estimated_tokens: int = 0,
+        cost_of: CostEstimate | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
         self.route = route
+        self.request_id = request_id
         self.attempts: list[Attempt] = []
-        self._queue = list(route.targets)
-        self._fallback_on = frozenset(route.config.fallback_on or DEFAULT_FALLBACK_ON)
+        self._clock = clock
+        self._rng = rng
+        self._health = health
+        self._hook = on_event
+        self._tokens = estimated_tokens
+        config = route.config
+        self._fallback_on = frozenset(config.fallback_on or DEFAULT_FALLBACK_ON)
+        limit = min((t for t in (timeout, config.timeout) if t is not None), default=None)
+        self._timeout = limit
+        self._started = clock.monotonic()
+        self._deadline = None if limit is None else self._started + limit
+        now = self._started
+        self._order = order_targets(
+            config.strategy,
+            route.targets,
+            rng=rng,
+            is_open=lambda t: self._health_of(t).breaker.state(now) == "open",
+            latency_of=lambda t: self._health_of(t).latency.value,
+            cost_of=cost_of,
+            exploration=config.exploration,
+        )
+        self._next_index = 0
+        self._current: ResolvedTarget | None = None
+        self._tries = 0
+        self._retry_wait: float | None = None
+        self._waited = False
+        self._breaker_skipped: list[ResolvedTarget] = []
+        self._forced_probe = False
+        self._too_small: int | None = None  # context window that proved too small
 
-    def next_target(self) -> ResolvedTarget | None:
-        """The target to try next, or None when every target has been tried."""
-        return self._queue.pop(0) if self._queue else None
+    # -- reading state ------------------------------------------------------------------------
 
-    def succeeded(self, target: ResolvedTarget, seconds: float) -> None:
-        self.attempts.append(Attempt(target.provider, target.model, "ok", seconds))
-        logger.debug("attempt ok: %s in %.3fs", target.label, seconds)
+    def _health_of(self, target: ResolvedTarget) -> TargetHealth:
+        return self._health.get(target.label, self.route.config.breaker, target.config)
 
-    def failed(self, target: ResolvedTarget, error: ProviderError, seconds: float) -> None:
-        """Record a failure; raise if the call must stop here, return to try the next target."""
+    def _event(self, kind: Any, target: ResolvedTarget | None, **detail: Any) -> None:
+        emit(
+            self._hook,
+            GatewayEvent(
+                kind, self.route.name, self.request_id, target.label if target else None, detail
+            ),
+        )
+
+    def _remaining(self, now: float) -> float | None:
+        return None if self._deadline is None else self._deadline - now
+
+    def _try_timeout(self, target: ResolvedTarget, now: float) -> float | None:
+        remaining = self._remaining(now)
+        limits = [t for t in (target.config.timeout, remaining) if t is not None]
+        return min(limits) if limits else None
+
+    def _exhausted(self, reason: str | None = None) -> AllProvidersFailed:
+        return AllProvidersFailed(self.route.name, self.attempts, reason=reason)
+
+    def _skip(self, target: ResolvedTarget, reason: str) -> None:
+        self.attempts.append(Attempt(target.provider, target.model, "skipped", reason=reason))
+        self._event("skipped", target, reason=reason)
+
+    # -- what to do next ----------------------------------------------------------------------
+
+    def next_action(self) -> Try | Wait:
+        now = self._clock.monotonic()
+        remaining = self._remaining(now)
+        if remaining is not None and remaining <= 0:
+            raise self._exhausted(f"the call's deadline of {self._timeout:g}s passed")
+        current = self._current
+        if current is not None and self._retry_wait is not None:
+            if self._retry_wait > 0 and not self._waited:
+                self._waited = True
+                return Wait(self._retry_wait)
+            self._retry_wait = None
+            self._waited = False
+            return Try(current, True, self._try_timeout(current, now))
+        while self._next_index < len(self._order):
+            target = self._order[self._next_index]
+            self._next_index += 1
+            window = target.config.context_window
+            if self._too_small is not None and window is not None and window <= self._too_small:
+                self._skip(target, f"context window {window} is not larger than {self._too_small}")
+                continue
+            health = self._health_of(target)
+            if not health.breaker.allow(now):
+                self._breaker_skipped.append(target)
+                self._skip(target, "circuit breaker open")
+                continue
+            if health.limiter is not None:
+                refusal = health.limiter.try_acquire(now, self._tokens)
+                if refusal is not None:
+                    self._skip(target, refusal)
+                    continue
+            return self._start(target, now)
+        tried = any(a.outcome != "skipped" for a in self.attempts)
+        if not tried and self._breaker_skipped and not self._forced_probe:
+            # Every breaker was open: probe the one that would reopen first, not fail untried.
+            self._forced_probe = True
+            target = min(
+                self._breaker_skipped,
+                key=lambda t: self._health_of(t).breaker.reopens_at() or 0.0,
+            )
+            self._health_of(target).breaker.force_probe()
+            return self._start(target, now)
+        raise self._exhausted()
+
+    def _start(self, target: ResolvedTarget, now: float) -> Try:
+        previous = self._current
+        self._current = target
+        self._tries = 0
+        self._retry_wait = None
+        if previous is not None:
+            self._event("fallback", previous, next=target.label)
+        return Try(target, False, self._try_timeout(target, now))
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def started(self, action: Try) -> None:
+        self._tries += 1
+        self._event("attempt_start", action.target, retry=action.retry, timeout=action.timeout)
+
+    def succeeded(self, action: Try, seconds: float) -> None:
+        target = action.target
+        health = self._health_of(target)
+        before = health.breaker.state(self._clock.monotonic())
+        health.breaker.record_success(self._clock.monotonic())
+        if before != "closed":
+            self._event("breaker_state", target, state="closed")
+        health.latency.observe(seconds)
+        self.attempts.append(
+            Attempt(target.provider, target.model, "ok", seconds, retry=action.retry)
+        )
+        self._event("attempt_end", target, outcome="ok", seconds=round(seconds, 4))
+
+    def failed(self, action: Try, error: ProviderError, seconds: float) -> None:
+        """Record a failed try. Returns when the call should go on; raises when it must stop."""
+        target = action.target
+        now = self._clock.monotonic()
         self.attempts.append(
             Attempt(
                 target.provider,
@@ -149,11 +324,37 @@ class CallPlan:
                 seconds,
                 error=error,
                 status_code=error.status_code,
+                retry=action.retry,
             )
         )
-        logger.info("attempt failed: %s: %s", target.label, error.message)
+        self._event(
+            "attempt_end",
+            target,
+            outcome="error",
+            error=type(error).__name__,
+            status=error.status_code,
+            seconds=round(seconds, 4),
+        )
+        breaker = self._health_of(target).breaker
+        if error.kind in _UNHEALTHY:
+            before = breaker.state(now)
+            after = breaker.record_failure(now)
+            if after != before:
+                self._event("breaker_state", target, state=after)
+        else:
+            breaker.release_probe()
+        error.attempts = list(self.attempts)
+        delay = self.route.retry.delay_before_retry(
+            error, self._tries, self._rng, self._remaining(now)
+        )
+        if delay is not None and error.kind in _UNHEALTHY:
+            self._retry_wait = delay
+            self._waited = False
+            self._event("retry", target, wait_s=round(delay, 3), error=type(error).__name__)
+            return
         if error.kind not in self._fallback_on:
             raise error
-        if not self._queue:
-            raise AllProvidersFailed(self.route.name, self.attempts)
-        logger.info("falling back from %s to %s", target.label, self._queue[0].label)
+        if isinstance(error, ContextTooLong):
+            window = target.config.context_window
+            if window is not None:
+                self._too_small = max(window, self._too_small or 0)

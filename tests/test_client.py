@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -16,13 +17,17 @@ from gateway.errors import (
     ProviderOverloaded,
     RateLimited,
 )
+from gateway.testing.clock import ManualClock
 from providers.base import TokenUsage
 from providers.fake import FakeAdapter
 
 CONFIG: dict[str, Any] = {
     "providers": {"fake": {}, "backup": {"type": "fake"}},
     "routes": {
-        "smart": {"targets": ["fake/alpha", {"model": "backup/beta", "max_tokens": 50}]},
+        "smart": {
+            "targets": ["fake/alpha", {"model": "backup/beta", "max_tokens": 50}],
+            "retry": {"attempts": 1},
+        },
         "solo": {"targets": [{"model": "fake/solo", "temperature": 0.2, "params": {"seed": 7}}]},
     },
 }
@@ -31,7 +36,7 @@ HELLO = [{"role": "user", "content": "Hello there"}]
 
 @pytest.fixture
 def gw() -> Gateway:
-    return Gateway(config=CONFIG)
+    return Gateway(config=CONFIG, clock=ManualClock(), rng=random.Random(1))
 
 
 def fake(gw: Gateway | AsyncGateway, name: str = "fake") -> FakeAdapter:
@@ -102,7 +107,7 @@ def test_all_targets_failing_raises_all_providers_failed(gw: Gateway) -> None:
     assert [a.target for a in error.attempts] == ["fake/alpha", "backup/beta"]
     assert isinstance(error.errors[1], ProviderOverloaded)
     lines = str(error).splitlines()
-    assert lines[0] == "all 2 attempt(s) for route 'smart' failed:"
+    assert lines[0] == "route 'smart' failed after 2 attempt(s):"
     assert lines[1].startswith("  fake/alpha: ProviderUnavailable (HTTP 500)")
     assert lines[2].startswith("  backup/beta: ProviderOverloaded")
 
@@ -241,7 +246,7 @@ def test_no_config_is_a_clear_error() -> None:
 
 
 async def test_async_create_and_fallback() -> None:
-    agw = AsyncGateway(config=CONFIG)
+    agw = AsyncGateway(config=CONFIG, clock=ManualClock())
     fake(agw).script.fail(429)
     resp = await agw.chat.completions.create(model="smart", messages=HELLO)
     assert isinstance(resp, ChatCompletion)
@@ -251,8 +256,8 @@ async def test_async_create_and_fallback() -> None:
 
 
 async def test_async_stream_parity_with_sync() -> None:
-    agw = AsyncGateway(config=CONFIG)
-    gw = Gateway(config=CONFIG)
+    agw = AsyncGateway(config=CONFIG, clock=ManualClock())
+    gw = Gateway(config=CONFIG, clock=ManualClock())
     stream = await agw.chat.completions.create(model="smart", messages=HELLO, stream=True)
     async_chunks = [c async for c in stream]
     sync_chunks = list(gw.chat.completions.create(model="smart", messages=HELLO, stream=True))
@@ -271,7 +276,7 @@ async def test_async_stream_parity_with_sync() -> None:
 
 
 async def test_async_errors_match_sync() -> None:
-    agw = AsyncGateway(config=CONFIG)
+    agw = AsyncGateway(config=CONFIG, clock=ManualClock())
     fake(agw).script.fail(401)
     with pytest.raises(AuthenticationFailed):
         await agw.chat.completions.create(model="smart", messages=HELLO)
