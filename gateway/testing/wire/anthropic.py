@@ -46,7 +46,7 @@ __all__ = [
 #: Where the SDK posts a Messages call with the default base URL.
 MESSAGES_URL = "https://api.anthropic.com/v1/messages"
 #: The model name the builders report unless told otherwise.
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
 #: Response headers of a stream.
 SSE_HEADERS: Mapping[str, str] = {"content-type": "text/event-stream; charset=utf-8"}
 
@@ -269,6 +269,8 @@ def stream_events(
             },
         }
     ]
+    if ping:
+        events.append({"type": "ping"})  # sent right after message_start; the SDK skips it
     index = 0
     if thinking is not None:
         events.append(
@@ -298,8 +300,6 @@ def stream_events(
         events.append(
             {"type": "content_block_start", "index": index, "content_block": _text_block("")}
         )
-        if ping:
-            events.append({"type": "ping"})
         events.extend(
             {
                 "type": "content_block_delta",
@@ -350,7 +350,7 @@ def stream_events(
 
 
 def encode_sse(events: Iterable[Mapping[str, Any]]) -> bytes:
-    """Server-sent events: ``event: <type>`` and ``data: <json>`` per event, blank-line separated."""
+    """Server-sent events: an ``event: <type>`` and a ``data: <json>`` line per event."""
     return b"".join(
         f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
         for event in events

@@ -1,0 +1,848 @@
+"""Anthropic (Claude) through the official ``anthropic`` SDK's Messages API.
+
+Request translation, OpenAI chat shape -> ``messages.create``:
+
+- ``system`` / ``developer`` messages, wherever they stand in the conversation, are joined in
+  order (blank line between them) into the top-level ``system`` string.
+- Consecutive turns of the same role are merged into one turn, since Anthropic requires user
+  and assistant turns to alternate; OpenAI ``tool`` messages become ``tool_result`` blocks of a
+  user turn, so several tool results in a row form ONE user turn.
+- Assistant ``tool_calls`` become ``tool_use`` blocks (the JSON string arguments parsed into
+  ``input``); empty assistant text is left out (Anthropic rejects empty text blocks).
+- Images: a ``data:`` URL becomes a base64 image source, an http(s) URL a url source. The
+  OpenAI ``detail`` hint has no equivalent and is dropped. Other part types (audio, files)
+  are refused with :class:`~gateway.errors.InvalidRequest`.
+- ``max_tokens`` is required by Anthropic: :data:`DEFAULT_MAX_TOKENS` when the caller gave none.
+- ``temperature`` / ``top_p`` are not parameters of ``messages.create`` since anthropic 1.0
+  (TypeError); they travel in ``extra_body``. Anthropic's temperature range is 0-1 where
+  OpenAI's is 0-2, so a larger value is clamped to 1.0: a call written for OpenAI that falls
+  back to Claude must not turn into a non-retryable invalid request.
+- ``stop`` -> ``stop_sequences``; ``tools`` -> ``{name, description, input_schema, strict}``;
+  ``tool_choice`` auto/none/required/function -> auto/none/any/tool.
+- ``response_format`` json_schema -> ``output_config.format`` with the schema (``name`` and
+  ``strict`` have no equivalent: Anthropic's JSON output is always constrained); json_object
+  -> the same with the permissive schema ``{"type": "object"}`` (any JSON object).
+- ``user`` -> ``metadata.user_id``, the only metadata field Anthropic has; ``metadata`` (free
+  key/value pairs in OpenAI) has no equivalent and is dropped.
+- ``extra_body`` is merged into the body last (it wins); a dict given for ``output_config`` or
+  ``metadata`` is merged into the translated one instead of replacing it. Anthropic-only
+  features go there, e.g. ``{"cache_control": {"type": "ephemeral"}}`` for prompt caching
+  (OpenAI's shape has no cache markers), ``thinking`` or ``top_k``.
+
+Response translation: text blocks are concatenated into ``message.content``; ``tool_use``
+blocks become ``tool_calls``. Thinking blocks (and server-tool blocks such as web search
+results) have no place in the OpenAI shape and are skipped; their tokens still count in
+``output_tokens`` (thinking tokens also in ``reasoning_tokens``). Stop reasons: end_turn,
+stop_sequence, pause_turn -> stop; max_tokens, model_context_window_exceeded -> length;
+tool_use -> tool_calls; refusal -> content_filter.
+
+Usage: Anthropic's ``input_tokens`` excludes cache reads and writes, so ours is
+``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``.
+
+Streams use the raw event stream (``messages.create(stream=True)``), not the SDK's
+accumulating ``messages.stream`` helper. A stream that ends before ``message_delta`` (no stop
+reason) raises ProviderConnectionError rather than passing off a truncated answer as complete.
+
+Errors (:func:`map_error`) are keyed on the HTTP status first, so SDK subclasses added later
+still map; an ``error`` event inside a 200 stream (``status_code == 200`` on the SDK error) is
+keyed on its ``error.type`` and reported with ``status_code=None``. A 402 or ``billing_error``
+is RateLimited with ``code="insufficient_quota"`` (out of credit, as OpenAI names it).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import anthropic
+import httpx2
+from anthropic.types import Message
+from openai.types.chat import ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import (
+    ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
+)
+
+from gateway.config import ProviderConfig
+from gateway.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    ContextTooLong,
+    GatewayError,
+    InvalidRequest,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderOverloaded,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+from providers._common import (
+    FinishReason,
+    make_chunk,
+    make_completion,
+    make_tool_call,
+    parse_data_url,
+    retry_after_seconds,
+    usage_chunk,
+)
+from providers.base import (
+    AsyncChunkStream,
+    ChatRequest,
+    ChunkStream,
+    ProviderResponse,
+    TokenUsage,
+)
+
+__all__ = ["DEFAULT_MAX_TOKENS", "AnthropicAdapter", "build_params", "map_error"]
+
+#: Output budget sent when the caller gives no ``max_tokens`` (Anthropic requires one).
+DEFAULT_MAX_TOKENS = 4096
+#: Anthropic accepts temperatures up to 1.0 (OpenAI up to 2.0).
+_MAX_TEMPERATURE = 1.0
+#: Total seconds per request when neither the config nor the call sets one (the SDK's default).
+DEFAULT_TIMEOUT_S = 600.0
+
+_FINISH_REASONS: Mapping[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+#: ``{"type": "object"}``: any JSON object, for OpenAI's schema-less JSON mode.
+_JSON_OBJECT_SCHEMA: Mapping[str, Any] = {"type": "object"}
+
+_TOOL_CHOICES: Mapping[str, dict[str, str]] = {
+    "auto": {"type": "auto"},
+    "none": {"type": "none"},
+    "required": {"type": "any"},
+}
+
+
+def _finish_reason(stop_reason: str | None) -> FinishReason:
+    return _FINISH_REASONS.get(stop_reason or "end_turn", "stop")
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+# Error ``type`` values that name the failure when the HTTP status does not (in-stream errors).
+_ERRORS_BY_TYPE: Mapping[str, type[ProviderError]] = {
+    "overloaded_error": ProviderOverloaded,
+    "rate_limit_error": RateLimited,
+    "api_error": ProviderUnavailable,
+    "timeout_error": ProviderTimeout,
+    "authentication_error": AuthenticationFailed,
+    "permission_error": AuthenticationFailed,
+    "invalid_request_error": InvalidRequest,
+    "not_found_error": InvalidRequest,
+    "request_too_large": InvalidRequest,
+    "billing_error": RateLimited,
+}
+
+
+def _status_class(status: int, error_type: str | None) -> type[ProviderError]:
+    """The error class for an HTTP status, keyed on the status so new SDK subclasses map too."""
+    if status in (401, 403):
+        return AuthenticationFailed
+    if status in (402, 429) or error_type == "billing_error":
+        return RateLimited
+    if status == 408:
+        return ProviderTimeout
+    if status == 529 or error_type == "overloaded_error":
+        return ProviderOverloaded
+    if 400 <= status < 500:
+        return InvalidRequest
+    return ProviderUnavailable
+
+
+def _status_error(exc: anthropic.APIStatusError, *, provider: str, model: str) -> ProviderError:
+    error_type = exc.type
+    message = exc.api_message
+    if not message:
+        body = exc.body
+        message = body[:200] if isinstance(body, str) and body else "no error message"
+    request_id = exc.request_id
+    if request_id is None and isinstance(exc.body, dict):
+        body_id = exc.body.get("request_id")
+        request_id = body_id if isinstance(body_id, str) else None
+    code: str | None = exc.error_code or error_type
+    status: int | None = exc.status_code
+    if exc.status_code < 300:
+        # An ``error`` event inside a 200 stream: only its type says what failed.
+        cls = _ERRORS_BY_TYPE.get(error_type or "", ProviderUnavailable)
+        message = f"error event in the stream: {message}"
+        status = None
+    else:
+        cls = _status_class(exc.status_code, error_type)
+        # Anthropic gives no structured code for an over-long prompt, only this message.
+        if cls is InvalidRequest and "prompt is too long" in message.lower():
+            cls = ContextTooLong
+    if exc.status_code == 402 or error_type == "billing_error":
+        # The account is out of credit: the same condition as OpenAI's insufficient_quota.
+        code = "insufficient_quota"
+    return cls(
+        message,
+        provider=provider,
+        model=model,
+        status_code=status,
+        retry_after=retry_after_seconds(exc.response.headers),
+        request_id=request_id,
+        code=code,
+    )
+
+
+def map_error(exc: BaseException, *, provider: str, model: str) -> GatewayError | None:
+    """The gateway error for an exception raised by the ``anthropic`` SDK, or None if not one."""
+    if isinstance(exc, anthropic.APIStatusError):
+        return _status_error(exc, provider=provider, model=model)
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderTimeout("request timed out", provider=provider, model=model)
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderConnectionError("connection failed", provider=provider, model=model)
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return ProviderUnavailable(
+            "response did not match the API schema",
+            provider=provider,
+            model=model,
+            status_code=exc.status_code,
+        )
+    if isinstance(exc, anthropic.APIError):
+        return ProviderUnavailable(exc.message[:200], provider=provider, model=model)
+    # Reading a stream goes straight to httpx2, whose errors the SDK does not wrap.
+    if isinstance(exc, httpx2.TimeoutException):
+        return ProviderTimeout("timed out reading the stream", provider=provider, model=model)
+    if isinstance(exc, httpx2.TransportError):
+        return ProviderConnectionError(
+            f"stream broken: {type(exc).__name__}", provider=provider, model=model
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        return ProviderUnavailable("malformed event in the stream", provider=provider, model=model)
+    if isinstance(exc, anthropic.CredentialsError):
+        return AuthenticationFailed(
+            "credentials could not be loaded", provider=provider, model=model
+        )
+    return None
+
+
+class _StreamState(Protocol):
+    content_chunks: int
+    usage: TokenUsage | None
+
+
+@contextmanager
+def _mapped_errors(provider: str, model: str, stream: _StreamState | None = None) -> Iterator[None]:
+    """Raise SDK exceptions as gateway errors, unchained (an SDK message may echo a header)."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except Exception as exc:
+        mapped = map_error(exc, provider=provider, model=model)
+        if mapped is None:
+            raise
+        if stream is not None and isinstance(mapped, ProviderUnavailable):
+            mapped.chunks_received = stream.content_chunks
+        raise mapped from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Request translation
+
+
+class _Untranslatable(ValueError):
+    """Part of a request has no Anthropic equivalent; becomes InvalidRequest in build_params."""
+
+
+def _text_of(content: Any, index: int, role: str) -> str:
+    """Text of a system/developer message (a string or a list of text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise _Untranslatable(
+                    f"messages[{index}].content[{j}]: a {role} message may hold only text parts"
+                )
+            texts.append(str(part.get("text", "")))
+        return "\n".join(texts)
+    if content is None:
+        return ""
+    raise _Untranslatable(f"messages[{index}].content must be a string or a list of parts")
+
+
+def _image_block(part: dict[str, Any], where: str) -> dict[str, Any]:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str) or not url:
+        raise _Untranslatable(f"{where}: image_url needs a url")
+    if url.startswith("data:"):
+        try:
+            media_type, data = parse_data_url(url, provider="anthropic")
+        except InvalidRequest:
+            raise _Untranslatable(
+                f"{where}: image data URLs must look like data:image/png;base64,<data>"
+            ) from None
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    if url.startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise _Untranslatable(f"{where}: image URLs must be https:// or data: URLs")
+
+
+def _content_blocks(content: Any, index: int, *, images: bool) -> list[dict[str, Any]]:
+    """User/assistant/tool content as Anthropic blocks; empty text is left out."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise _Untranslatable(f"messages[{index}].content must be a string or a list of parts")
+    blocks: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        where = f"messages[{index}].content[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" or kind == "refusal":
+            text = part.get(kind) if kind == "refusal" else part.get("text")
+            if not isinstance(text, str):
+                raise _Untranslatable(f"{where}: a {kind} part needs a string")
+            if text:
+                blocks.append({"type": "text", "text": text})
+        elif kind == "image_url" and images:
+            blocks.append(_image_block(part, where))
+        else:
+            raise _Untranslatable(
+                f"{where}: content part type {kind!r} is not supported by Anthropic here"
+            )
+    return blocks
+
+
+def _tool_use_blocks(tool_calls: Any, index: int) -> list[dict[str, Any]]:
+    if not isinstance(tool_calls, list):
+        raise _Untranslatable(f"messages[{index}].tool_calls must be a list")
+    blocks = []
+    for j, call in enumerate(tool_calls):
+        where = f"messages[{index}].tool_calls[{j}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not function.get("name") or not call.get("id"):
+            raise _Untranslatable(f"{where} needs an id and function.name")
+        arguments = function.get("arguments") or "{}"
+        try:
+            parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except json.JSONDecodeError:
+            raise _Untranslatable(f"{where}.function.arguments is not valid JSON") from None
+        if not isinstance(parsed, dict):
+            raise _Untranslatable(f"{where}.function.arguments must be a JSON object")
+        blocks.append(
+            {"type": "tool_use", "id": call["id"], "name": function["name"], "input": parsed}
+        )
+    return blocks
+
+
+def _tool_result_block(message: dict[str, Any], index: int) -> dict[str, Any]:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise _Untranslatable(f"messages[{index}]: a tool message needs a tool_call_id")
+    content = message.get("content")
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+    if isinstance(content, str):
+        if content:
+            block["content"] = content
+    elif content is not None:
+        parts = _content_blocks(content, index, images=True)
+        if parts:
+            block["content"] = parts
+    return block
+
+
+def _translate_messages(
+    messages: list[dict[str, Any]],
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """(system prompt, alternating turns) from OpenAI chat messages."""
+    system_parts: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _Untranslatable(f"messages[{i}] must be an object")
+        role = message.get("role")
+        content = message.get("content")
+        if role in ("system", "developer"):
+            text = _text_of(content, i, role)
+            if text:
+                system_parts.append(text)
+            continue
+        if role == "user":
+            native_role, blocks = "user", _content_blocks(content, i, images=True)
+            if not blocks and isinstance(content, str):
+                blocks = [{"type": "text", "text": content}]  # let the API judge an empty turn
+        elif role == "assistant":
+            native_role, blocks = "assistant", _content_blocks(content, i, images=False)
+            if message.get("tool_calls"):
+                blocks.extend(_tool_use_blocks(message["tool_calls"], i))
+            elif message.get("function_call"):
+                raise _Untranslatable(
+                    f"messages[{i}]: function_call is deprecated; send tool_calls"
+                )
+        elif role == "tool":
+            native_role, blocks = "user", [_tool_result_block(message, i)]
+        else:
+            raise _Untranslatable(f"messages[{i}]: role {role!r} is not supported by Anthropic")
+        if turns and turns[-1]["role"] == native_role:
+            turns[-1]["content"].extend(blocks)
+        elif blocks:
+            turns.append({"role": native_role, "content": blocks})
+    for turn in turns:
+        # A lone text block goes as a plain string, the API's shorthand.
+        blocks = turn["content"]
+        if len(blocks) == 1 and blocks[0]["type"] == "text":
+            turn["content"] = blocks[0]["text"]
+    system = "\n\n".join(system_parts) if system_parts else None
+    return system, turns
+
+
+def _translate_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    native = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            raise _Untranslatable(f"tools[{i}]: only function tools are supported")
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise _Untranslatable(f"tools[{i}]: only function tools are supported")
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise _Untranslatable(f"tools[{i}].function needs a name")
+        entry: dict[str, Any] = {
+            "name": name,
+            "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+        }
+        if function.get("description"):
+            entry["description"] = function["description"]
+        if function.get("strict") is not None:
+            entry["strict"] = bool(function["strict"])
+        native.append(entry)
+    return native
+
+
+def _translate_tool_choice(choice: str | dict[str, Any]) -> dict[str, str]:
+    if isinstance(choice, str):
+        if choice in _TOOL_CHOICES:
+            return dict(_TOOL_CHOICES[choice])
+    elif choice.get("type") == "function":
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if isinstance(name, str) and name:
+            return {"type": "tool", "name": name}
+    raise _Untranslatable(
+        f"tool_choice {choice!r} is not supported; use auto, none, required or a function"
+    )
+
+
+def _translate_response_format(response_format: dict[str, Any]) -> dict[str, Any] | None:
+    kind = response_format.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"format": {"type": "json_schema", "schema": dict(_JSON_OBJECT_SCHEMA)}}
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise _Untranslatable("response_format.json_schema.schema must be a JSON schema object")
+        return {"format": {"type": "json_schema", "schema": schema}}
+    raise _Untranslatable(f"response_format type {kind!r} is not supported")
+
+
+def build_params(
+    model: str, request: ChatRequest, *, provider: str = "anthropic"
+) -> dict[str, Any]:
+    """Keyword arguments of ``messages.create`` for a request (no I/O, no ``stream``).
+
+    Raises InvalidRequest, naming the message / part, for what Anthropic cannot express.
+    """
+    try:
+        return _build_params(model, request)
+    except _Untranslatable as exc:
+        raise InvalidRequest(str(exc), provider=provider, model=model) from None
+
+
+def _build_params(model: str, request: ChatRequest) -> dict[str, Any]:
+    system, turns = _translate_messages(request.messages)
+    params: dict[str, Any] = {
+        "model": model,
+        "max_tokens": request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS,
+        "messages": turns,
+    }
+    if system is not None:
+        params["system"] = system
+    if request.stop:
+        params["stop_sequences"] = list(request.stop)
+    if request.tools:
+        params["tools"] = _translate_tools(request.tools)
+    if request.tool_choice is not None:
+        params["tool_choice"] = _translate_tool_choice(request.tool_choice)
+    if request.response_format:
+        output_config = _translate_response_format(request.response_format)
+        if output_config is not None:
+            params["output_config"] = output_config
+    if request.user:
+        params["metadata"] = {"user_id": request.user}
+    extra: dict[str, Any] = {}
+    if request.temperature is not None:
+        extra["temperature"] = min(request.temperature, _MAX_TEMPERATURE)
+    if request.top_p is not None:
+        extra["top_p"] = request.top_p
+    for key, value in (request.extra_body or {}).items():
+        current = params.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            params[key] = {**current, **value}
+        else:
+            extra[key] = value
+    if extra:
+        params["extra_body"] = extra
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# Response translation
+
+
+def _usage(usage: Any) -> TokenUsage:
+    cache_write = usage.cache_creation_input_tokens or 0
+    cache_read = usage.cache_read_input_tokens or 0
+    details = usage.output_tokens_details
+    return TokenUsage(
+        input_tokens=(usage.input_tokens or 0) + cache_write + cache_read,
+        output_tokens=usage.output_tokens or 0,
+        cached_input_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=(details.thinking_tokens or 0) if details is not None else 0,
+    )
+
+
+def _response(message: Message, model: str) -> ProviderResponse:
+    texts: list[str] = []
+    tool_calls = []
+    for block in message.content:
+        if block.type == "text":
+            texts.append(block.text)
+        elif block.type == "tool_use":
+            tool_calls.append(make_tool_call(block.id, block.name, block.input))
+        # thinking, redacted_thinking and server-tool blocks have no OpenAI equivalent
+    usage = _usage(message.usage)
+    completion = make_completion(
+        response_id=message.id,
+        model=message.model or model,
+        content="".join(texts) if texts else None,
+        finish_reason=_finish_reason(message.stop_reason),
+        usage=usage,
+        tool_calls=tool_calls,
+    )
+    return ProviderResponse(completion=completion, usage=usage)
+
+
+class _StreamTranslator:
+    """Anthropic stream events -> OpenAI chunks, at most one chunk per event."""
+
+    __slots__ = (
+        "_cache_read",
+        "_cache_write",
+        "_input",
+        "_output",
+        "_reasoning",
+        "_tool_index",
+        "created",
+        "done",
+        "finish_reason",
+        "model",
+        "response_id",
+        "state",
+    )
+
+    def __init__(self, model: str, state: _StreamState) -> None:
+        self.model = model
+        self.state = state
+        self.response_id = ""
+        self.created = int(time.time())
+        self.finish_reason: FinishReason | None = None
+        self.done = False
+        self._input = self._output = self._reasoning = self._cache_read = self._cache_write = 0
+        #: Content block index -> OpenAI tool-call index (counting tool calls only).
+        self._tool_index: dict[int, int] = {}
+
+    def _chunk(self, delta: ChoiceDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
+        return make_chunk(
+            response_id=self.response_id,
+            model=self.model,
+            created=self.created,
+            delta=delta,
+            finish_reason=finish,
+        )
+
+    def _take_usage(self, usage: Any) -> None:
+        # Counts in later events are cumulative: they replace, never add.
+        if usage.input_tokens is not None:
+            self._input = usage.input_tokens
+        if usage.cache_creation_input_tokens is not None:
+            self._cache_write = usage.cache_creation_input_tokens
+        if usage.cache_read_input_tokens is not None:
+            self._cache_read = usage.cache_read_input_tokens
+        if usage.output_tokens is not None:
+            self._output = usage.output_tokens
+        details = usage.output_tokens_details
+        if details is not None and details.thinking_tokens is not None:
+            self._reasoning = details.thinking_tokens
+
+    def usage(self) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self._input + self._cache_write + self._cache_read,
+            output_tokens=self._output,
+            cached_input_tokens=self._cache_read,
+            cache_write_tokens=self._cache_write,
+            reasoning_tokens=self._reasoning,
+        )
+
+    def usage_chunk(self) -> ChatCompletionChunk:
+        self.done = True
+        usage = self.usage()
+        self.state.usage = usage
+        return usage_chunk(
+            response_id=self.response_id, model=self.model, created=self.created, usage=usage
+        )
+
+    def translate(self, event: Any) -> ChatCompletionChunk | None:
+        kind = event.type
+        if kind == "content_block_delta":
+            delta = event.delta
+            if delta.type == "text_delta":
+                if not delta.text:
+                    return None
+                self.state.content_chunks += 1
+                return self._chunk(ChoiceDelta(content=delta.text))
+            if delta.type == "input_json_delta":
+                tool_index = self._tool_index.get(event.index)
+                if tool_index is None or not delta.partial_json:
+                    return None
+                self.state.content_chunks += 1
+                function = ChoiceDeltaToolCallFunction(arguments=delta.partial_json)
+                call = ChoiceDeltaToolCall(index=tool_index, function=function)
+                return self._chunk(ChoiceDelta(tool_calls=[call]))
+            return None  # thinking, signature and citation deltas
+        if kind == "content_block_start":
+            block = event.content_block
+            if block.type == "tool_use":
+                tool_index = len(self._tool_index)
+                self._tool_index[event.index] = tool_index
+                self.state.content_chunks += 1
+                function = ChoiceDeltaToolCallFunction(name=block.name, arguments="")
+                call = ChoiceDeltaToolCall(
+                    index=tool_index, id=block.id, type="function", function=function
+                )
+                return self._chunk(ChoiceDelta(tool_calls=[call]))
+            if block.type == "text" and block.text:
+                self.state.content_chunks += 1
+                return self._chunk(ChoiceDelta(content=block.text))
+            return None
+        if kind == "message_start":
+            message = event.message
+            self.response_id = message.id
+            self.model = message.model or self.model
+            self._take_usage(message.usage)
+            return self._chunk(ChoiceDelta(role="assistant", content=""))
+        if kind == "message_delta":
+            self._take_usage(event.usage)
+            self.finish_reason = _finish_reason(event.delta.stop_reason)
+            self.state.usage = self.usage()
+            return self._chunk(ChoiceDelta(), self.finish_reason)
+        if kind == "message_stop":
+            return self.usage_chunk()
+        return None  # content_block_stop, and event types newer than this adapter
+
+    def end(self, provider: str) -> ChatCompletionChunk | None:
+        """Called when the events run out: the usage chunk if still owed, or an error."""
+        if self.done:
+            return None
+        if self.finish_reason is None:
+            error = ProviderConnectionError(
+                "the stream ended before the message was complete",
+                provider=provider,
+                model=self.model,
+            )
+            error.chunks_received = self.state.content_chunks
+            raise error
+        return self.usage_chunk()
+
+
+# ---------------------------------------------------------------------------------------------
+# The adapter
+
+
+class AnthropicAdapter:
+    """Anthropic's Messages API behind the OpenAI chat shape (see the module docstring)."""
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self._config = config
+        self._client: anthropic.Anthropic | None = None
+        self._async_client: anthropic.AsyncAnthropic | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"AnthropicAdapter(name={self.name!r})"
+
+    # -- clients ----------------------------------------------------------------------------
+
+    def _client_options(self) -> dict[str, Any]:
+        config = self._config
+        if config.api_key is None:
+            raise ConfigError(
+                "no api_key",
+                key=f"providers.{self.name}.api_key",
+                fix="add api_key: ${ANTHROPIC_API_KEY}",
+            )
+        return {
+            "api_key": config.api_key.reveal(),
+            "base_url": config.base_url,
+            "timeout": httpx2.Timeout(
+                config.timeout or DEFAULT_TIMEOUT_S, connect=config.connect_timeout
+            ),
+            "max_retries": 0,  # the gateway owns retries
+            "default_headers": dict(config.headers) or None,
+        }
+
+    def _get_client(self) -> anthropic.Anthropic:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = anthropic.Anthropic(**self._client_options())
+        return self._client
+
+    def _get_async_client(self) -> anthropic.AsyncAnthropic:
+        if self._async_client is None:
+            self._async_client = anthropic.AsyncAnthropic(**self._client_options())
+        return self._async_client
+
+    def _call_timeout(self, request: ChatRequest) -> httpx2.Timeout:
+        # Always explicit: with the client default, the SDK refuses a non-streamed call whose
+        # max_tokens could take over 10 minutes (ValueError "Streaming is required ...").
+        total = request.timeout or self._config.timeout or DEFAULT_TIMEOUT_S
+        return httpx2.Timeout(total, connect=min(self._config.connect_timeout, total))
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
+        params = build_params(model, request, provider=self.name)
+        client = self._get_client()
+        with _mapped_errors(self.name, model):
+            message = client.messages.create(**params, timeout=self._call_timeout(request))
+        return _response(message, model)
+
+    async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
+        params = build_params(model, request, provider=self.name)
+        client = self._get_async_client()
+        with _mapped_errors(self.name, model):
+            message = await client.messages.create(**params, timeout=self._call_timeout(request))
+        return _response(message, model)
+
+    def stream(self, model: str, request: ChatRequest) -> ChunkStream:
+        params = build_params(model, request, provider=self.name)
+        client = self._get_client()
+        with _mapped_errors(self.name, model):
+            native = client.messages.create(
+                **params, stream=True, timeout=self._call_timeout(request)
+            )
+        result = ChunkStream()
+        translator = _StreamTranslator(model, result)
+        chunks = self._iterate(native, translator, model, result)
+        result.chunks = chunks
+
+        def close() -> None:
+            chunks.close()
+            native.close()
+
+        result.close_native = close
+        return result
+
+    def _iterate(
+        self,
+        native: anthropic.Stream[Any],
+        translator: _StreamTranslator,
+        model: str,
+        state: ChunkStream,
+    ) -> Generator[ChatCompletionChunk, None, None]:
+        with _mapped_errors(self.name, model, state):
+            for event in native:
+                chunk = translator.translate(event)
+                if chunk is None:
+                    continue
+                if translator.done:  # the usage chunk: nothing follows, release the connection
+                    native.close()
+                    yield chunk
+                    return
+                yield chunk
+            last = translator.end(self.name)
+        if last is not None:
+            yield last
+
+    async def astream(self, model: str, request: ChatRequest) -> AsyncChunkStream:
+        params = build_params(model, request, provider=self.name)
+        client = self._get_async_client()
+        with _mapped_errors(self.name, model):
+            native = await client.messages.create(
+                **params, stream=True, timeout=self._call_timeout(request)
+            )
+        result = AsyncChunkStream()
+        translator = _StreamTranslator(model, result)
+        chunks = self._aiterate(native, translator, model, result)
+        result.chunks = chunks
+
+        async def close() -> None:
+            await chunks.aclose()
+            await native.close()
+
+        result.close_native = close
+        return result
+
+    async def _aiterate(
+        self,
+        native: anthropic.AsyncStream[Any],
+        translator: _StreamTranslator,
+        model: str,
+        state: AsyncChunkStream,
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
+        with _mapped_errors(self.name, model, state):
+            async for event in native:
+                chunk = translator.translate(event)
+                if chunk is None:
+                    continue
+                if translator.done:  # the usage chunk: nothing follows, release the connection
+                    await native.close()
+                    yield chunk
+                    return
+                yield chunk
+            last = translator.end(self.name)
+        if last is not None:
+            yield last
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        client, self._async_client = self._async_client, None
+        if client is not None:
+            await client.close()
