@@ -212,9 +212,41 @@ def _stream_failure(
 # Request and usage translation
 
 
+def _portable_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages without the fields other providers' answers add to tool calls.
+
+    A conversation that Gemini answered carries ``extra_content`` (its thought signature) on
+    each tool call; OpenAI refuses unknown fields there, so a fallback to OpenAI drops them.
+    The common case (nothing to drop) returns the list untouched, without copying.
+    """
+    if not any(
+        "extra_content" in call
+        for message in messages
+        if message.get("role") == "assistant"
+        for call in message.get("tool_calls") or ()
+        if isinstance(call, dict)
+    ):
+        return messages
+    cleaned = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        if message.get("role") == "assistant" and calls:
+            message = {
+                **message,
+                "tool_calls": [
+                    {k: v for k, v in call.items() if k != "extra_content"}
+                    if isinstance(call, dict)
+                    else call
+                    for call in calls
+                ],
+            }
+        cleaned.append(message)
+    return cleaned
+
+
 def native_kwargs(model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
     """The keyword arguments of ``chat.completions.create`` for one request."""
-    kwargs: dict[str, Any] = {"model": model, "messages": request.messages}
+    kwargs: dict[str, Any] = {"model": model, "messages": _portable_messages(request.messages)}
     if request.max_tokens is not None:
         kwargs["max_completion_tokens"] = request.max_tokens
     if request.temperature is not None:

@@ -885,3 +885,25 @@ async def test_no_key_at_all_is_a_config_error(mode: str) -> None:
 def test_errors_are_gateway_errors() -> None:
     for _, expected, _ in ERROR_TABLE:
         assert issubclass(expected, GatewayError)
+
+
+def test_tool_calls_answered_by_gemini_lose_extra_content_before_reaching_openai() -> None:
+    from providers.openai import native_kwargs
+
+    call = {
+        "id": "call_0",
+        "type": "function",
+        "function": {"name": "f", "arguments": "{}"},
+        "extra_content": {"google": {"thought_signature": "c2ln"}},
+    }
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "42"},
+    ]
+    sent = native_kwargs("gpt-4o", ChatRequest(messages=messages), stream=False)["messages"]
+    assert "extra_content" not in sent[1]["tool_calls"][0]
+    assert sent[1]["tool_calls"][0]["function"] == {"name": "f", "arguments": "{}"}
+    assert "extra_content" in call, "the caller's message is not modified"
+    plain = [{"role": "user", "content": "hi"}]
+    assert native_kwargs("gpt-4o", ChatRequest(messages=plain), stream=False)["messages"] is plain
