@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from gateway.config import ProviderConfig
@@ -13,3 +17,30 @@ CANARY_KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 @pytest.fixture
 def provider_config() -> type[ProviderConfig]:
     return ProviderConfig
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_ssl_context() -> Iterator[None]:
+    """Every SDK client builds a fresh SSL context (30-90 ms, loading CA certificates); tests
+    make hundreds of clients over a mocked transport that never uses it, so share one."""
+    import httpcore2
+
+    context = ssl.create_default_context()
+    original_default = httpcore2.default_ssl_context
+    original_create = ssl.create_default_context
+    httpcore2.default_ssl_context = lambda *a, **k: context  # type: ignore[assignment]
+    ssl.create_default_context = lambda *a, **k: context  # type: ignore[assignment]
+    yield
+    httpcore2.default_ssl_context = original_default  # type: ignore[assignment]
+    ssl.create_default_context = original_create  # type: ignore[assignment]
+
+
+@pytest.fixture
+def http_mock() -> Iterator[Any]:
+    """A respx router over the SDKs' httpx2 transport that, unlike ``httpx2_mock``, does not
+    require every registered route to be called (fallback tests register all providers)."""
+    import pytest_httpx2  # noqa: F401  (registers respx's "httpcore2" mocker)
+    import respx
+
+    with respx.mock(using="httpcore2", assert_all_called=False) as router:
+        yield router
