@@ -336,6 +336,8 @@ class ModelPrice(_Model):
     long_context: LongContextPrice | None = None
     #: Multiplier for batch requests (0.5 = half price).
     batch_discount: Annotated[Decimal, BeforeValidator(_to_money), Field(le=1)] | None = None
+    #: Prices of batch requests, when they are not simply ``batch_discount`` times these.
+    batch: ModelPrice | None = None
 
 
 class GatewayConfig(_Model):

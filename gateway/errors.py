@@ -16,7 +16,14 @@ The tree::
     ├── AllProvidersFailed          every target of a route failed; carries the attempts
     └── CreditsError
         ├── InsufficientCredits     refused before any provider was contacted
-        └── SpendLimitExceeded      a daily or monthly cap would be passed
+        ├── SpendLimitExceeded      a daily or monthly cap would be passed
+        ├── InvalidCreditsInput     (also a ValueError) bad input to the account; nothing written
+        │   ├── InvalidAmount       bad money: negative, zero, NaN, float, too precise, too large
+        │   └── InvalidAccount      a malformed account name
+        ├── UnknownAccount          (also a LookupError) no such credit account
+        ├── IdempotencyConflict     a key reused with different arguments
+        ├── PaymentDeclined         the payment method refused a purchase
+        └── LedgerMismatch          verify(): a balance is not derivable from the entries
 
 Each provider adapter maps its SDK's native exceptions into this tree in exactly one place
 (``providers/<name>.py``, ``map_error``), keyed on exception types and status codes.
@@ -40,8 +47,14 @@ __all__ = [
     "ContextTooLong",
     "CreditsError",
     "GatewayError",
+    "IdempotencyConflict",
     "InsufficientCredits",
+    "InvalidAccount",
+    "InvalidAmount",
+    "InvalidCreditsInput",
     "InvalidRequest",
+    "LedgerMismatch",
+    "PaymentDeclined",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderOverloaded",
@@ -49,6 +62,7 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "SpendLimitExceeded",
+    "UnknownAccount",
     "redact",
 ]
 
@@ -238,3 +252,45 @@ class InsufficientCredits(CreditsError):
 
 class SpendLimitExceeded(CreditsError):
     """The call would pass a daily or monthly spending cap; no provider was contacted."""
+
+
+class InvalidCreditsInput(CreditsError, ValueError):
+    """An argument the credit account refuses (a tag, a date, a month, a key...). Nothing
+    was written."""
+
+
+class InvalidAmount(InvalidCreditsInput):
+    """An amount of money the credit account refuses: negative, zero where a credit is
+    expected, NaN, a float, not a number, finer than 1e-9 USD, or absurdly large. Nothing
+    was written."""
+
+
+class InvalidAccount(InvalidCreditsInput):
+    """A credit account name that is not a short printable string. Nothing was written."""
+
+
+class UnknownAccount(CreditsError, LookupError):
+    """No credit account by that name exists in the store (a named account is created by
+    its first purchase, grant or settings change)."""
+
+
+class IdempotencyConflict(CreditsError):
+    """An idempotency key was reused with different arguments (e.g. another amount)."""
+
+
+class PaymentDeclined(CreditsError):
+    """The payment method declined a purchase; no credit was added (the decline is
+    recorded in the ledger). ``reason`` is the payment method's reason."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class LedgerMismatch(CreditsError):
+    """``verify()`` found a balance that is not derivable from the ledger entries.
+    ``problems`` lists each one."""
+
+    def __init__(self, message: str, *, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(message)

@@ -1,0 +1,463 @@
+"""The account API users call: ``gw.credits`` and ``gw.credits.account("customer-42")``.
+
+Accounts:
+
+* The default account (``credits.default_account``, "default") always exists: before
+  anything is written to it, its balance is zero.
+* A named account exists once something was written to it: its first ``purchase``,
+  ``grant``, ``set_limits`` or ``set_auto_recharge`` (or, in pay-as-you-go mode, its first
+  call). Reading or calling an unknown named account raises
+  :class:`~gateway.errors.UnknownAccount`, so a typo in ``account=`` is not a new customer.
+* Credit is non-refundable and cannot move between accounts: there is no refund or
+  transfer method, and negative amounts are refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from types import EllipsisType
+from typing import TYPE_CHECKING, TypeVar
+
+from gateway.credits import ledger, reports
+from gateway.credits.ledger import AccountState, LedgerEntry, Lot, RechargeRule
+from gateway.credits.money import (
+    format_usd,
+    from_micros,
+    from_nanos,
+    parse_amount,
+    to_micros,
+)
+from gateway.credits.reports import Statement, UsageRow
+from gateway.credits.store import RequestRow
+from gateway.errors import (
+    IdempotencyConflict,
+    InvalidAmount,
+    InvalidCreditsInput,
+    LedgerMismatch,
+    PaymentDeclined,
+)
+
+if TYPE_CHECKING:
+    from gateway.credits.service import CreditService, _Step
+
+__all__ = ["AccountSettings", "Balance", "CreditAccount", "LotBalance", "Verification"]
+
+T = TypeVar("T")
+_MAX_NOTE = 1000
+_MAX_KEY = 255
+
+
+@dataclass(frozen=True, slots=True)
+class LotBalance:
+    """One lot of credit that still has some left."""
+
+    lot_id: str
+    #: ``purchase``, ``grant`` or ``auto_recharge``.
+    source: str
+    amount: Decimal
+    remaining: Decimal
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """An account's money at one instant (USD)."""
+
+    account: str
+    as_of: datetime
+    #: Credit that can pay for new calls: ``posted - held``.
+    available: Decimal
+    #: Unexpired credit minus debt (negative when the account owes money).
+    posted: Decimal
+    #: Set aside for calls in flight.
+    held: Decimal
+    #: What the account owes after a settlement overran its credit (paid first by new credit).
+    debt: Decimal
+    #: When the soonest-expiring lot expires (None when no credit is left).
+    next_expiry: datetime | None
+    #: How much expires then.
+    expiring_next: Decimal
+    lots: tuple[LotBalance, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSettings:
+    """The caps and auto-recharge rule in force (the account's own, else the config's)."""
+
+    daily_limit: Decimal | None
+    monthly_limit: Decimal | None
+    #: ``(below, amount, monthly_limit)`` or None when auto-recharge is off.
+    auto_recharge: tuple[Decimal, Decimal, Decimal] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What ``verify()`` checked: every balance was derived again from the entries."""
+
+    account: str
+    entries: int
+    posted: Decimal
+    held: Decimal
+    requests_cost: Decimal
+
+
+class CreditAccount:
+    """One credit account. Obtain it as ``gw.credits`` or ``gw.credits.account(name)``."""
+
+    def __init__(self, service: CreditService, name: str) -> None:
+        self._service = service
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"CreditAccount({self._name!r})"
+
+    def account(self, name: str) -> CreditAccount:
+        """Another account in the same store, e.g. one per customer of your app."""
+        return self._service.account(name)
+
+    def exists(self) -> bool:
+        """True once anything was written to this account."""
+        return self._service.snapshot(self._name) is not None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _state(self) -> AccountState:
+        state = self._service.snapshot(self._name)
+        if state is None:
+            if self._name != self._service.default_account:
+                raise self._service.unknown(self._name)
+            return AccountState(name=self._name)
+        return state
+
+    def balance(self) -> Balance:
+        """Available, posted and held credit, debt, and the next expiry, as of now."""
+        now = self._service.now_us()
+        view = ledger.view(self._state(), now)
+        return Balance(
+            account=self._name,
+            as_of=from_micros(now),
+            available=from_nanos(view.available),
+            posted=from_nanos(view.posted),
+            held=from_nanos(view.held),
+            debt=from_nanos(view.debt),
+            next_expiry=from_micros(view.next_expiry_us) if view.next_expiry_us else None,
+            expiring_next=from_nanos(view.expiring_next),
+            lots=tuple(_lot(lot) for lot in view.lots),
+        )
+
+    def settings(self) -> AccountSettings:
+        """The caps and auto-recharge rule that apply to this account now."""
+        state = self._state()
+        limits = ledger.effective_limits(state, self._service.default_limits)
+        rule = ledger.effective_recharge(state, self._service.default_recharge)
+        return AccountSettings(
+            daily_limit=None if limits.daily is None else from_nanos(limits.daily),
+            monthly_limit=None if limits.monthly is None else from_nanos(limits.monthly),
+            auto_recharge=None
+            if rule is None
+            else (from_nanos(rule.below), from_nanos(rule.amount), from_nanos(rule.monthly_limit)),
+        )
+
+    def history(
+        self, *, limit: int | None = None, kinds: Sequence[str] | None = None
+    ) -> list[LedgerEntry]:
+        """Ledger entries, newest first (``kinds`` filters, e.g. ``["purchase", "usage"]``)."""
+        self._state()
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise InvalidCreditsInput(f"limit must be a non-negative int, not {limit!r}")
+        store = self._service.store
+        if kinds is None:
+            return store.entries(self._name, limit=limit, newest_first=True)
+        wanted = set(kinds)
+        rows = [e for e in store.entries(self._name, newest_first=True) if e.kind in wanted]
+        return rows if limit is None else rows[:limit]
+
+    def requests(
+        self,
+        *,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        all_accounts: bool = False,
+    ) -> list[RequestRow]:
+        """Per-request rows (oldest first): id, time, account, route, provider, model, token
+        counts, cost, latency, attempts, status, tags. ``limit`` keeps the newest rows;
+        ``all_accounts`` covers every account in the store."""
+        if not all_accounts:
+            self._state()
+        rows = self._service.store.requests(
+            accounts=None if all_accounts else [self._name],
+            since_us=self._instant(since, "since"),
+            until_us=self._instant(until, "until"),
+        )
+        rows = reports.filter_by_tags(rows, _tags(tags))
+        if limit is None:
+            return rows
+        if not isinstance(limit, int) or limit < 0:
+            raise InvalidCreditsInput(f"limit must be a non-negative int, not {limit!r}")
+        return rows[max(0, len(rows) - limit) :]  # the newest ``limit`` rows
+
+    def usage(
+        self,
+        *,
+        group_by: str | Sequence[str] = "model",
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+        tags: Mapping[str, str] | None = None,
+        all_accounts: bool = False,
+    ) -> list[UsageRow]:
+        """Usage summed by ``group_by``: ``model``, ``provider``, ``route``, ``account``,
+        ``status``, ``day``, ``month`` or ``tag:<name>`` (or a list of them). The rows add up
+        exactly to the usage in the ledger. ``since``/``until`` take a datetime or a date
+        (midnight in the configured time zone); ``until`` is exclusive."""
+        rows = self.requests(since=since, until=until, tags=tags, all_accounts=all_accounts)
+        return reports.group_usage(rows, group_by, self._service.calendar)
+
+    def statement(self, month: str | date) -> Statement:
+        """The month's statement (``"2026-01"`` or any date in it): opening and closing
+        balance, purchases, grants, usage by model, expiry, and the amount due."""
+        self._state()
+        if isinstance(month, date):
+            month = f"{month.year:04d}-{month.month:02d}"
+        if not isinstance(month, str):
+            raise InvalidCreditsInput(f"month must be 'YYYY-MM' or a date, not {month!r}")
+        store = self._service.store
+        return reports.build_statement(
+            self._name,
+            month,
+            self._service.calendar,
+            store.entries(self._name),
+            store.requests(accounts=[self._name]),
+        )
+
+    def verify(self) -> Verification:
+        """Rebuild every balance of this account from its entries and compare with what the
+        store holds; raise :class:`~gateway.errors.LedgerMismatch` listing any difference."""
+        with self._service.store.transaction(self._name) as tx:
+            stored = tx.state
+            if stored is None:
+                self._state()
+                return Verification(self._name, 0, Decimal(0), Decimal(0), Decimal(0))
+            entries = tx.entries()
+            request_total = tx.request_total()
+        problems = ledger.verify_state(stored, entries, request_costs=request_total)
+        if problems:
+            raise LedgerMismatch(
+                f"account '{self._name}' does not match its ledger: " + "; ".join(problems),
+                problems=problems,
+            )
+        return Verification(
+            account=self._name,
+            entries=len(entries),
+            posted=from_nanos(sum(e.amount_nanos for e in entries)),
+            held=from_nanos(sum(e.held_nanos for e in entries)),
+            requests_cost=from_nanos(request_total),
+        )
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def purchase(self, amount: Decimal, *, idempotency_key: str | None = None) -> LedgerEntry:
+        """Buy credit. With a payment method configured it is charged first (a decline
+        raises :class:`~gateway.errors.PaymentDeclined` and adds nothing); without one, this
+        records a purchase paid for elsewhere. The lot expires after ``expiry_days``.
+
+        A repeat with the same ``idempotency_key`` returns the first purchase and charges
+        nothing; the same key with another amount raises IdempotencyConflict.
+        """
+        config = self._service.config
+        nanos = parse_amount(
+            amount,
+            what="purchase amount",
+            minimum=config.min_purchase,
+            maximum=config.max_purchase,
+        )
+        key = None
+        if idempotency_key is not None:
+            if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= _MAX_KEY:
+                raise InvalidCreditsInput(f"idempotency_key must be 1-{_MAX_KEY} characters")
+            key = f"purchase:{idempotency_key}"
+            existing = self._service.store.find_entry(self._name, key)
+            if existing is not None:
+                return _same_purchase(existing, nanos, idempotency_key)
+        reference: str | None = None
+        if self._service.payment_method is not None:
+            payment_key = idempotency_key or f"purchase-{uuid.uuid4().hex}"
+            result = self._service.charge(from_nanos(nanos), payment_key)
+            if not result.ok:
+                reason = result.reason or "declined"
+                self._write(
+                    lambda step: step.add(
+                        [
+                            ledger.LedgerEntry(
+                                ledger.PURCHASE_DECLINED,
+                                note=reason,
+                                meta={"amount": nanos, "payment_key": payment_key},
+                            )
+                        ]
+                    )
+                )
+                raise PaymentDeclined(
+                    f"the payment of {format_usd(nanos)} for account '{self._name}' was "
+                    f"declined: {reason}. No credit was added",
+                    reason=reason,
+                )
+            reference = result.reference
+
+        def decide(step: _Step) -> LedgerEntry:
+            if key is not None:
+                existing = step.tx.find_entry(key)
+                if existing is not None:
+                    assert idempotency_key is not None
+                    return _same_purchase(existing, nanos, idempotency_key)
+            meta = {"reference": reference} if reference else None
+            entries = ledger.credit(
+                step.state,
+                source=ledger.PURCHASE,
+                amount=nanos,
+                expires_us=self._service.expiry_for(step.now_us),
+                key=key,
+                meta=meta,
+            )
+            return step.add(entries)[0]
+
+        return self._write(decide)
+
+    def grant(
+        self,
+        amount: Decimal,
+        *,
+        expires_at: datetime | None = None,
+        note: str | None = None,
+    ) -> LedgerEntry:
+        """Add promotional credit (no minimum, no payment). It expires at ``expires_at``
+        (timezone-aware, in the future) or after ``expiry_days``."""
+        nanos = parse_amount(amount, what="grant amount")
+        if note is not None and (not isinstance(note, str) or len(note) > _MAX_NOTE):
+            raise InvalidCreditsInput(f"note must be a string of at most {_MAX_NOTE} characters")
+        expires_us: int | None = None
+        if expires_at is not None:
+            if not isinstance(expires_at, datetime) or expires_at.tzinfo is None:
+                raise InvalidCreditsInput(
+                    f"expires_at must be a timezone-aware datetime, not {expires_at!r}"
+                )
+            expires_us = to_micros(expires_at)
+
+        def decide(step: _Step) -> LedgerEntry:
+            expiry = expires_us if expires_us is not None else self._service.expiry_for(step.now_us)
+            if expiry <= step.now_us:
+                raise InvalidCreditsInput(f"expires_at {expires_at} is not in the future")
+            entries = ledger.credit(
+                step.state, source=ledger.GRANT, amount=nanos, expires_us=expiry, note=note
+            )
+            return step.add(entries)[0]
+
+        return self._write(decide)
+
+    def set_limits(
+        self,
+        *,
+        daily: Decimal | EllipsisType | None = ...,
+        monthly: Decimal | EllipsisType | None = ...,
+    ) -> None:
+        """Set this account's spending caps (None: no cap; leave out to keep). Caps count
+        settled usage and open holds within the calendar day / month in the configured
+        time zone; a call that would pass one raises SpendLimitExceeded."""
+        changes: dict[str, int | None] = {}
+        for label, value in (("daily", daily), ("monthly", monthly)):
+            if value is ...:
+                continue
+            changes[label] = None if value is None else parse_amount(value, what=f"{label} cap")
+        if changes:
+            self._write(lambda step: step.add(ledger.change_settings(**changes)))
+
+    def set_auto_recharge(self, *, below: Decimal, amount: Decimal, monthly_limit: Decimal) -> None:
+        """Buy ``amount`` through the payment method whenever the balance drops below
+        ``below``, at most ``monthly_limit`` per calendar month. If the balance is already
+        below ``below``, a recharge is requested now."""
+        config = self._service.config
+        rule = RechargeRule(
+            below=parse_amount(below, what="auto-recharge threshold", allow_zero=True),
+            amount=parse_amount(
+                amount,
+                what="auto-recharge amount",
+                minimum=config.min_purchase,
+                maximum=config.max_purchase,
+            ),
+            monthly_limit=parse_amount(monthly_limit, what="auto-recharge monthly limit"),
+        )
+        if rule.monthly_limit < rule.amount:
+            raise InvalidAmount(
+                f"the auto-recharge monthly limit {format_usd(rule.monthly_limit)} is less than "
+                f"one recharge ({format_usd(rule.amount)})"
+            )
+
+        def decide(step: _Step) -> None:
+            step.add(ledger.change_settings(auto_recharge=rule.as_meta()))
+            step.force_recharge = True
+
+        self._write(decide)
+
+    def disable_auto_recharge(self) -> None:
+        """Turn auto-recharge off for this account (even if the config sets one)."""
+        self._write(lambda step: step.add(ledger.change_settings(auto_recharge=None)))
+
+    def expire(self) -> list[LedgerEntry]:
+        """Write off expired lots and release lapsed holds now (every write does this too);
+        returns the entries written."""
+        if self._service.snapshot(self._name) is None:
+            self._state()
+            return []
+        written_off = (ledger.EXPIRY, ledger.HOLD_EXPIRED)
+        return self._write(
+            lambda step: [e for e in step.entries if e.kind in written_off], create=False
+        )
+
+    def _write(self, decide: Callable[[_Step], T], *, create: bool = True) -> T:
+        return self._service.write(self._name, decide, create=create)
+
+    def _instant(self, value: datetime | date | None, what: str) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise InvalidCreditsInput(f"{what} must be timezone-aware, not {value!r}")
+            return to_micros(value)
+        if isinstance(value, date):
+            return to_micros(self._service.calendar.day_start(value))
+        raise InvalidCreditsInput(f"{what} must be a datetime or a date, not {value!r}")
+
+
+def _lot(lot: Lot) -> LotBalance:
+    return LotBalance(
+        lot_id=lot.lot_id,
+        source=lot.source,
+        amount=from_nanos(lot.amount),
+        remaining=from_nanos(lot.remaining),
+        created_at=from_micros(lot.created_us),
+        expires_at=from_micros(lot.expires_us),
+    )
+
+
+def _same_purchase(existing: LedgerEntry, nanos: int, key: str) -> LedgerEntry:
+    if existing.amount_nanos != nanos:
+        raise IdempotencyConflict(
+            f"idempotency key {key!r} was used for a purchase of "
+            f"{format_usd(existing.amount_nanos)}, not {format_usd(nanos)}; nothing was charged"
+        )
+    return existing
+
+
+def _tags(tags: Mapping[str, str] | None) -> dict[str, str] | None:
+    from gateway.credits.service import check_tags
+
+    return check_tags(tags) or None

@@ -1,0 +1,435 @@
+"""Prices: what one call costs, exactly, in Decimal USD.
+
+Where a price comes from, first match wins:
+
+1. the YAML ``pricing:`` section, keyed ``<provider name>/<model>``, then
+   ``<provider type>/<model>``, then the wildcards ``<provider name>/*`` and ``<type>/*``;
+2. the ``genai-prices`` package's bundled data (offline; it fetches updates from the network
+   only with ``allow_network=True``), for the ``openai``, ``anthropic`` and ``gemini`` types;
+3. for the ``fake`` provider type: when the fake stands in for a real provider under that
+   provider's name (``anthropic: {type: fake}``), genai-prices' price of the real model;
+   otherwise :data:`FAKE_PRICE` (input $1, output $2, cached input $0.50 per 1M tokens), so
+   that the offline demo is charged like a real provider.
+
+Anything else has no price, and a route target without one is refused at config load
+(:meth:`PriceBook.require` says which YAML to add).
+
+How a cost is computed from :class:`~providers.base.TokenUsage` (prices are per 1M tokens):
+
+* the long-context tier applies to the whole call when ``input_tokens`` (the whole prompt,
+  cached part included) exceeds ``long_context.above_input_tokens``;
+* uncached input = ``input - cached_input - cache_write`` at ``input``; cached input at
+  ``cached_input``; cache writes at ``cache_write``; a rate not given is charged at the
+  tier's ``input`` rate;
+* non-reasoning output = ``output - reasoning`` at ``output``; reasoning at ``reasoning``
+  (standard tier only; otherwise the tier's ``output``);
+* a batch call uses the ``batch`` prices when given, else the whole cost times
+  ``batch_discount``, else times :data:`DEFAULT_BATCH_MULTIPLIER` (OpenAI, Anthropic and
+  Google all bill batch requests at 50%).
+
+Every step is exact Decimal arithmetic (an ``Inexact`` trap proves it); the result is
+rounded only when it is written to the ledger (:mod:`gateway.credits.money`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from decimal import (
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+from typing import TYPE_CHECKING, Any
+
+from gateway._clock import Clock, SystemClock
+from gateway.config import LongContextPrice, ModelPrice
+from gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
+    from providers.base import TokenUsage
+
+__all__ = [
+    "DEFAULT_BATCH_MULTIPLIER",
+    "FAKE_PRICE",
+    "PriceBook",
+    "Rates",
+]
+
+logger = logging.getLogger("gateway.credits")
+
+#: What the built-in fake provider costs unless the YAML prices it.
+FAKE_PRICE = ModelPrice(input=Decimal("1"), output=Decimal("2"), cached_input=Decimal("0.50"))
+#: Batch multiplier when neither ``batch`` nor ``batch_discount`` is given.
+DEFAULT_BATCH_MULTIPLIER = Decimal("0.5")
+#: genai-prices provider ids of the gateway's provider types.
+_GENAI_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
+_PER_TOKENS = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """USD per 1M tokens of each kind, for one price tier."""
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal
+    cache_write: Decimal
+    reasoning: Decimal
+
+    @classmethod
+    def standard(cls, price: ModelPrice) -> Rates:
+        return cls(
+            input=price.input,
+            output=price.output,
+            cached_input=_or(price.cached_input, price.input),
+            cache_write=_or(price.cache_write, price.input),
+            reasoning=_or(price.reasoning, price.output),
+        )
+
+    @classmethod
+    def long(cls, tier: LongContextPrice) -> Rates:
+        return cls(
+            input=tier.input,
+            output=tier.output,
+            cached_input=_or(tier.cached_input, tier.input),
+            cache_write=_or(tier.cache_write, tier.input),
+            reasoning=tier.output,
+        )
+
+
+def _or(value: Decimal | None, default: Decimal) -> Decimal:
+    return default if value is None else value
+
+
+def _rates_for(price: ModelPrice, input_tokens: int) -> Rates:
+    tier = price.long_context
+    if tier is not None and input_tokens > tier.above_input_tokens:
+        return Rates.long(tier)
+    return Rates.standard(price)
+
+
+def _exact() -> AbstractContextManager[Context]:
+    """A Decimal context that raises instead of rounding (so a cost is provably exact)."""
+    return localcontext(
+        Context(prec=80, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+    )
+
+
+class PriceBook:
+    """Looks up prices (YAML first, then genai-prices, then the fake default) and prices calls.
+
+    Thread-safe; lookups are cached. ``provider_type`` is ``openai``, ``anthropic``,
+    ``gemini`` or ``fake``; ``provider`` is the provider's configured name in the YAML when
+    it differs from its type (e.g. ``backup`` with ``type: fake``).
+    """
+
+    def __init__(
+        self,
+        pricing: Mapping[str, ModelPrice] | None = None,
+        *,
+        allow_network: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
+        self._pricing: dict[str, ModelPrice] = dict(pricing or {})
+        self._allow_network = allow_network
+        self._clock: Clock = clock or SystemClock()
+        self._cache: dict[tuple[str, str, str], ModelPrice | None] = {}
+        self._lock = threading.Lock()
+        self._updater: Any = None
+
+    @classmethod
+    def from_config(
+        cls,
+        pricing: Mapping[str, ModelPrice],
+        *,
+        allow_network: bool = False,
+        clock: Clock | None = None,
+    ) -> PriceBook:
+        """A price book over the YAML ``pricing:`` section (``GatewayConfig.pricing``).
+
+        With ``allow_network=True`` genai-prices may fetch its latest price data from
+        GitHub (once at first lookup, then hourly in a background thread); by default it
+        never touches the network.
+        """
+        return cls(pricing, allow_network=allow_network, clock=clock)
+
+    # -- lookup -----------------------------------------------------------------------------
+
+    def price_of(
+        self, provider_type: str, model: str, *, provider: str | None = None
+    ) -> ModelPrice | None:
+        """The price of ``model`` on a provider of ``provider_type``, or None if unknown."""
+        name = provider or provider_type
+        key = (name, provider_type, model)
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        price = self._lookup(name, provider_type, model)
+        with self._lock:
+            self._cache[key] = price
+        return price
+
+    def _lookup(self, name: str, provider_type: str, model: str) -> ModelPrice | None:
+        for candidate in (f"{name}/{model}", f"{provider_type}/{model}", f"{name}/*"):
+            if candidate in self._pricing:
+                return self._pricing[candidate]
+        if f"{provider_type}/*" in self._pricing:
+            return self._pricing[f"{provider_type}/*"]
+        genai_id = _GENAI_PROVIDER.get(provider_type)
+        if genai_id is not None:
+            return self._from_genai_prices(genai_id, model)
+        if provider_type == "fake":
+            # A fake standing in for a real provider (``anthropic: {type: fake}``) costs what
+            # the real model would, when genai-prices knows it; otherwise the fake default.
+            stand_in = _GENAI_PROVIDER.get(name)
+            real = self._from_genai_prices(stand_in, model) if stand_in else None
+            return real or FAKE_PRICE
+        return None
+
+    def require(
+        self, provider_type: str, model: str, *, label: str, provider: str | None = None
+    ) -> None:
+        """Raise :class:`~gateway.errors.ConfigError` (with the YAML to add) if unpriced.
+
+        ``label`` says where the model is used, e.g. ``route 'smart', target 1``.
+        """
+        if self.price_of(provider_type, model, provider=provider) is not None:
+            return
+        model_id = f"{provider or provider_type}/{model}"
+        raise ConfigError(
+            f"{label} uses '{model_id}', which has no known price (the credit account never "
+            "treats an unknown price as free)",
+            key="pricing",
+            fix=(
+                "add its price in USD per 1M tokens to the YAML:\n"
+                "pricing:\n"
+                f'  {model_id}: {{input: "1.00", output: "2.00", cached_input: "0.50"}}'
+            ),
+        )
+
+    def check_config(self, config: GatewayConfig) -> None:
+        """:meth:`require` a price for every route target of ``config``."""
+        for route_name, route in config.routes.items():
+            for i, target in enumerate(route.targets):
+                settings = config.providers.get(target.provider)
+                provider_type = settings.type if settings is not None else target.provider
+                try:
+                    self.require(
+                        provider_type,
+                        target.model_name,
+                        provider=target.provider,
+                        label=f"route '{route_name}', target {i + 1}",
+                    )
+                except ConfigError as exc:
+                    raise ConfigError(
+                        exc.problem,
+                        file=config.source,
+                        key=f"routes.{route_name}.targets.{i}",
+                        fix=exc.fix,
+                    ) from None
+
+    # -- costs ------------------------------------------------------------------------------
+
+    def cost(
+        self,
+        provider_type: str,
+        model: str,
+        usage: TokenUsage,
+        *,
+        batch: bool = False,
+        provider: str | None = None,
+    ) -> Decimal:
+        """The exact USD cost of ``usage`` (not yet rounded to nano-dollars)."""
+        price = self._required(provider_type, model, provider)
+        return cost_of(price, usage, batch=batch)
+
+    def worst_case(
+        self,
+        provider_type: str,
+        model: str,
+        *,
+        input_tokens: int,
+        max_output_tokens: int,
+        batch: bool = False,
+        provider: str | None = None,
+    ) -> Decimal:
+        """The most a call can cost: every prompt token at the dearest input rate (a cache
+        write costs more than plain input at Anthropic), every output token at the dearest
+        output rate. What a hold is sized from."""
+        price = self._required(provider_type, model, provider)
+        return worst_case_of(
+            price, input_tokens=input_tokens, max_output_tokens=max_output_tokens, batch=batch
+        )
+
+    def _required(self, provider_type: str, model: str, provider: str | None) -> ModelPrice:
+        price = self.price_of(provider_type, model, provider=provider)
+        if price is None:
+            self.require(provider_type, model, provider=provider, label="a call")
+        assert price is not None
+        return price
+
+    # -- genai-prices -----------------------------------------------------------------------
+
+    def _from_genai_prices(self, genai_id: str, model: str) -> ModelPrice | None:
+        from genai_prices import data_snapshot
+
+        if self._allow_network:
+            self._start_updates()
+        try:
+            _, info = data_snapshot.get_snapshot().find_provider_model(model, None, genai_id, None)
+        except LookupError:
+            return None
+        now = self._clock.now()
+        try:
+            standard = _convert(info.get_prices(now))
+            batch_prices = info.get_prices(now, {"processing": "batch"})
+            batch = _convert(batch_prices) if batch_prices != info.get_prices(now) else None
+        except _Unrepresentable as exc:
+            logger.warning("genai-prices price of %s/%s not usable: %s", genai_id, model, exc)
+            return None
+        if batch is None:
+            return standard
+        return standard.model_copy(update={"batch": batch})
+
+    def _start_updates(self) -> None:
+        with self._lock:
+            if self._updater is not None:
+                return
+            from genai_prices import UpdatePrices
+
+            self._updater = UpdatePrices()
+        try:
+            self._updater.start(wait=10)
+        except Exception as exc:  # a failed fetch keeps the bundled prices
+            logger.warning("could not fetch genai-prices updates: %s", exc)
+
+    def close(self) -> None:
+        """Stop the background price updates (only running with ``allow_network=True``)."""
+        with self._lock:
+            updater, self._updater = self._updater, None
+        if updater is not None:
+            updater.stop()
+
+
+def cost_of(price: ModelPrice, usage: TokenUsage, *, batch: bool = False) -> Decimal:
+    """The exact cost of ``usage`` at ``price`` (see the module docstring for the rules)."""
+    for field in ("input_tokens", "output_tokens", "cached_input_tokens"):
+        if getattr(usage, field) < 0:
+            raise ValueError(f"usage.{field} is negative: {usage}")
+    if usage.cache_write_tokens < 0 or usage.reasoning_tokens < 0:
+        raise ValueError(f"usage has a negative token count: {usage}")
+    multiplier = Decimal(1)
+    if batch:
+        if price.batch is not None:
+            price = price.batch
+        else:
+            multiplier = _or(price.batch_discount, DEFAULT_BATCH_MULTIPLIER)
+    rates = _rates_for(price, usage.input_tokens)
+    # Providers' counts include the cached and reasoning parts; a count that does not add up
+    # is still charged in full (never below the total) rather than refused after the call.
+    uncached = max(0, usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens)
+    visible_output = max(0, usage.output_tokens - usage.reasoning_tokens)
+    with _exact():
+        per_million = (
+            uncached * rates.input
+            + usage.cached_input_tokens * rates.cached_input
+            + usage.cache_write_tokens * rates.cache_write
+            + visible_output * rates.output
+            + usage.reasoning_tokens * rates.reasoning
+        )
+        return per_million * multiplier / _PER_TOKENS
+
+
+def worst_case_of(
+    price: ModelPrice, *, input_tokens: int, max_output_tokens: int, batch: bool = False
+) -> Decimal:
+    """The most a call with this prompt size and output budget can cost at ``price``."""
+    if input_tokens < 0 or max_output_tokens < 0:
+        raise ValueError("token counts must not be negative")
+    multiplier = Decimal(1)
+    if batch:
+        if price.batch is not None:
+            price = price.batch
+        else:
+            multiplier = _or(price.batch_discount, DEFAULT_BATCH_MULTIPLIER)
+    rates = _rates_for(price, input_tokens)
+    with _exact():
+        per_million = input_tokens * max(rates.input, rates.cache_write, rates.cached_input)
+        per_million += max_output_tokens * max(rates.output, rates.reasoning)
+        return per_million * multiplier / _PER_TOKENS
+
+
+class _Unrepresentable(Exception):
+    pass
+
+
+def _convert(genai_price: Any) -> ModelPrice:
+    """A genai-prices ``ModelPrice`` -> the config's :class:`ModelPrice` (one tier at most)."""
+    from genai_prices.types import TieredPrices
+
+    def split(key: str) -> tuple[Decimal | None, tuple[int, Decimal] | None]:
+        value = getattr(genai_price, key, None)
+        if value is None:
+            return None, None
+        if isinstance(value, TieredPrices):
+            if len(value.tiers) != 1:
+                raise _Unrepresentable(f"{key} has {len(value.tiers)} tiers")
+            tier = value.tiers[0]
+            return value.base, (tier.start, tier.price)
+        if isinstance(value, Decimal):
+            return value, None
+        raise _Unrepresentable(f"{key} is {value!r}")
+
+    fields: dict[str, Any] = {}
+    tiers: dict[str, tuple[int, Decimal]] = {}
+    for ours, theirs in (
+        ("input", "input_mtok"),
+        ("output", "output_mtok"),
+        ("cached_input", "cache_read_mtok"),
+        ("cache_write", "cache_write_mtok"),
+        ("reasoning", "output_reasoning_mtok"),
+    ):
+        base, tier = split(theirs)
+        if base is not None:
+            fields[ours] = base
+        if tier is not None:
+            tiers[ours] = tier
+    if "input" not in fields or "output" not in fields:
+        raise _Unrepresentable("no input or output token price")
+    if tiers:
+        starts = {start for start, _ in tiers.values()}
+        if len(starts) != 1 or "input" not in tiers or "output" not in tiers:
+            raise _Unrepresentable("tiers that do not share one threshold")
+        if "reasoning" in tiers:
+            raise _Unrepresentable("a tiered reasoning price")
+        fields["long_context"] = LongContextPrice(
+            above_input_tokens=starts.pop(), **{k: price for k, (_, price) in tiers.items()}
+        )
+    if "reasoning" in fields and fields["reasoning"] == fields["output"]:
+        del fields["reasoning"]
+    return ModelPrice(**fields)
+
+
+def describe(price: ModelPrice) -> str:
+    """One line for messages and docs: ``input $2.50, output $10 per 1M tokens, ...``."""
+    parts = [f"input ${price.input}", f"output ${price.output}"]
+    if price.cached_input is not None:
+        parts.append(f"cached input ${price.cached_input}")
+    if price.cache_write is not None:
+        parts.append(f"cache write ${price.cache_write}")
+    if price.reasoning is not None:
+        parts.append(f"reasoning ${price.reasoning}")
+    text = ", ".join(parts) + " per 1M tokens"
+    if price.long_context is not None:
+        text += f" (above {price.long_context.above_input_tokens:,} prompt tokens: "
+        text += f"input ${price.long_context.input}, output ${price.long_context.output})"
+    return text

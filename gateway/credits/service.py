@@ -1,0 +1,563 @@
+"""What the client calls around every provider call: hold, settle, release.
+
+One :class:`CreditService` per gateway. Per attempt at a target the client:
+
+1. ``hold = credits.hold(account=..., request_id=..., amount=worst_case, ...)`` before any
+   provider is contacted (raises :class:`~gateway.errors.InsufficientCredits` or
+   :class:`~gateway.errors.SpendLimitExceeded`, having written nothing);
+2. after the call, ``credits.settle(hold, cost=prices.cost(...), usage=..., ...)`` with what
+   it actually cost (the balance may go negative when the cost exceeds the hold), or
+   ``credits.release(hold)`` when the attempt failed before producing any usage.
+
+A fallback releases the failed attempt's hold and holds again at the next target's price
+with the same ``request_id``: each hold is ``<request_id>#<attempt>``, so the second hold is
+a new hold, while a repeated ``settle`` or ``release`` of the same hold is a no-op.
+
+Every method is one short transaction on one account (see :mod:`.store`); the ``a``-prefixed
+twins run the same code in a worker thread so an event loop is never blocked by SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfoNotFoundError
+
+from gateway._clock import Clock
+from gateway.config import CreditsConfig
+from gateway.credits import ledger
+from gateway.credits.ledger import AccountState, Calendar, LedgerEntry, Limits, RechargeRule
+from gateway.credits.money import MAX_AMOUNT, from_micros, from_nanos, to_micros, to_nanos
+from gateway.credits.payment import PaymentMethod, PaymentResult
+from gateway.credits.pricing import PriceBook
+from gateway.credits.store import RequestRow, Store, StoreTransaction, open_store
+from gateway.errors import (
+    ConfigError,
+    InvalidAccount,
+    InvalidAmount,
+    InvalidCreditsInput,
+    UnknownAccount,
+)
+
+if TYPE_CHECKING:
+    from gateway.credits.account import CreditAccount
+    from providers.base import TokenUsage
+
+__all__ = ["CreditService", "Hold"]
+
+logger = logging.getLogger("gateway.credits")
+T = TypeVar("T")
+_DAY_US = 86_400 * 1_000_000
+_MAX_NAME = 200
+_MAX_TAGS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Money set aside for one attempt of one call; pass it to ``settle`` or ``release``."""
+
+    #: ``<request_id>#<attempt>``.
+    hold_id: str
+    account: str
+    request_id: str
+    attempt: int
+    amount_nanos: int
+    placed_at: datetime
+    #: When the hold lapses if never settled (a crashed process): placed_at + hold TTL.
+    expires_at: datetime
+    route: str
+    provider: str
+    model: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def amount(self) -> Decimal:
+        """USD set aside."""
+        return from_nanos(self.amount_nanos)
+
+
+@dataclass(slots=True)
+class _Step:
+    """One write transaction in progress: the locked state and the entries added so far."""
+
+    state: AccountState
+    now_us: int
+    tx: StoreTransaction
+    entries: list[LedgerEntry] = field(default_factory=list)
+    #: Auto-recharge even without a crossing (the rule was just switched on below threshold).
+    force_recharge: bool = False
+
+    def add(self, entries: list[LedgerEntry]) -> list[LedgerEntry]:
+        for entry in entries:
+            entry.account = self.state.name
+            entry.at_us = self.now_us
+            ledger.apply(self.state, entry)
+            self.entries.append(entry)
+        return entries
+
+
+class CreditService:
+    """The credit account of one gateway: per-call holds and settlements, and the accounts.
+
+    ``store`` defaults to the one ``config.store`` names; tests pass one in.
+    """
+
+    def __init__(
+        self,
+        config: CreditsConfig,
+        prices: PriceBook,
+        *,
+        clock: Clock,
+        payment_method: PaymentMethod | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.config = config
+        self.prices = prices
+        self.clock = clock
+        self.payment_method = payment_method
+        try:
+            self.calendar = Calendar(config.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"unknown time zone '{config.timezone}'",
+                key="credits.timezone",
+                fix="use an IANA name such as UTC or Europe/Berlin",
+            ) from None
+        self.default_limits = Limits(
+            daily=_opt_nanos(config.limits.daily), monthly=_opt_nanos(config.limits.monthly)
+        )
+        rule = config.auto_recharge
+        self.default_recharge = (
+            None
+            if rule is None
+            else RechargeRule(
+                below=to_nanos(rule.below),
+                amount=to_nanos(rule.amount),
+                monthly_limit=to_nanos(rule.monthly_limit),
+            )
+        )
+        self.hold_ttl_us = round(config.hold_ttl_s * 1_000_000)
+        self.expiry_us = config.expiry_days * _DAY_US
+        self.store: Store = store if store is not None else open_store(config.store)
+
+    def __repr__(self) -> str:
+        return f"CreditService(store={self.store!r}, mode={self.config.mode!r})"
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    @property
+    def default_account(self) -> str:
+        return self.config.default_account
+
+    def account(self, name: str | None = None) -> CreditAccount:
+        """The public API of one account (None: the default account)."""
+        from gateway.credits.account import CreditAccount
+
+        return CreditAccount(self, self.account_name(name))
+
+    def accounts(self) -> list[str]:
+        """Every account in the store."""
+        return self.store.accounts()
+
+    def account_name(self, name: str | None) -> str:
+        """Validate an account name (None means the default account)."""
+        if name is None:
+            return self.config.default_account
+        if not isinstance(name, str):
+            raise InvalidAccount(f"an account name is a string, not {type(name).__name__}")
+        if not name or len(name) > _MAX_NAME or name != name.strip() or not name.isprintable():
+            raise InvalidAccount(
+                f"{name!r} is not a valid account name: use 1-{_MAX_NAME} printable "
+                "characters without leading or trailing spaces"
+            )
+        return name
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        self.store.close()
+
+    # -- the per-call path ------------------------------------------------------------------
+
+    def hold(
+        self,
+        *,
+        account: str | None,
+        request_id: str,
+        amount: Decimal,
+        route: str,
+        provider: str,
+        model: str,
+        tags: Mapping[str, str] | None = None,
+        attempt: int | None = None,
+    ) -> Hold:
+        """Set ``amount`` (the call's worst case) aside before calling a provider.
+
+        ``attempt`` numbers the tries of one request (1, 2, ...); when None the next unused
+        number is taken. Holding an ``attempt`` that exists returns the existing hold.
+        Raises InsufficientCredits or SpendLimitExceeded, having written nothing; an unknown
+        named account raises UnknownAccount (in prepaid mode).
+        """
+        name = self.account_name(account)
+        nanos = _hold_nanos(amount)
+        clean_tags = check_tags(tags)
+        _check_text(request_id, "request_id")
+        if attempt is not None and (not isinstance(attempt, int) or attempt < 1):
+            raise InvalidCreditsInput(f"attempt must be a positive integer, not {attempt!r}")
+        prepaid = self.config.mode == "prepaid"
+
+        def decide(step: _Step) -> Hold:
+            if attempt is None:
+                number = 1
+                while step.tx.find_entry(f"hold:{request_id}#{number}") is not None:
+                    number += 1
+            else:
+                number = attempt
+                existing = step.tx.find_entry(f"hold:{request_id}#{number}")
+                if existing is not None:
+                    return _hold_from_entry(existing)
+            hold_id = f"{request_id}#{number}"
+            meta = {
+                "attempt": number,
+                "route": route,
+                "provider": provider,
+                "model": model,
+                "tags": clean_tags,
+                "target": f"{provider}/{model}",
+            }
+            (entry,) = step.add(
+                ledger.place_hold(
+                    step.state,
+                    step.now_us,
+                    hold_id=hold_id,
+                    request_id=request_id,
+                    amount=nanos,
+                    ttl_us=self.hold_ttl_us,
+                    prepaid=prepaid,
+                    limits=ledger.effective_limits(step.state, self.default_limits),
+                    meta=meta,
+                )
+            )
+            return _hold_from_entry(entry)
+
+        create = name == self.default_account or not prepaid
+        return self.write(name, decide, create=create)
+
+    def settle(
+        self,
+        hold: Hold,
+        *,
+        cost: Decimal,
+        usage: TokenUsage,
+        status: str = "ok",
+        latency_us: int = 0,
+        attempts: int = 1,
+    ) -> Decimal:
+        """Charge the call's actual ``cost`` (exact Decimal; rounded here, once, to
+        nano-dollars) and record its request row. Returns the amount charged.
+
+        The cost may exceed the hold (the balance may go negative). Settling a hold twice is
+        a no-op that returns the first charge; a hold already lapsed by its TTL is still
+        charged. May trigger an auto-recharge (after the commit).
+        """
+        cost_nanos = _cost_nanos(cost)
+        _check_text(status, "status", limit=40)
+        if not isinstance(latency_us, int) or latency_us < 0:
+            raise InvalidCreditsInput(f"latency_us must be a non-negative int, not {latency_us!r}")
+        if not isinstance(attempts, int) or attempts < 1:
+            raise InvalidCreditsInput(f"attempts must be a positive int, not {attempts!r}")
+
+        def decide(step: _Step) -> Decimal:
+            if hold.hold_id not in step.state.holds:  # an open hold cannot have been settled
+                done = step.tx.find_entry(f"settle:{hold.hold_id}")
+                if done is not None:
+                    return from_nanos(int(done.meta["cost"]))
+            step.add(
+                ledger.settle(
+                    step.state, hold_id=hold.hold_id, request_id=hold.request_id, cost=cost_nanos
+                )
+            )
+            step.tx.add_request(
+                RequestRow(
+                    request_id=hold.request_id,
+                    hold_id=hold.hold_id,
+                    account=hold.account,
+                    at_us=step.now_us,
+                    route=hold.route,
+                    provider=hold.provider,
+                    model=hold.model,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cached_input_tokens=usage.cached_input_tokens,
+                    cache_write_tokens=usage.cache_write_tokens,
+                    reasoning_tokens=usage.reasoning_tokens,
+                    cost_nanos=cost_nanos,
+                    latency_us=latency_us,
+                    attempts=attempts,
+                    status=status,
+                    tags=dict(hold.tags),
+                )
+            )
+            return from_nanos(cost_nanos)
+
+        return self.write(hold.account, decide, create=False)
+
+    def release(self, hold: Hold) -> None:
+        """Give the whole hold back (the attempt failed before any usage). Idempotent."""
+
+        def decide(step: _Step) -> None:
+            step.add(ledger.release(step.state, hold_id=hold.hold_id))
+
+        self.write(hold.account, decide, create=False)
+
+    def hold_state(self, hold: Hold) -> str:
+        """``open``, ``settled``, ``released`` or ``lapsed`` (its TTL passed unsettled). A
+        client that re-holds a request by its idempotency key learns here whether that
+        request was already served."""
+        store = self.store
+        if store.find_entry(hold.account, f"settle:{hold.hold_id}") is not None:
+            return "settled"
+        if store.find_entry(hold.account, f"release:{hold.hold_id}") is not None:
+            return "released"
+        state = store.load(hold.account)
+        open_hold = state.holds.get(hold.hold_id) if state is not None else None
+        if open_hold is not None and open_hold.deadline_us > self.now_us():
+            return "open"
+        return "lapsed"
+
+    async def ahold(
+        self,
+        *,
+        account: str | None,
+        request_id: str,
+        amount: Decimal,
+        route: str,
+        provider: str,
+        model: str,
+        tags: Mapping[str, str] | None = None,
+        attempt: int | None = None,
+    ) -> Hold:
+        """:meth:`hold` in a worker thread."""
+        import asyncio
+
+        return await asyncio.to_thread(
+            lambda: self.hold(
+                account=account,
+                request_id=request_id,
+                amount=amount,
+                route=route,
+                provider=provider,
+                model=model,
+                tags=tags,
+                attempt=attempt,
+            )
+        )
+
+    async def asettle(
+        self,
+        hold: Hold,
+        *,
+        cost: Decimal,
+        usage: TokenUsage,
+        status: str = "ok",
+        latency_us: int = 0,
+        attempts: int = 1,
+    ) -> Decimal:
+        """:meth:`settle` in a worker thread."""
+        import asyncio
+
+        return await asyncio.to_thread(
+            lambda: self.settle(
+                hold,
+                cost=cost,
+                usage=usage,
+                status=status,
+                latency_us=latency_us,
+                attempts=attempts,
+            )
+        )
+
+    async def arelease(self, hold: Hold) -> None:
+        """:meth:`release` in a worker thread."""
+        import asyncio
+
+        await asyncio.to_thread(self.release, hold)
+
+    # -- the write path shared by every change ----------------------------------------------
+
+    def now_us(self) -> int:
+        return to_micros(self.clock.now())
+
+    def write(self, name: str, decide: Callable[[_Step], T], *, create: bool) -> T:
+        """Run ``decide`` on the locked account, then commit what it added.
+
+        Before ``decide``: the account is opened if new (when ``create``), expired lots are
+        written off and lapsed holds released. After it: an auto-recharge is requested if the
+        balance just crossed its threshold; the payment runs after the commit, outside the
+        lock. If ``decide`` raises, nothing is written.
+        """
+        now = self.now_us()
+        recharges: list[tuple[str, int]] = []
+        with self.store.transaction(name) as tx:
+            state = tx.state
+            if state is None:
+                if not create:
+                    raise self.unknown(name)
+                state = AccountState(name=name)
+                step = _Step(state, now, tx)
+                step.add(ledger.open_account(self.config.timezone))
+            else:
+                step = _Step(state, now, tx)
+                if state.tz != self.config.timezone:
+                    step.add(ledger.change_settings(tz=self.config.timezone))
+            posted_before = state.posted
+            step.add(ledger.housekeeping(state, now))
+            result = decide(step)
+            # A recharge left unanswered for a hold TTL (its process died mid-payment) is
+            # asked again with the same idempotency key, so it is never paid twice.
+            recharges += [
+                (key, int(pending["amount"]))
+                for key, pending in state.pending_recharges.items()
+                if int(pending["requested_us"]) + self.hold_ttl_us <= now
+            ]
+            rule = ledger.effective_recharge(state, self.default_recharge)
+            for entry in step.add(
+                ledger.recharge_due(
+                    state,
+                    posted_before,
+                    now,
+                    rule=rule,
+                    key=lambda: f"recharge-{uuid.uuid4().hex}",
+                    force=step.force_recharge,
+                )
+            ):
+                if entry.kind == ledger.RECHARGE_REQUESTED and entry.key is not None:
+                    recharges.append((entry.key, int(entry.meta["amount"])))
+            if step.entries:
+                tx.append(step.entries)
+                tx.save(state)
+        for key, amount in recharges:
+            try:
+                self._pay_recharge(name, key, amount)
+            except Exception:  # the call itself succeeded; a later write retries the payment
+                logger.exception("auto-recharge of account '%s' could not be recorded", name)
+        return result
+
+    def _pay_recharge(self, name: str, key: str, amount: int) -> None:
+        result = self.charge(from_nanos(amount), key)
+
+        def decide(step: _Step) -> None:
+            if result.ok:
+                step.add(
+                    ledger.recharge_paid(
+                        step.state,
+                        key=key,
+                        expires_us=step.now_us + self.expiry_us,
+                        reference=result.reference,
+                    )
+                )
+            else:
+                step.add(ledger.recharge_declined(step.state, key=key, reason=result.reason or ""))
+
+        self.write(name, decide, create=False)
+        if not result.ok:
+            logger.warning("auto-recharge of account '%s' declined: %s", name, result.reason)
+
+    def charge(self, amount: Decimal, key: str) -> PaymentResult:
+        """Charge through the payment method; a missing method or an exception is a decline."""
+        if self.payment_method is None:
+            return PaymentResult.declined("no payment method is configured")
+        try:
+            result = self.payment_method.charge(amount, key)
+        except Exception as exc:
+            logger.exception("payment method failed")
+            return PaymentResult.declined(f"the payment method raised {type(exc).__name__}: {exc}")
+        if not isinstance(result, PaymentResult):
+            return PaymentResult.declined(f"the payment method returned {result!r}")
+        return result
+
+    def unknown(self, name: str) -> UnknownAccount:
+        return UnknownAccount(
+            f"credit account '{name}' does not exist. A named account is created by its first "
+            f"purchase, grant or set_limits (e.g. gw.credits.account({name!r}).grant(...)); "
+            f"existing accounts: {', '.join(self.store.accounts()) or 'none'}"
+        )
+
+    def expiry_for(self, now_us: int) -> int:
+        return now_us + self.expiry_us
+
+    def snapshot(self, name: str) -> AccountState | None:
+        return self.store.load(name)
+
+
+def _opt_nanos(value: Decimal | None) -> int | None:
+    return None if value is None else to_nanos(value)
+
+
+def _decimal(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise InvalidAmount(
+            f"{what} must be a Decimal (never a float), not {type(value).__name__}: {value!r}"
+        )
+    amount = Decimal(value)
+    if not amount.is_finite():
+        raise InvalidAmount(f"{what} {value} is not a finite amount")
+    if amount < 0:
+        raise InvalidAmount(f"{what} {value} is negative (there are no refunds)")
+    if amount >= MAX_AMOUNT:
+        raise InvalidAmount(f"{what} {value} is absurdly large")
+    return amount
+
+
+def _hold_nanos(value: Any) -> int:
+    """A hold's size: exact worst cases are rounded with the ledger's one rounding mode."""
+    return to_nanos(_decimal(value, "hold amount"))
+
+
+def _cost_nanos(value: Any) -> int:
+    return to_nanos(_decimal(value, "cost"))
+
+
+def _check_text(value: Any, what: str, *, limit: int = _MAX_NAME) -> None:
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise InvalidCreditsInput(f"{what} must be a non-empty string of at most {limit} chars")
+
+
+def check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """Validate usage tags: at most 32 string keys and values of at most 200 characters."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise InvalidCreditsInput(f"tags must be a mapping of strings, not {type(tags).__name__}")
+    if len(tags) > _MAX_TAGS:
+        raise InvalidCreditsInput(f"at most {_MAX_TAGS} tags per call")
+    clean: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidCreditsInput(f"tag {key!r}: keys and values must be strings")
+        if not key or len(key) > _MAX_NAME or len(value) > _MAX_NAME:
+            raise InvalidCreditsInput(f"tag {key!r}: keys and values are 1-200 characters")
+        clean[key] = value
+    return clean
+
+
+def _hold_from_entry(entry: LedgerEntry) -> Hold:
+    meta = entry.meta
+    assert entry.hold_id is not None and entry.request_id is not None
+    return Hold(
+        hold_id=entry.hold_id,
+        account=entry.account,
+        request_id=entry.request_id,
+        attempt=int(meta["attempt"]),
+        amount_nanos=entry.held_nanos,
+        placed_at=from_micros(entry.at_us),
+        expires_at=from_micros(int(meta["deadline_us"])),
+        route=str(meta["route"]),
+        provider=str(meta["provider"]),
+        model=str(meta["model"]),
+        tags=dict(meta["tags"]),
+    )

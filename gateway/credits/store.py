@@ -1,0 +1,204 @@
+"""What the credit account needs from a database: the :class:`Store` protocol.
+
+A store keeps three things and decides nothing:
+
+* the append-only ledger entries of every account (:class:`~.ledger.LedgerEntry`);
+* a snapshot of each account's :class:`~.ledger.AccountState` (derivable from its entries;
+  kept so that a call does not replay history);
+* one :class:`RequestRow` per settled call, for reports.
+
+All writes to one account happen inside :meth:`Store.transaction`, which holds that
+account's lock from the read of the snapshot to the commit (SQLite: ``BEGIN IMMEDIATE``;
+PostgreSQL: ``SELECT ... FOR UPDATE`` on the account's row). The ledger's rules run in
+between, in Python, identically for every store. A second store (PostgreSQL, issue 5)
+implements these methods (seven on the store, six on a transaction) and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from gateway.credits.ledger import AccountState, LedgerEntry
+from gateway.credits.money import from_micros, from_nanos, plain_decimal
+from gateway.errors import ConfigError
+
+__all__ = ["RequestRow", "Store", "StoreTransaction", "open_store"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    """One settled call, as the per-request report shows it."""
+
+    request_id: str
+    #: ``<request_id>#<attempt>``: the hold this row settled.
+    hold_id: str
+    account: str
+    at_us: int
+    route: str
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_nanos: int
+    latency_us: int
+    attempts: int
+    status: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cost(self) -> Decimal:
+        """USD charged for the call."""
+        return from_nanos(self.cost_nanos)
+
+    @property
+    def at(self) -> datetime:
+        """When the call was settled (UTC)."""
+        return from_micros(self.at_us)
+
+    @property
+    def latency_ms(self) -> Decimal:
+        return Decimal(self.latency_us).scaleb(-3)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON/CSV-friendly: Decimal and datetime as strings."""
+        return {
+            "request_id": self.request_id,
+            "hold_id": self.hold_id,
+            "at": self.at.isoformat(),
+            "account": self.account,
+            "route": self.route,
+            "provider": self.provider,
+            "model": self.model,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cost": plain_decimal(self.cost),
+            "latency_ms": plain_decimal(self.latency_ms),
+            "attempts": self.attempts,
+            "status": self.status,
+            "tags": dict(self.tags),
+        }
+
+
+class StoreTransaction(Protocol):
+    """One account, locked, between the read of its snapshot and the commit."""
+
+    #: The account's snapshot as of the lock, or None if the account does not exist yet.
+    state: AccountState | None
+
+    def find_entry(self, key: str) -> LedgerEntry | None:
+        """The account's entry with this idempotency key, if any."""
+        ...
+
+    def append(self, entries: Sequence[LedgerEntry]) -> None:
+        """Append entries (their ``account`` and ``at_us`` are already set); sets ``id``."""
+        ...
+
+    def add_request(self, row: RequestRow) -> None:
+        """Record a settled call."""
+        ...
+
+    def save(self, state: AccountState) -> None:
+        """Replace the account's snapshot (creating the account if new)."""
+        ...
+
+    def entries(self) -> list[LedgerEntry]:
+        """All of the account's entries, in write order (for ``verify``)."""
+        ...
+
+    def request_total(self) -> int:
+        """The sum of the account's request rows' costs, nano-dollars (for ``verify``)."""
+        ...
+
+
+class Store(Protocol):
+    """Persistence for the credit account. Implementations: SQLite (here), PostgreSQL."""
+
+    def transaction(self, account: str) -> AbstractContextManager[StoreTransaction]:
+        """Lock ``account`` until the block ends; commit on success, roll back on error."""
+        ...
+
+    def load(self, account: str) -> AccountState | None:
+        """The account's last committed snapshot, without locking (for reads)."""
+        ...
+
+    def find_entry(self, account: str, key: str) -> LedgerEntry | None:
+        """The entry with this idempotency key, without locking."""
+        ...
+
+    def entries(
+        self,
+        account: str,
+        *,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[LedgerEntry]:
+        """An account's entries in write order (or newest first), ``since <= at < until``."""
+        ...
+
+    def requests(
+        self,
+        *,
+        accounts: Sequence[str] | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> list[RequestRow]:
+        """Settled calls of these accounts (all when None), oldest first."""
+        ...
+
+    def accounts(self) -> list[str]:
+        """The names of every account in the store, sorted."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def open_store(url: str) -> Store:
+    """The store a ``credits.store`` URL names.
+
+    ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (either may end in
+    ``?synchronous=FULL``), ``sqlite://`` or ``memory://`` (a private in-memory database,
+    for tests and demos).
+    """
+    if url in ("sqlite://", "sqlite:///:memory:", "memory://") or url.startswith("memory://"):
+        from gateway.credits.sqlite_store import SQLiteStore
+
+        return SQLiteStore(":memory:")
+    if url.startswith("sqlite:///"):
+        from urllib.parse import parse_qs
+
+        from gateway.credits.sqlite_store import SQLiteStore
+
+        path, _, query = url[len("sqlite:///") :].partition("?")
+        options = {k: v[-1] for k, v in parse_qs(query).items()}
+        synchronous = options.pop("synchronous", "NORMAL")
+        if options:
+            raise ConfigError(
+                f"unknown SQLite store option(s): {', '.join(options)}",
+                key="credits.store",
+                fix="the only option is ?synchronous=NORMAL|FULL",
+            )
+        return SQLiteStore(path, synchronous=synchronous)
+    if url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "the PostgreSQL credit store is not available in this version",
+            key="credits.store",
+            fix="use sqlite:///gateway-credits.db for now",
+        )
+    raise ConfigError(
+        f"'{url}' is not a store URL", key="credits.store", fix="use sqlite:///path.db"
+    )
