@@ -8,11 +8,14 @@ always costs the same. Script it per adapter::
     fake.script.fail(429, times=2, retry_after=1)   # the next two calls are rate limited
     fake.script.respond(text="Paris", usage=TokenUsage(input_tokens=10, output_tokens=2))
     fake.script.respond(tool_calls=[("get_weather", {"city": "Paris"})])
+    fake.script["big"].overloaded_mid_stream(after_chunks=3)   # only calls to fake/big
+    fake.script.clock = clock; fake.script.slow(45)            # advances a ManualClock
 
-Scripted outcomes are consumed in order by the next calls (to any model, or only to the
-model given with ``model=``); with nothing scripted, the default answer is used. Errors are
-the same normalised errors a real provider's failure would give. ``fake.calls`` records every
-request the adapter received.
+The vocabulary is the one of the HTTP provider mocks (:mod:`gateway.testing.mock`), so a test
+can move between them. Scripted outcomes are consumed in order by the next calls (to any
+model, or only to the model given with ``model=`` / ``.model(...)``); with nothing scripted,
+the default answer is used. Errors are the same normalised errors a real provider's failure
+would give. ``fake.calls`` records every request the adapter received.
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Generator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from openai.types.chat import ChatCompletionChunk
@@ -44,6 +46,20 @@ from gateway.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from gateway.testing._mock_script import (
+    Disconnect,
+    Failure,
+    Outcome,
+    OverloadedMidStream,
+    Reply,
+    Script,
+    ScriptState,
+    Slow,
+    Timeout,
+    advance_clock,
+    estimate_tokens,
+    status_failure,
+)
 from providers._common import (
     FinishReason,
     make_chunk,
@@ -59,11 +75,6 @@ __all__ = ["FakeAdapter", "FakeCall", "FakeScript", "estimate_tokens"]
 FAKE_CONTEXT_WINDOW = 128_000
 
 
-def estimate_tokens(text: str) -> int:
-    """The fake provider's token count: one per four characters, at least one."""
-    return max(1, (len(text) + 3) // 4)
-
-
 def _text_of(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, str):
@@ -73,24 +84,6 @@ def _text_of(message: dict[str, Any]) -> str:
             str(part.get("text", "")) for part in content if isinstance(part, dict)
         ).strip()
     return ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    text: str | None = None
-    tool_calls: tuple[tuple[str, dict[str, Any]], ...] = ()
-    usage: TokenUsage | None = None
-    finish_reason: FinishReason | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    status: int | None
-    kind: str
-    retry_after: float | None = None
-    code: str | None = None
-    #: For streams: fail after this many content chunks (None = before the stream opens).
-    after_chunks: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,82 +100,57 @@ _STATUS_ERRORS: dict[int, type[GatewayError]] = {
     401: AuthenticationFailed,
     403: AuthenticationFailed,
     404: InvalidRequest,
+    408: ProviderTimeout,
     429: RateLimited,
     529: ProviderOverloaded,
 }
 
 
-@dataclass
-class FakeScript:
-    """The queue of scripted outcomes of one fake provider (thread-safe)."""
+class FakeScript(Script):
+    """The queue of scripted outcomes of one fake provider (thread-safe).
 
-    _queue: deque[tuple[str | None, _Reply | _Failure]] = field(default_factory=deque)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    The same vocabulary as the HTTP mocks of :mod:`gateway.testing.mock` (``respond``,
+    ``fail``, ``timeout``, ``disconnect``, ``overloaded_mid_stream``, ``slow``,
+    ``insufficient_quota``, ``context_too_long``, ``auth_error``, ``model(...)``). ``slow``
+    advances :attr:`clock` (give it the gateway's ManualClock); without one no time passes.
+    """
 
-    def _push(self, outcome: _Reply | _Failure, times: int, model: str | None) -> FakeScript:
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with self._lock:
-            for _ in range(times):
-                self._queue.append((model, outcome))
-        return self
+    def __init__(self, state: ScriptState | None = None, model: str | None = None) -> None:
+        super().__init__(state or ScriptState(), model)
 
-    def respond(
-        self,
-        text: str | None = None,
-        *,
-        tool_calls: Sequence[tuple[str, dict[str, Any]]] = (),
-        usage: TokenUsage | None = None,
-        finish_reason: FinishReason | None = None,
-        times: int = 1,
-        model: str | None = None,
-    ) -> FakeScript:
-        """Answer the next call(s) with this text and/or tool calls (name, arguments)."""
-        reply = _Reply(text, tuple(tool_calls), usage, finish_reason)
-        return self._push(reply, times, model)
+    @property
+    def clock(self) -> object | None:
+        """The clock ``slow`` advances (e.g. the ManualClock the gateway was built with)."""
+        return self._state.clock
+
+    @clock.setter
+    def clock(self, value: object | None) -> None:
+        self._state.clock = value
+
+    def model(self, name: str) -> FakeScript:
+        """The same script, narrowed to calls to one model."""
+        super().model(name)  # validates the name
+        return FakeScript(self._state, name)
+
+    def __getitem__(self, name: str) -> FakeScript:
+        return self.model(name)
 
     def fail(
         self,
         status: int,
         *,
-        times: int = 1,
         retry_after: float | None = None,
-        code: str | None = None,
+        times: int = 1,
         model: str | None = None,
+        code: str | None = None,
     ) -> FakeScript:
-        """Fail the next call(s) as the provider would with this HTTP status."""
-        return self._push(_Failure(status, "status", retry_after, code), times, model)
+        """Fail the next call(s) as the provider would with this HTTP status; ``code`` is the
+        provider's error code the error carries (e.g. ``insufficient_quota``)."""
+        return self._push(status_failure(status, retry_after, code), times, model)
 
-    def insufficient_quota(self, *, times: int = 1, model: str | None = None) -> FakeScript:
-        """429 with the provider saying the account is out of money."""
-        return self.fail(429, times=times, code="insufficient_quota", model=model)
-
-    def context_too_long(self, *, times: int = 1, model: str | None = None) -> FakeScript:
-        return self._push(_Failure(400, "context"), times, model)
-
-    def timeout(self, *, times: int = 1, model: str | None = None) -> FakeScript:
-        return self._push(_Failure(None, "timeout"), times, model)
-
-    def disconnect(self, *, times: int = 1, model: str | None = None) -> FakeScript:
-        return self._push(_Failure(None, "connection"), times, model)
-
-    def overloaded_mid_stream(
-        self, *, after_chunks: int = 1, times: int = 1, model: str | None = None
-    ) -> FakeScript:
-        """A stream that breaks with an overload error after ``after_chunks`` content chunks."""
-        return self._push(_Failure(None, "overloaded", after_chunks=after_chunks), times, model)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queue.clear()
-
-    def next_for(self, model: str) -> _Reply | _Failure | None:
-        with self._lock:
-            for i, (wanted, outcome) in enumerate(self._queue):
-                if wanted is None or wanted == model:
-                    del self._queue[i]
-                    return outcome
-        return None
+    def next_for(self, model: str) -> Outcome | None:
+        """Take the next outcome scripted for this model (or for any model)."""
+        return self._state.next_for(model)
 
 
 class FakeAdapter:
@@ -203,15 +171,24 @@ class FakeAdapter:
 
     def _begin(
         self, model: str, request: ChatRequest, stream: bool
-    ) -> tuple[str, _Reply, _Failure | None]:
+    ) -> tuple[str, Reply, Disconnect | OverloadedMidStream | None]:
+        """The call's id, its reply, and the failure that breaks its stream part way, if any.
+
+        Failures that happen before any answer raise here.
+        """
         with self._lock:
             self.calls.append(FakeCall(model, request, stream))
             response_id = f"fake-{next(self._ids)}"
         outcome = self.script.next_for(model)
-        if isinstance(outcome, _Failure):
+        if isinstance(outcome, Slow):
+            self._wait(outcome.seconds, request, model)
+            outcome = outcome.reply
+        if isinstance(outcome, Disconnect | OverloadedMidStream):
             if outcome.after_chunks is None or not stream:
                 raise self._error(outcome, model)
             return response_id, self._default_reply(model, request), outcome
+        if isinstance(outcome, Failure | Timeout):
+            raise self._error(outcome, model)
         prompt_tokens = sum(estimate_tokens(_text_of(m)) for m in request.messages)
         if prompt_tokens > FAKE_CONTEXT_WINDOW:
             raise ContextTooLong(
@@ -221,16 +198,29 @@ class FakeAdapter:
                 status_code=400,
             )
         reply = outcome if outcome is not None else self._default_reply(model, request)
+        if reply.text is None and not reply.tool_calls:
+            reply = Reply(
+                self._default_reply(model, request).text, (), reply.usage, reply.finish_reason
+            )
         return response_id, reply, None
 
-    def _default_reply(self, model: str, request: ChatRequest) -> _Reply:
+    def _wait(self, seconds: float, request: ChatRequest, model: str) -> None:
+        """A slow answer: advance the script's clock, or time out at the call's own timeout."""
+        if request.timeout is not None and seconds > request.timeout:
+            advance_clock(self.script.clock, request.timeout)
+            raise ProviderTimeout(
+                f"no answer within {request.timeout:g}s", provider=self.name, model=model
+            )
+        advance_clock(self.script.clock, seconds)
+
+    def _default_reply(self, model: str, request: ChatRequest) -> Reply:
         last_user = next(
             (_text_of(m) for m in reversed(request.messages) if m.get("role") == "user"), ""
         )
         text = f"[{self.name}/{model}] You said: {last_user[:200]}"
-        return _Reply(text=text)
+        return Reply(text=text)
 
-    def _usage(self, request: ChatRequest, reply: _Reply, text: str) -> TokenUsage:
+    def _usage(self, request: ChatRequest, reply: Reply, text: str) -> TokenUsage:
         if reply.usage is not None:
             return reply.usage
         prompt = sum(estimate_tokens(_text_of(m)) for m in request.messages)
@@ -239,7 +229,7 @@ class FakeAdapter:
         )
         return TokenUsage(input_tokens=prompt, output_tokens=output)
 
-    def _shape(self, request: ChatRequest, reply: _Reply) -> tuple[str, FinishReason]:
+    def _shape(self, request: ChatRequest, reply: Reply) -> tuple[str, FinishReason]:
         text = reply.text or ""
         finish: FinishReason = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
         if request.max_tokens is not None and reply.usage is None:
@@ -248,16 +238,22 @@ class FakeAdapter:
                 text, finish = text[:limit], "length"
         return text, finish
 
-    def _error(self, failure: _Failure, model: str) -> GatewayError:
+    def _error(
+        self, failure: Failure | Timeout | Disconnect | OverloadedMidStream, model: str
+    ) -> GatewayError:
         common: dict[str, Any] = {"provider": self.name, "model": model}
-        if failure.kind == "timeout":
+        if isinstance(failure, Timeout):
             return ProviderTimeout("request timed out", **common)
-        if failure.kind == "connection":
+        if isinstance(failure, Disconnect):
             return ProviderConnectionError("connection reset by peer", **common)
-        if failure.kind == "overloaded":
+        if isinstance(failure, OverloadedMidStream):
             return ProviderOverloaded("overloaded", **common)
-        if failure.kind == "context":
+        if failure.kind == "context_too_long":
             return ContextTooLong("prompt is too long", status_code=400, **common)
+        if failure.kind == "insufficient_quota":
+            failure = status_failure(429, None, "insufficient_quota")
+        elif failure.kind == "auth_error":
+            failure = status_failure(401, None)
         status = failure.status or 500
         cls = _STATUS_ERRORS.get(status, ProviderUnavailable if status >= 500 else InvalidRequest)
         message = "insufficient quota" if failure.code == "insufficient_quota" else f"HTTP {status}"
@@ -336,19 +332,23 @@ class FakeAdapter:
                 )
 
         for sent, item in enumerate(content_chunks()):
-            if (
-                failure is not None
-                and failure.after_chunks is not None
-                and sent >= failure.after_chunks
-            ):
-                raise self._error(failure, model)
+            if failure is not None and sent >= (failure.after_chunks or 0):
+                raise self._broken(failure, model, holder.content_chunks)
             holder.content_chunks += 1
             yield item
         if failure is not None:
-            raise self._error(failure, model)
+            raise self._broken(failure, model, holder.content_chunks)
         yield chunk(ChoiceDelta(), finish)
         holder.usage = usage
         yield usage_chunk(response_id=response_id, model=model, created=created, usage=usage)
+
+    def _broken(
+        self, failure: Disconnect | OverloadedMidStream, model: str, chunks: int
+    ) -> GatewayError:
+        error = self._error(failure, model)
+        if isinstance(error, ProviderUnavailable):
+            error.chunks_received = chunks
+        return error
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
         holder = ChunkStream()

@@ -1,1 +1,43 @@
-"""Testing aids that ship with the SDK: provider wire formats, mocks, the fake provider."""
+"""Testing aids that ship with the SDK: provider wire formats, mocks, the fake provider.
+
+- :func:`mock_providers` (:mod:`gateway.testing.mock`): OpenAI, Anthropic and Gemini mocked on
+  the wire, with scripted faults; needs the ``testing`` extra
+  (``pip install llm-gateway-sdk[testing]``).
+- :class:`ManualClock` (:mod:`gateway.testing.clock`): time that moves only when told.
+- the pytest plugin (:mod:`gateway.testing.pytest_plugin`): fixtures ``gateway_mock`` and
+  ``gateway_clock``, registered automatically.
+
+Names load on first access, so importing this package (the pytest plugin does, in every test
+run) costs nothing and does not need respx.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.testing.clock import ManualClock
+    from gateway.testing.mock import MockCall, MockProviders, mock_providers
+
+__all__ = ["ManualClock", "MockCall", "MockProviders", "mock_providers"]
+
+_LAZY = {
+    "ManualClock": "gateway.testing.clock",
+    "MockCall": "gateway.testing.mock",
+    "MockProviders": "gateway.testing.mock",
+    "mock_providers": "gateway.testing.mock",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'gateway.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
