@@ -8,18 +8,19 @@ async clients.
 
 from __future__ import annotations
 
-import functools
 import os
 import random
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 from gateway._attempts import GatewayInfo
+from gateway._billing import AttemptBill, Billing
 from gateway._clock import Clock, SystemClock
 from gateway._request import build_request, estimate_prompt_tokens
 from gateway._streams import (
@@ -28,13 +29,14 @@ from gateway._streams import (
     aread_until_content,
     read_until_content,
 )
+from gateway.chaos import ChaosMonkey
 from gateway.config import GatewayConfig, load_config, parse_config
 from gateway.errors import ConfigError, ProviderError
 from gateway.events import EventHook
 from gateway.health import HealthRegistry
 from gateway.routing import CallPlan, ResolvedTarget, Router, Wait, request_for_target
 from providers import load_adapter_class
-from providers.base import ChatRequest, ProviderAdapter, ProviderResponse, TokenUsage
+from providers.base import ChatRequest, ProviderAdapter, ProviderResponse
 
 if TYPE_CHECKING:
     from openai.types.chat import (
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
         ChatCompletionStreamOptionsParam,
     )
 
+    from gateway.credits.account import CreditAccount
+    from gateway.credits.payment import PaymentMethod
     from gateway.types import GatewayChatCompletion
 
 __all__ = ["AsyncGateway", "Gateway"]
@@ -74,6 +78,7 @@ class _GatewayCore:
         clock: Clock | None,
         rng: random.Random | None,
         on_event: EventHook | None,
+        payment_method: PaymentMethod | None,
     ) -> None:
         self.config = _load(config)
         self.router = Router(self.config)
@@ -81,6 +86,8 @@ class _GatewayCore:
         self.rng = rng or random.Random()
         self.on_event = on_event
         self.health = HealthRegistry()
+        self.chaos = ChaosMonkey.from_config(self.config.chaos)
+        self.billing = Billing(self.config, self.clock, payment_method)
         self._adapters: dict[str, ProviderAdapter] = {}
         self._lock = threading.Lock()
 
@@ -100,10 +107,23 @@ class _GatewayCore:
                 self._adapters[provider] = adapter
         return adapter
 
-    def start(self, model: str, kwargs: dict[str, Any]) -> tuple[ChatRequest, CallPlan]:
+    def start(
+        self,
+        model: str,
+        kwargs: dict[str, Any],
+        account: str | None,
+        tags: Mapping[str, str] | None,
+    ) -> _Call:
         """Validate the call and make its plan; raises before any provider is contacted."""
         route = self.router.resolve(model)
         request = build_request(**kwargs)
+        self.billing.check_call(account)
+        input_tokens = estimate_prompt_tokens(request)
+        billing = self.billing
+
+        def price(target: ResolvedTarget) -> Decimal | None:
+            return billing.estimate(target, input_tokens, request.max_tokens)
+
         plan = CallPlan(
             route,
             request_id=_new_request_id(),
@@ -111,14 +131,41 @@ class _GatewayCore:
             rng=self.rng,
             health=self.health,
             timeout=request.timeout,
-            estimated_tokens=estimate_prompt_tokens(request) + (request.max_tokens or 0),
+            estimated_tokens=input_tokens + (request.max_tokens or 0),
+            cost_of=price,
             on_event=self.on_event,
         )
-        return request, plan
+        return _Call(request, plan, input_tokens, account, tags)
 
-    def cost_of(self, target: ResolvedTarget, usage: TokenUsage) -> Decimal | None:
-        """What the call cost; None until a credit account is configured."""
-        return None
+    def bill(self, call: _Call, target: ResolvedTarget, request: ChatRequest) -> AttemptBill:
+        """Hold this try's worst case on the credit account (before the provider is called)."""
+        return self.billing.bill(
+            target,
+            request_id=call.plan.request_id,
+            route=call.plan.route.name,
+            input_tokens=call.input_tokens,
+            max_tokens=request.max_tokens,
+            account=call.account,
+            tags=call.tags,
+        )
+
+    async def abill(self, call: _Call, target: ResolvedTarget, request: ChatRequest) -> AttemptBill:
+        return await self.billing.abill(
+            target,
+            request_id=call.plan.request_id,
+            route=call.plan.route.name,
+            input_tokens=call.input_tokens,
+            max_tokens=request.max_tokens,
+            account=call.account,
+            tags=call.tags,
+        )
+
+    def inject_fault(self, target: ResolvedTarget) -> None:
+        """Chaos (staging fault injection): raise the configured error instead of calling."""
+        if self.chaos is not None:
+            fault = self.chaos.fault_for(target.label, self.rng)
+            if fault is not None:
+                raise fault
 
     def info(self, plan: CallPlan, target: ResolvedTarget, provider_id: str | None) -> GatewayInfo:
         return GatewayInfo(
@@ -131,13 +178,26 @@ class _GatewayCore:
         )
 
     def finish(
-        self, plan: CallPlan, target: ResolvedTarget, result: ProviderResponse
+        self, plan: CallPlan, target: ResolvedTarget, result: ProviderResponse, cost: Decimal | None
     ) -> GatewayChatCompletion:
         from gateway.types import to_gateway_completion
 
         info = self.info(plan, target, result.completion.id)
-        cost = self.cost_of(target, result.usage)
         return to_gateway_completion(result.completion, info, cost)
+
+    def close(self) -> None:
+        self.billing.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One call in flight: its request, its plan, and who pays."""
+
+    request: ChatRequest
+    plan: CallPlan
+    input_tokens: int
+    account: str | None
+    tags: Mapping[str, str] | None
 
 
 def _new_request_id() -> str:
@@ -224,8 +284,8 @@ class Completions:
         **kwargs: Any,
     ) -> GatewayChatCompletion | GatewayStream:
         core = self._core
-        request, plan = core.start(model, {"messages": messages, "stream": stream, **kwargs})
-        clock = core.clock
+        call = core.start(model, {"messages": messages, "stream": stream, **kwargs}, account, tags)
+        request, plan, clock = call.request, call.plan, core.clock
         while True:
             action = plan.next_action()
             if isinstance(action, Wait):
@@ -234,27 +294,29 @@ class Completions:
             target = action.target
             adapter = core.adapter(target.provider)
             attempt_request = request_for_target(request, target.config, action.timeout)
+            bill = core.bill(call, target, attempt_request)
             plan.started(action)
             started = clock.monotonic()
             try:
+                core.inject_fault(target)
                 if stream:
                     native = adapter.stream(target.model, attempt_request)
                     head = read_until_content(native)
                 else:
                     result = adapter.complete(target.model, attempt_request)
             except ProviderError as error:
+                bill.release()
                 plan.failed(action, error, clock.monotonic() - started)
                 continue
+            except BaseException:
+                bill.release()
+                raise
             plan.succeeded(action, clock.monotonic() - started)
             if stream:
-                return GatewayStream(
-                    native,
-                    head,
-                    core.info(plan, target, head[0].id if head else None),
-                    request.include_usage,
-                    functools.partial(core.cost_of, target),
-                )
-            return core.finish(plan, target, result)
+                info = core.info(plan, target, head[0].id if head else None)
+                return GatewayStream(native, head, info, request.include_usage, bill)
+            cost = bill.settle(result.usage, attempts=len(plan.attempts))
+            return core.finish(plan, target, result, cost)
 
     create.__doc__ = _CREATE_DOC
 
@@ -326,8 +388,8 @@ class AsyncCompletions:
         **kwargs: Any,
     ) -> GatewayChatCompletion | AsyncGatewayStream:
         core = self._core
-        request, plan = core.start(model, {"messages": messages, "stream": stream, **kwargs})
-        clock = core.clock
+        call = core.start(model, {"messages": messages, "stream": stream, **kwargs}, account, tags)
+        request, plan, clock = call.request, call.plan, core.clock
         while True:
             action = plan.next_action()
             if isinstance(action, Wait):
@@ -336,27 +398,29 @@ class AsyncCompletions:
             target = action.target
             adapter = core.adapter(target.provider)
             attempt_request = request_for_target(request, target.config, action.timeout)
+            bill = await core.abill(call, target, attempt_request)
             plan.started(action)
             started = clock.monotonic()
             try:
+                core.inject_fault(target)
                 if stream:
                     native = await adapter.astream(target.model, attempt_request)
                     head = await aread_until_content(native)
                 else:
                     result = await adapter.acomplete(target.model, attempt_request)
             except ProviderError as error:
+                await bill.arelease()
                 plan.failed(action, error, clock.monotonic() - started)
                 continue
+            except BaseException:
+                await bill.arelease()
+                raise
             plan.succeeded(action, clock.monotonic() - started)
             if stream:
-                return AsyncGatewayStream(
-                    native,
-                    head,
-                    core.info(plan, target, head[0].id if head else None),
-                    request.include_usage,
-                    functools.partial(core.cost_of, target),
-                )
-            return core.finish(plan, target, result)
+                info = core.info(plan, target, head[0].id if head else None)
+                return AsyncGatewayStream(native, head, info, request.include_usage, bill)
+            cost = await bill.asettle(result.usage, attempts=len(plan.attempts))
+            return core.finish(plan, target, result, cost)
 
     create.__doc__ = _CREATE_DOC
 
@@ -376,6 +440,8 @@ class AsyncChat:
 
 
 class _BaseGateway:
+    """What both clients share. See :class:`Gateway` for the arguments."""
+
     def __init__(
         self,
         config: ConfigInput | None = None,
@@ -383,13 +449,40 @@ class _BaseGateway:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         on_event: EventHook | None = None,
+        payment_method: PaymentMethod | None = None,
     ) -> None:
-        self._core = _GatewayCore(config, clock, rng, on_event)
+        self._core = _GatewayCore(config, clock, rng, on_event, payment_method)
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        on_event: EventHook | None = None,
+        payment_method: PaymentMethod | None = None,
+    ) -> Self:
+        """Load a YAML routing config."""
+        return cls(
+            load_config(Path(path)),
+            clock=clock,
+            rng=rng,
+            on_event=on_event,
+            payment_method=payment_method,
+        )
 
     @property
     def config(self) -> GatewayConfig:
         """The validated config this gateway runs on."""
         return self._core.config
+
+    @property
+    def credits(self) -> CreditAccount:
+        """The default credit account: ``gw.credits.balance()``, ``.purchase(...)``,
+        ``.usage(...)``; ``gw.credits.account("customer-42")`` for a named one. Raises
+        ConfigError when the config has no ``credits:`` section."""
+        return self._core.billing.account()
 
     def adapter(self, provider: str) -> ProviderAdapter:
         """The adapter of a configured provider (e.g. to script the fake provider)."""
@@ -405,8 +498,10 @@ class Gateway(_BaseGateway):
 
     ``config`` may be a :class:`~gateway.config.GatewayConfig`, a dict in the YAML's shape,
     or a path to a YAML file. ``clock`` and ``rng`` replace the real clock and random source
-    (retry jitter, weighted choice, exploration), for tests. ``on_event`` receives a
-    :class:`~gateway.events.GatewayEvent` for every attempt, retry, fallback and breaker change.
+    (retry jitter, weighted choice, exploration, holds and expiry), for tests. ``on_event``
+    receives a :class:`~gateway.events.GatewayEvent` for every attempt, retry, fallback and
+    breaker change. ``payment_method`` pays for purchases and auto-recharges
+    (:class:`~gateway.credits.payment.PaymentMethod`).
     """
 
     def __init__(
@@ -416,26 +511,18 @@ class Gateway(_BaseGateway):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         on_event: EventHook | None = None,
+        payment_method: PaymentMethod | None = None,
     ) -> None:
-        super().__init__(config, clock=clock, rng=rng, on_event=on_event)
+        super().__init__(
+            config, clock=clock, rng=rng, on_event=on_event, payment_method=payment_method
+        )
         self.chat = Chat(self._core)
 
-    @classmethod
-    def from_config(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        clock: Clock | None = None,
-        rng: random.Random | None = None,
-        on_event: EventHook | None = None,
-    ) -> Gateway:
-        """Load a YAML routing config."""
-        return cls(load_config(Path(path)), clock=clock, rng=rng, on_event=on_event)
-
     def close(self) -> None:
-        """Close every SDK client this gateway opened."""
+        """Close every SDK client this gateway opened, and the credit store."""
         for adapter in list(self._core._adapters.values()):
             adapter.close()
+        self._core.close()
 
     def __enter__(self) -> Gateway:
         return self
@@ -450,7 +537,8 @@ class Gateway(_BaseGateway):
 
 
 class AsyncGateway(_BaseGateway):
-    """The async client: the same surface as :class:`Gateway`, with ``await``."""
+    """The async client: the same surface as :class:`Gateway`, with ``await``. The credit
+    store is reached from a worker thread, so the event loop never blocks on it."""
 
     def __init__(
         self,
@@ -459,21 +547,18 @@ class AsyncGateway(_BaseGateway):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         on_event: EventHook | None = None,
+        payment_method: PaymentMethod | None = None,
     ) -> None:
-        super().__init__(config, clock=clock, rng=rng, on_event=on_event)
+        super().__init__(
+            config, clock=clock, rng=rng, on_event=on_event, payment_method=payment_method
+        )
         self.chat = AsyncChat(self._core)
 
-    @classmethod
-    def from_config(
-        cls, path: str | os.PathLike[str], *, clock: Clock | None = None
-    ) -> AsyncGateway:
-        """Load a YAML routing config."""
-        return cls(load_config(Path(path)), clock=clock)
-
     async def close(self) -> None:
-        """Close every async SDK client this gateway opened."""
+        """Close every async SDK client this gateway opened, and the credit store."""
         for adapter in list(self._core._adapters.values()):
             await adapter.aclose()
+        self._core.close()
 
     async def __aenter__(self) -> AsyncGateway:
         return self

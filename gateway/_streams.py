@@ -4,17 +4,23 @@ Adapters always end a stream with a usage chunk (``choices == []``). The caller 
 when they asked for ``stream_options={"include_usage": True}``, as with the OpenAI SDK;
 otherwise the usage rides on the chunk that carries ``finish_reason``, so a loop reading
 ``chunk.choices[0]`` never meets an empty chunk and the usage is still there. Either way the
-usage-bearing chunk has ``usage.cost``.
+usage-bearing chunk has ``usage.cost``, what the credit account was charged.
+
+The call is settled when its usage arrives. A stream that breaks, or that the caller stops
+reading (``close()``, leaving a ``with`` block, or dropping it), is settled from what is
+known when it ends (see :mod:`gateway._billing`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
-from decimal import Decimal
+import contextlib
+import itertools
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from gateway._attempts import GatewayInfo
+from gateway._billing import AttemptBill
 from gateway.errors import ProviderError, ProviderUnavailable
 from providers.base import AsyncChunkStream, ChunkStream, TokenUsage
 
@@ -25,19 +31,19 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncGatewayStream", "GatewayStream", "aread_until_content", "read_until_content"]
 
-#: Prices a finished stream's usage; returns None when no credit account is configured.
-CostOf = Callable[[TokenUsage], Decimal | None]
-
 
 class _Relay:
     """Chunk bookkeeping shared by the sync and async streams (no I/O)."""
 
-    __slots__ = ("_cost_of", "_held", "_include_usage", "usage")
+    __slots__ = ("_held", "_include_usage", "delivered_chars", "settle_with", "usage")
 
-    def __init__(self, include_usage: bool, cost_of: CostOf) -> None:
+    def __init__(self, include_usage: bool) -> None:
         self._include_usage = include_usage
-        self._cost_of = cost_of
         self._held: ChatCompletionChunk | None = None
+        #: Characters of text delivered so far (to estimate a stream cut short).
+        self.delivered_chars = 0
+        #: Set when the chunk just returned carries the call's usage: settle with these tokens.
+        self.settle_with: TokenUsage | None = None
         self.usage: GatewayUsage | None = None
 
     def relay(
@@ -46,7 +52,11 @@ class _Relay:
         """The chunk to give the caller now, or None to give nothing for this one."""
         choices = chunk.choices
         if choices:
-            if not self._include_usage and choices[0].finish_reason is not None:
+            first = choices[0]
+            content = first.delta.content
+            if content:
+                self.delivered_chars += len(content)
+            if not self._include_usage and first.finish_reason is not None:
                 self._held = chunk  # usage arrives next; it will ride on this chunk
                 return None
             return chunk
@@ -55,13 +65,13 @@ class _Relay:
         from gateway.types import to_gateway_chunk
 
         usage = tokens or TokenUsage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-        cost = self._cost_of(usage)
         if self._include_usage or self._held is None:
-            final = to_gateway_chunk(chunk, cost)
+            final = to_gateway_chunk(chunk, None)
         else:
             held, self._held = self._held, None
-            final = to_gateway_chunk(held.model_copy(update={"usage": chunk.usage}), cost)
+            final = to_gateway_chunk(held.model_copy(update={"usage": chunk.usage}), None)
         self.usage = final.usage
+        self.settle_with = usage
         return final
 
     def leftover(self) -> ChatCompletionChunk | None:
@@ -115,6 +125,16 @@ def broken_stream_error(error: ProviderError, delivered: int) -> ProviderUnavail
     return broken
 
 
+async def _achain(
+    head: list[ChatCompletionChunk], rest: AsyncChunkStream
+) -> AsyncGenerator[ChatCompletionChunk, None]:
+    for chunk in head:
+        yield chunk
+    head.clear()
+    async for chunk in rest:
+        yield chunk
+
+
 class GatewayStream:
     """A streamed chat completion: iterate for chunks; ``.gateway`` says who answers."""
 
@@ -124,11 +144,12 @@ class GatewayStream:
         head: list[ChatCompletionChunk],
         info: GatewayInfo,
         include_usage: bool,
-        cost_of: CostOf,
+        bill: AttemptBill,
     ) -> None:
         self._native = native
         self._head = head
-        self._relay = _Relay(include_usage, cost_of)
+        self._bill = bill
+        self._relay = _Relay(include_usage)
         self._iter = self._chunks()
         #: Who is answering and the attempts it took to open the stream.
         self.gateway = info
@@ -140,22 +161,25 @@ class GatewayStream:
 
     def _chunks(self) -> Generator[ChatCompletionChunk, None, None]:
         native = self._native
-        relay = self._relay.relay
+        relay = self._relay
+        attempts = len(self.gateway.attempts)
         try:
-            for chunk in self._head:
-                out = relay(chunk, native.usage)
-                if out is not None:
-                    yield out
-            self._head = []
-            for chunk in native:
-                out = relay(chunk, native.usage)
-                if out is not None:
-                    yield out
+            head, self._head = self._head, []
+            for chunk in itertools.chain(head, native):
+                out = relay.relay(chunk, native.usage)
+                if out is None:
+                    continue
+                if relay.settle_with is not None:
+                    assert relay.usage is not None
+                    relay.usage.cost = self._bill.settle(relay.settle_with, attempts=attempts)
+                    relay.settle_with = None
+                yield out
         except ProviderError as error:
             raise broken_stream_error(error, native.content_chunks) from None
         finally:
             native.close()
-        leftover = self._relay.leftover()
+            self._bill.settle_incomplete(native.usage, relay.delivered_chars, attempts=attempts)
+        leftover = relay.leftover()
         if leftover is not None:
             yield leftover
 
@@ -166,9 +190,13 @@ class GatewayStream:
         return next(self._iter)
 
     def close(self) -> None:
-        """Stop reading; releases the connection."""
+        """Stop reading; releases the connection and settles what was used."""
         self._iter.close()
         self._native.close()
+        attempts = len(self.gateway.attempts)
+        self._bill.settle_incomplete(
+            self._native.usage, self._relay.delivered_chars, attempts=attempts
+        )
 
     def __enter__(self) -> GatewayStream:
         return self
@@ -181,6 +209,11 @@ class GatewayStream:
     ) -> None:
         self.close()
 
+    def __del__(self) -> None:
+        # A stream dropped unread still pays for what it used (and frees its connection).
+        with contextlib.suppress(Exception):  # interpreter shutdown
+            self.close()
+
 
 class AsyncGatewayStream:
     """The async twin of :class:`GatewayStream`: ``async for chunk in stream``."""
@@ -191,11 +224,12 @@ class AsyncGatewayStream:
         head: list[ChatCompletionChunk],
         info: GatewayInfo,
         include_usage: bool,
-        cost_of: CostOf,
+        bill: AttemptBill,
     ) -> None:
         self._native = native
         self._head = head
-        self._relay = _Relay(include_usage, cost_of)
+        self._bill = bill
+        self._relay = _Relay(include_usage)
         self._iter = self._chunks()
         self.gateway = info
 
@@ -205,22 +239,28 @@ class AsyncGatewayStream:
 
     async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         native = self._native
-        relay = self._relay.relay
+        relay = self._relay
+        attempts = len(self.gateway.attempts)
         try:
-            for chunk in self._head:
-                out = relay(chunk, native.usage)
-                if out is not None:
-                    yield out
-            self._head = []
-            async for chunk in native:
-                out = relay(chunk, native.usage)
-                if out is not None:
-                    yield out
+            async for chunk in _achain(self._head, native):
+                out = relay.relay(chunk, native.usage)
+                if out is None:
+                    continue
+                if relay.settle_with is not None:
+                    assert relay.usage is not None
+                    relay.usage.cost = await self._bill.asettle(
+                        relay.settle_with, attempts=attempts
+                    )
+                    relay.settle_with = None
+                yield out
         except ProviderError as error:
             raise broken_stream_error(error, native.content_chunks) from None
         finally:
             await native.aclose()
-        leftover = self._relay.leftover()
+            await self._bill.asettle_incomplete(
+                native.usage, relay.delivered_chars, attempts=attempts
+            )
+        leftover = relay.leftover()
         if leftover is not None:
             yield leftover
 
@@ -231,8 +271,12 @@ class AsyncGatewayStream:
         return await self._iter.__anext__()
 
     async def close(self) -> None:
+        """Stop reading; releases the connection and settles what was used."""
         await self._iter.aclose()
         await self._native.aclose()
+        await self._bill.asettle_incomplete(
+            self._native.usage, self._relay.delivered_chars, attempts=len(self.gateway.attempts)
+        )
 
     async def __aenter__(self) -> AsyncGatewayStream:
         return self

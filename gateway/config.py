@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from gateway._yaml import Located, MissingEnv, dotted, load_yaml_text
+from gateway.chaos import ChaosConfig
 from gateway.errors import ConfigError, register_secret
 
 __all__ = [
@@ -347,6 +348,8 @@ class GatewayConfig(_Model):
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     credits: CreditsConfig | None = None
     pricing: dict[str, ModelPrice] = Field(default_factory=dict)
+    #: Fault injection for staging (off unless ``chaos.enabled``).
+    chaos: ChaosConfig | None = None
     #: Where it was loaded from, for error messages.
     source: str = "<config>"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -56,7 +57,8 @@ def test_response_is_openai_chat_completion_with_gateway_info(gw: Gateway) -> No
     assert [a.outcome for a in resp.gateway.attempts] == ["ok"]
     assert resp.usage is not None
     assert (resp.usage.prompt_tokens, resp.usage.completion_tokens) == (3, 9)
-    assert resp.usage.cost is None  # no credit account configured
+    # No credit account: the call is still priced (the fake's default $1 / $2 per 1M tokens).
+    assert resp.usage.cost == Decimal("0.000021")
     # Serialises like an OpenAI response (the extra attribute does not leak into the dump).
     assert "gateway" not in resp.model_dump()
 

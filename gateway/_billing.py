@@ -1,0 +1,279 @@
+"""Paying for one call: hold before each try, settle or release after it.
+
+:class:`Billing` belongs to a gateway; :class:`AttemptBill` to one try of one call. With no
+``credits:`` section the bill only prices the call (``usage.cost`` from the price book, or
+None when the model has no known price) and holds nothing.
+
+A stream is settled when its usage arrives; if it breaks or the caller stops reading first,
+it is settled from what is known: the provider's usage if it reported any, otherwise an
+estimate (the prompt estimate plus the delivered text at three characters a token), never
+more than the hold. Such rows have ``status="incomplete"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from gateway.config import GatewayConfig
+from gateway.errors import ConfigError
+from providers.base import TokenUsage
+
+if TYPE_CHECKING:
+    from gateway._clock import Clock
+    from gateway.credits.account import CreditAccount
+    from gateway.credits.payment import PaymentMethod
+    from gateway.credits.pricing import PriceBook
+    from gateway.credits.service import CreditService, Hold
+    from gateway.routing import ResolvedTarget
+
+__all__ = ["AttemptBill", "Billing"]
+
+logger = logging.getLogger("gateway.credits")
+
+#: Output budget a hold assumes when the caller sets no max_tokens (the call itself is not
+#: limited; a longer answer settles above its hold, which the ledger allows).
+DEFAULT_HOLD_OUTPUT_TOKENS = 4096
+_NANO = Decimal("1e-9")
+
+
+class Billing:
+    """Prices and (with a credit account) holds and settles every call of one gateway."""
+
+    def __init__(
+        self, config: GatewayConfig, clock: Clock, payment_method: PaymentMethod | None
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._prices: PriceBook | None = None
+        self.service: CreditService | None = None
+        if config.credits is not None:
+            from gateway.credits.service import CreditService
+
+            prices = self.prices
+            prices.check_config(config)
+            self.service = CreditService(
+                config.credits, prices, clock=clock, payment_method=payment_method
+            )
+
+    @property
+    def prices(self) -> PriceBook:
+        """The price book (YAML ``pricing:`` first, then genai-prices), made on first use."""
+        if self._prices is None:
+            from gateway.credits.pricing import PriceBook
+
+            self._prices = PriceBook.from_config(self._config.pricing, clock=self._clock)
+        return self._prices
+
+    def account(self) -> CreditAccount:
+        if self.service is None:
+            raise ConfigError(
+                "this gateway has no credit account",
+                file=self._config.source,
+                key="credits",
+                fix="add a credits: section (e.g. credits: {store: sqlite:///credits.db})",
+            )
+        return self.service.account()
+
+    def _provider_type(self, target: ResolvedTarget) -> str:
+        return self._config.providers[target.provider].type
+
+    def estimate(
+        self, target: ResolvedTarget, input_tokens: int, max_tokens: int | None
+    ) -> Decimal | None:
+        """The worst-case cost of a call at ``target``; None when its price is unknown."""
+        try:
+            return self.prices.worst_case(
+                self._provider_type(target),
+                target.model,
+                input_tokens=input_tokens,
+                max_output_tokens=max_tokens or DEFAULT_HOLD_OUTPUT_TOKENS,
+                provider=target.provider,
+            )
+        except ConfigError:
+            return None
+
+    def cost(self, target: ResolvedTarget, usage: TokenUsage) -> Decimal | None:
+        """The exact cost of ``usage`` at ``target`` (None when the price is unknown)."""
+        try:
+            return self.prices.cost(
+                self._provider_type(target), target.model, usage, provider=target.provider
+            )
+        except ConfigError:
+            return None
+
+    def check_call(self, account: str | None) -> None:
+        if account is not None and self.service is None:
+            raise ConfigError(
+                f"account={account!r} was given but this gateway has no credit account",
+                file=self._config.source,
+                key="credits",
+                fix="add a credits: section, or drop the account argument",
+            )
+
+    def bill(
+        self,
+        target: ResolvedTarget,
+        *,
+        request_id: str,
+        route: str,
+        input_tokens: int,
+        max_tokens: int | None,
+        account: str | None,
+        tags: Mapping[str, str] | None,
+    ) -> AttemptBill:
+        """Hold the worst case of this try (raises InsufficientCredits / SpendLimitExceeded
+        before any provider is contacted)."""
+        hold = None
+        if self.service is not None:
+            amount = self.estimate(target, input_tokens, max_tokens)
+            assert amount is not None, "check_config refused unpriced targets at load"
+            hold = self.service.hold(
+                account=account,
+                request_id=request_id,
+                amount=amount,
+                route=route,
+                provider=target.provider,
+                model=target.model,
+                tags=tags,
+            )
+        return AttemptBill(self, target, hold, input_tokens, self._clock.monotonic())
+
+    async def abill(
+        self,
+        target: ResolvedTarget,
+        *,
+        request_id: str,
+        route: str,
+        input_tokens: int,
+        max_tokens: int | None,
+        account: str | None,
+        tags: Mapping[str, str] | None,
+    ) -> AttemptBill:
+        """:meth:`bill` without blocking the event loop on the store."""
+        if self.service is None:
+            return AttemptBill(self, target, None, input_tokens, self._clock.monotonic())
+        return await asyncio.to_thread(
+            self.bill,
+            target,
+            request_id=request_id,
+            route=route,
+            input_tokens=input_tokens,
+            max_tokens=max_tokens,
+            account=account,
+            tags=tags,
+        )
+
+    def close(self) -> None:
+        if self.service is not None:
+            self.service.close()
+        if self._prices is not None:
+            self._prices.close()
+
+
+class AttemptBill:
+    """The money side of one try: settle it, or release it. Both are idempotent."""
+
+    __slots__ = ("_billing", "_done", "_hold", "_input_tokens", "_started", "_target", "charged")
+
+    def __init__(
+        self,
+        billing: Billing,
+        target: ResolvedTarget,
+        hold: Hold | None,
+        input_tokens: int,
+        started: float,
+    ) -> None:
+        self._billing = billing
+        self._target = target
+        self._hold = hold
+        self._input_tokens = input_tokens
+        self._started = started
+        self._done = False
+        #: What the call was charged (or priced at, without a credit account).
+        self.charged: Decimal | None = None
+
+    def settle(
+        self, usage: TokenUsage, *, attempts: int, status: str = "ok", estimated: bool = False
+    ) -> Decimal | None:
+        """Charge the actual cost of ``usage``; returns it (rounded to 1e-9 USD).
+
+        ``estimated`` usage (a stream cut short with no usage reported) is never charged
+        more than the hold."""
+        if self._done:
+            return self.charged
+        self._done = True
+        billing = self._billing
+        cost = billing.cost(self._target, usage)
+        if estimated and cost is not None and self._hold is not None:
+            cost = min(cost, self._hold.amount)
+        if self._hold is None or billing.service is None:
+            self.charged = None if cost is None else cost.quantize(_NANO)
+            return self.charged
+        latency_us = round((billing._clock.monotonic() - self._started) * 1_000_000)
+        self.charged = billing.service.settle(
+            self._hold,
+            cost=cost if cost is not None else self._hold.amount,
+            usage=usage,
+            status=status,
+            latency_us=max(0, latency_us),
+            attempts=attempts,
+        )
+        return self.charged
+
+    async def asettle(
+        self, usage: TokenUsage, *, attempts: int, status: str = "ok", estimated: bool = False
+    ) -> Decimal | None:
+        if self._hold is None or self._done:
+            return self.settle(usage, attempts=attempts, status=status, estimated=estimated)
+        return await asyncio.to_thread(
+            self.settle, usage, attempts=attempts, status=status, estimated=estimated
+        )
+
+    def release(self) -> None:
+        """The try failed before producing usage: give the hold back."""
+        if self._done:
+            return
+        self._done = True
+        if self._hold is not None and self._billing.service is not None:
+            self._billing.service.release(self._hold)
+
+    async def arelease(self) -> None:
+        if self._hold is None or self._done:
+            self.release()
+            return
+        await asyncio.to_thread(self.release)
+
+    def _incomplete_usage(self, reported: TokenUsage | None, delivered_chars: int) -> TokenUsage:
+        """Best knowledge of a stream that ended early (see the module docstring)."""
+        if reported is not None:
+            return reported
+        return TokenUsage(input_tokens=self._input_tokens, output_tokens=delivered_chars // 3 + 1)
+
+    def settle_incomplete(
+        self, reported: TokenUsage | None, delivered_chars: int, *, attempts: int
+    ) -> None:
+        """Settle a stream that broke or was abandoned before its usage arrived."""
+        if self._done:
+            return
+        usage = self._incomplete_usage(reported, delivered_chars)
+        try:
+            self.settle(usage, attempts=attempts, status="incomplete", estimated=reported is None)
+        except Exception:  # never let billing mask the caller's own error
+            logger.exception("settling an interrupted stream failed; its hold lapses by TTL")
+
+    async def asettle_incomplete(
+        self, reported: TokenUsage | None, delivered_chars: int, *, attempts: int
+    ) -> None:
+        if self._done:
+            return
+        usage = self._incomplete_usage(reported, delivered_chars)
+        try:
+            await self.asettle(
+                usage, attempts=attempts, status="incomplete", estimated=reported is None
+            )
+        except Exception:
+            logger.exception("settling an interrupted stream failed; its hold lapses by TTL")
