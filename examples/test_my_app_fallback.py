@@ -6,6 +6,8 @@ SDKs) and ``gateway_clock`` (time that moves only when the gateway waits, so not
 No network, no API keys.
 """
 
+from decimal import Decimal
+
 from gateway import Gateway
 from gateway.testing.clock import ManualClock
 from gateway.testing.mock import MockProviders
@@ -24,6 +26,12 @@ CONFIG = {
             "retry": {"attempts": 2},
         }
     },
+    # One prepaid credit account (in memory for the test) and the prices it charges.
+    "credits": {"store": "memory://"},
+    "pricing": {
+        "openai/gpt-4o": {"input": "2.50", "output": "10.00"},
+        "anthropic/claude-sonnet-4-6": {"input": "3.00", "output": "15.00"},
+    },
 }
 
 
@@ -36,6 +44,7 @@ def test_answers_from_claude_when_openai_is_down(
     gateway_mock.openai.fail(503, times=2)  # both tries at OpenAI fail
     gateway_mock.anthropic.respond("Paris", usage=TokenUsage(input_tokens=14, output_tokens=2))
     gw = Gateway(config=CONFIG, clock=gateway_clock)
+    gw.credits.purchase(Decimal("5"))
 
     resp = gw.chat.completions.create(model="smart", messages=HELLO, max_tokens=200)
 
@@ -43,8 +52,10 @@ def test_answers_from_claude_when_openai_is_down(
     assert (resp.gateway.provider, resp.gateway.model) == ("anthropic", "claude-sonnet-4-6")
     assert len(gateway_mock.openai.calls) == 2
     assert gateway_mock.anthropic.calls[0].body["messages"] == HELLO
-    # TODO(credits): once gateway/credits lands, assert the account paid Claude's price:
-    # assert resp.usage.cost == Decimal("...")  # 14 input + 2 output tokens at Claude's rates
+    # Charged Claude's price, nothing for the failed OpenAI tries:
+    # 14 input tokens at $3 / 1M + 2 output tokens at $15 / 1M.
+    assert resp.usage is not None and resp.usage.cost == Decimal("0.000072")
+    assert gw.credits.balance().posted == Decimal("5") - Decimal("0.000072")
 
 
 def test_rate_limit_is_retried_after_retry_after_without_sleeping(
@@ -52,6 +63,7 @@ def test_rate_limit_is_retried_after_retry_after_without_sleeping(
 ) -> None:
     gateway_mock.openai.fail(429, retry_after=2)  # once; the retry succeeds
     gw = Gateway(config=CONFIG, clock=gateway_clock)
+    gw.credits.purchase(Decimal("5"))
 
     resp = gw.chat.completions.create(model="smart", messages=HELLO, max_tokens=200)
 
