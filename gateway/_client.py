@@ -64,6 +64,8 @@ def _load(config: ConfigInput | None) -> GatewayConfig:
             "no config given",
             fix="Gateway.from_config('gateway.yaml') or Gateway(config={...})",
         )
+    if isinstance(config, str) and "\n" in config:
+        return parse_config(config, source="<yaml text>")  # YAML text: a path has no newline
     if isinstance(config, str | os.PathLike):
         return load_config(Path(config))
     return parse_config(config)
@@ -497,11 +499,11 @@ class Gateway(_BaseGateway):
     """The sync client. ``Gateway.from_config("gateway.yaml")`` or ``Gateway(config={...})``.
 
     ``config`` may be a :class:`~gateway.config.GatewayConfig`, a dict in the YAML's shape,
-    or a path to a YAML file. ``clock`` and ``rng`` replace the real clock and random source
-    (retry jitter, weighted choice, exploration, holds and expiry), for tests. ``on_event``
-    receives a :class:`~gateway.events.GatewayEvent` for every attempt, retry, fallback and
-    breaker change. ``payment_method`` pays for purchases and auto-recharges
-    (:class:`~gateway.credits.payment.PaymentMethod`).
+    a path to a YAML file, or YAML text (a string with a newline in it). ``clock`` and ``rng``
+    replace the real clock and random source (retry jitter, weighted choice, exploration, holds
+    and expiry), for tests. ``on_event`` receives a :class:`~gateway.events.GatewayEvent` for
+    every attempt, retry, fallback and breaker change. ``payment_method`` pays for purchases
+    and auto-recharges (:class:`~gateway.credits.payment.PaymentMethod`).
     """
 
     def __init__(

@@ -192,3 +192,35 @@ def test_repr() -> None:
     assert repr(monkey([{"target": "*", "rate": 1, "error": "timeout"}])) == (
         "ChaosMonkey(on, faults=1)"
     )
+
+
+def test_chaos_from_yaml_drives_a_real_fallback_through_the_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import random as _random
+
+    from gateway import Gateway
+    from gateway.testing.clock import ManualClock
+    from providers.fake import FakeAdapter
+
+    yaml_text = """
+providers: {openai: {type: fake}, anthropic: {type: fake}}
+routes:
+  smart: {targets: [openai/gpt-4o, anthropic/claude-sonnet-4-6], retry: {attempts: 1}}
+chaos:
+  enabled: true
+  faults: [{target: "openai/*", rate: 1.0, error: server_error}]
+"""
+    with caplog.at_level("WARNING", logger="gateway"):
+        gw = Gateway(config=yaml_text, clock=ManualClock(), rng=_random.Random(0))
+        resp = gw.chat.completions.create(
+            model="smart", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert resp.gateway.provider == "anthropic"
+    first = resp.gateway.attempts[0]
+    assert (
+        first.error_type == "ProviderUnavailable" and getattr(first.error, "code", None) == "chaos"
+    )
+    openai = gw.adapter("openai")
+    assert isinstance(openai, FakeAdapter) and openai.calls == [], "the fault never reached it"
+    assert any("chaos" in r.getMessage().lower() for r in caplog.records)
