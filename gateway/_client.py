@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, TypedDict, Unpack, overload
 
 from gateway._attempts import GatewayInfo
 from gateway._billing import AttemptBill, Billing
@@ -109,16 +109,13 @@ class _GatewayCore:
                 self._adapters[provider] = adapter
         return adapter
 
-    def start(
-        self,
-        model: str,
-        kwargs: dict[str, Any],
-        account: str | None,
-        tags: Mapping[str, str] | None,
-    ) -> _Call:
+    def start(self, model: str, messages: Any, stream: bool, kwargs: CreateArgs) -> _Call:
         """Validate the call and make its plan; raises before any provider is contacted."""
         route = self.router.resolve(model)
-        request = build_request(**kwargs)
+        args: dict[str, Any] = dict(kwargs)
+        account: str | None = args.pop("account", None)
+        tags: Mapping[str, str] | None = args.pop("tags", None)
+        request = build_request(messages=messages, stream=stream, **args)
         self.billing.check_call(account)
         input_tokens = estimate_prompt_tokens(request)
         billing = self.billing
@@ -206,6 +203,30 @@ def _new_request_id() -> str:
     return f"gw-{uuid.uuid4().hex}"
 
 
+class CreateArgs(TypedDict, total=False):
+    """The optional arguments of ``chat.completions.create``: OpenAI's, plus the gateway's
+    ``account`` and ``tags``."""
+
+    max_tokens: int | None
+    max_completion_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    stop: str | list[str] | None
+    tools: Iterable[ChatCompletionToolUnionParam] | None
+    tool_choice: ChatCompletionToolChoiceOptionParam | None
+    response_format: completion_create_params.ResponseFormat | None
+    stream_options: ChatCompletionStreamOptionsParam | None
+    n: int | None
+    user: str | None
+    metadata: dict[str, str] | None
+    timeout: float | None
+    extra_body: dict[str, Any] | None
+    #: Which credit account pays (default: the default account).
+    account: str | None
+    #: Labels for usage reports, e.g. ``{"feature": "search"}``.
+    tags: Mapping[str, str] | None
+
+
 _CREATE_DOC = """Create a chat completion, exactly like ``OpenAI().chat.completions.create``.
 
 ``model`` is a route name from the config or a direct ``provider/model``. The other
@@ -232,22 +253,7 @@ class Completions:
         messages: Iterable[ChatCompletionMessageParam],
         model: str,
         stream: Literal[False] = False,
-        max_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | list[str] | None = None,
-        tools: Iterable[ChatCompletionToolUnionParam] | None = None,
-        tool_choice: ChatCompletionToolChoiceOptionParam | None = None,
-        response_format: completion_create_params.ResponseFormat | None = None,
-        stream_options: ChatCompletionStreamOptionsParam | None = None,
-        n: int | None = None,
-        user: str | None = None,
-        metadata: dict[str, str] | None = None,
-        timeout: float | None = None,
-        extra_body: dict[str, Any] | None = None,
-        account: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion: ...
 
     @overload
@@ -257,22 +263,7 @@ class Completions:
         messages: Iterable[ChatCompletionMessageParam],
         model: str,
         stream: Literal[True],
-        max_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | list[str] | None = None,
-        tools: Iterable[ChatCompletionToolUnionParam] | None = None,
-        tool_choice: ChatCompletionToolChoiceOptionParam | None = None,
-        response_format: completion_create_params.ResponseFormat | None = None,
-        stream_options: ChatCompletionStreamOptionsParam | None = None,
-        n: int | None = None,
-        user: str | None = None,
-        metadata: dict[str, str] | None = None,
-        timeout: float | None = None,
-        extra_body: dict[str, Any] | None = None,
-        account: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        **kwargs: Unpack[CreateArgs],
     ) -> GatewayStream: ...
 
     def create(
@@ -281,12 +272,10 @@ class Completions:
         messages: Iterable[ChatCompletionMessageParam],
         model: str,
         stream: bool = False,
-        account: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion | GatewayStream:
         core = self._core
-        call = core.start(model, {"messages": messages, "stream": stream, **kwargs}, account, tags)
+        call = core.start(model, messages, stream, kwargs)
         request, plan, clock = call.request, call.plan, core.clock
         while True:
             action = plan.next_action()
@@ -336,22 +325,7 @@ class AsyncCompletions:
         messages: Iterable[ChatCompletionMessageParam],
         model: str,
         stream: Literal[False] = False,
-        max_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | list[str] | None = None,
-        tools: Iterable[ChatCompletionToolUnionParam] | None = None,
-        tool_choice: ChatCompletionToolChoiceOptionParam | None = None,
-        response_format: completion_create_params.ResponseFormat | None = None,
-        stream_options: ChatCompletionStreamOptionsParam | None = None,
-        n: int | None = None,
-        user: str | None = None,
-        metadata: dict[str, str] | None = None,
-        timeout: float | None = None,
-        extra_body: dict[str, Any] | None = None,
-        account: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion: ...
 
     @overload
@@ -361,22 +335,7 @@ class AsyncCompletions:
         messages: Iterable[ChatCompletionMessageParam],
         model: str,
         stream: Literal[True],
-        max_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | list[str] | None = None,
-        tools: Iterable[ChatCompletionToolUnionParam] | None = None,
-        tool_choice: ChatCompletionToolChoiceOptionParam | None = None,
-        response_format: completion_create_params.ResponseFormat | None = None,
-        stream_options: ChatCompletionStreamOptionsParam | None = None,
-        n: int | None = None,
-        user: str | None = None,
-        metadata: dict[str, str] | None = None,
-        timeout: float | None = None,
-        extra_body: dict[str, Any] | None = None,
-        account: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        **kwargs: Unpack[CreateArgs],
     ) -> AsyncGatewayStream: ...
 
     async def create(
@@ -385,12 +344,10 @@ class AsyncCompletions:
         messages: Iterable[ChatCompletionMessageParam],
         model: str,
         stream: bool = False,
-        account: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion | AsyncGatewayStream:
         core = self._core
-        call = core.start(model, {"messages": messages, "stream": stream, **kwargs}, account, tags)
+        call = core.start(model, messages, stream, kwargs)
         request, plan, clock = call.request, call.plan, core.clock
         while True:
             action = plan.next_action()
