@@ -9,11 +9,11 @@ the gateway imports it only when the first call returns.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
-from pydantic import PrivateAttr
+from pydantic import BaseModel, PrivateAttr
 
 from gateway._attempts import GatewayInfo
 
@@ -47,32 +47,45 @@ class GatewayChatCompletionChunk(ChatCompletionChunk):
     usage: GatewayUsage | None = None
 
 
-def with_usage(usage: CompletionUsage | None, cost: Decimal | None) -> GatewayUsage:
-    """Rebuild OpenAI usage as :class:`GatewayUsage` without re-validating it."""
-    fields: dict[str, Any] = (
-        dict(usage)
-        if usage is not None
-        else {
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "total_tokens": 0,
-        }
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _recast(cls: type[_M], source: BaseModel, updates: dict[str, Any]) -> _M:
+    """A ``cls`` instance holding ``source``'s already-validated fields plus ``updates``.
+
+    ``cls`` is a subclass of ``type(source)`` that only adds fields; nothing is validated or
+    rebuilt (the OpenAI SDK's ``model_construct`` re-constructs every nested object, which cost
+    more than the rest of the gateway's per-call work together).
+    """
+    result = cls.__new__(cls)
+    fields = dict(source.__dict__)
+    fields.update(updates)
+    object.__setattr__(result, "__dict__", fields)
+    object.__setattr__(
+        result, "__pydantic_fields_set__", source.__pydantic_fields_set__ | updates.keys()
     )
-    fields["cost"] = cost
-    return GatewayUsage.model_construct(**fields)
+    extra = source.__pydantic_extra__
+    object.__setattr__(result, "__pydantic_extra__", dict(extra) if extra is not None else None)
+    object.__setattr__(result, "__pydantic_private__", None)
+    return result
+
+
+_NO_USAGE = CompletionUsage(prompt_tokens=0, completion_tokens=0, total_tokens=0)
+
+
+def with_usage(usage: CompletionUsage | None, cost: Decimal | None) -> GatewayUsage:
+    """OpenAI's usage as :class:`GatewayUsage` with ``cost``, without re-validating it."""
+    return _recast(GatewayUsage, usage if usage is not None else _NO_USAGE, {"cost": cost})
 
 
 def to_gateway_completion(
     completion: ChatCompletion, info: GatewayInfo, cost: Decimal | None
 ) -> GatewayChatCompletion:
     """The adapter's ChatCompletion as a GatewayChatCompletion (shallow, no re-validation)."""
-    fields = dict(completion)
-    fields["usage"] = with_usage(completion.usage, cost)
-    result = GatewayChatCompletion.model_construct(**fields)
-    extra = completion.model_extra
-    if extra:
-        result.__pydantic_extra__ = dict(extra)
-    result._gateway = info
+    result = _recast(
+        GatewayChatCompletion, completion, {"usage": with_usage(completion.usage, cost)}
+    )
+    object.__setattr__(result, "__pydantic_private__", {"_gateway": info})
     return result
 
 
@@ -80,6 +93,4 @@ def to_gateway_chunk(
     chunk: ChatCompletionChunk, cost: Decimal | None
 ) -> GatewayChatCompletionChunk:
     """A usage-bearing chunk as a GatewayChatCompletionChunk with ``usage.cost``."""
-    fields = dict(chunk)
-    fields["usage"] = with_usage(chunk.usage, cost)
-    return GatewayChatCompletionChunk.model_construct(**fields)
+    return _recast(GatewayChatCompletionChunk, chunk, {"usage": with_usage(chunk.usage, cost)})
