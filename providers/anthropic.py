@@ -786,7 +786,11 @@ class AnthropicAdapter:
                 chunk = translator.translate(event)
                 if chunk is None:
                     continue
-                if translator.done:  # the usage chunk: nothing follows, release the connection
+                if translator.done:
+                    # The usage chunk. Read the rest (message_stop) before closing, so the
+                    # connection goes back to the pool instead of being dropped mid-response.
+                    for _ in native:
+                        pass
                     native.close()
                     yield chunk
                     return
@@ -826,7 +830,9 @@ class AnthropicAdapter:
                 chunk = translator.translate(event)
                 if chunk is None:
                     continue
-                if translator.done:  # the usage chunk: nothing follows, release the connection
+                if translator.done:  # the usage chunk; drain message_stop, keep the connection
+                    async for _ in native:
+                        pass
                     await native.close()
                     yield chunk
                     return
