@@ -23,7 +23,8 @@ The tree::
         ├── UnknownAccount          (also a LookupError) no such credit account
         ├── IdempotencyConflict     a key reused with different arguments
         ├── PaymentDeclined         the payment method refused a purchase
-        └── LedgerMismatch          verify(): a balance is not derivable from the entries
+        ├── LedgerMismatch          verify(): a balance is not derivable from the entries
+        └── CreditStoreUnavailable  the credit store cannot be reached; the call is refused
 
 Each provider adapter maps its SDK's native exceptions into this tree in exactly one place
 (``providers/<name>.py``, ``map_error``), keyed on exception types and status codes.
@@ -45,6 +46,7 @@ __all__ = [
     "AuthenticationFailed",
     "ConfigError",
     "ContextTooLong",
+    "CreditStoreUnavailable",
     "CreditsError",
     "GatewayError",
     "IdempotencyConflict",
@@ -293,4 +295,18 @@ class LedgerMismatch(CreditsError):
 
     def __init__(self, message: str, *, problems: Sequence[str]) -> None:
         self.problems = list(problems)
+        super().__init__(message)
+
+
+class CreditStoreUnavailable(CreditsError):
+    """The credit store (a PostgreSQL server) could not be reached, or the connection was
+    lost mid-transaction, even after reconnecting for a while. A call is refused before any
+    provider is contacted (fail closed).
+
+    ``written`` is False when nothing was written, None when the connection was lost during
+    the commit and the change may or may not have been (repeating a hold, settle, release or
+    keyed purchase is a no-op if it was)."""
+
+    def __init__(self, message: str, *, written: bool | None = False) -> None:
+        self.written = written
         super().__init__(message)

@@ -10,8 +10,9 @@ A store keeps three things and decides nothing:
 All writes to one account happen inside :meth:`Store.transaction`, which holds that
 account's lock from the read of the snapshot to the commit (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: ``SELECT ... FOR UPDATE`` on the account's row). The ledger's rules run in
-between, in Python, identically for every store. A second store (PostgreSQL, issue 5)
-implements these methods (seven on the store, six on a transaction) and nothing else.
+between, in Python, identically for every store. Both stores (:mod:`.sqlite_store`,
+:mod:`.postgres_store`) implement these methods (seven on the store, six on a transaction)
+and nothing else.
 """
 
 from __future__ import annotations
@@ -22,12 +23,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from gateway.credits.ledger import AccountState, LedgerEntry
 from gateway.credits.money import from_micros, from_nanos, plain_decimal
 from gateway.errors import ConfigError
 
-__all__ = ["RequestRow", "Store", "StoreTransaction", "open_store"]
+__all__ = [
+    "Migrated",
+    "RequestRow",
+    "Store",
+    "StoreTransaction",
+    "migrate",
+    "open_store",
+    "safe_url",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +177,28 @@ class Store(Protocol):
         ...
 
 
+def safe_url(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password=`` option) as ``***``;
+    everything else exactly as written."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.partition(":")[0] + ":***"
+    netloc = f"{userinfo}@{hosts}" if at else hosts
+    query = "&".join(
+        f"{pair.partition('=')[0]}=***" if "password" in pair.partition("=")[0].lower() else pair
+        for pair in parts.query.split("&")
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def open_store(url: str) -> Store:
     """The store a ``credits.store`` URL names.
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (either may end in
     ``?synchronous=FULL``), ``sqlite://`` or ``memory://`` (a private in-memory database,
-    for tests and demos).
+    for tests and demos), ``postgresql://user:password@host:5432/database`` (needs the
+    ``postgres`` extra; connects on first use, see :mod:`.postgres_store`).
     """
     if url in ("sqlite://", "sqlite:///:memory:", "memory://") or url.startswith("memory://"):
         from gateway.credits.sqlite_store import SQLiteStore
@@ -194,11 +220,79 @@ def open_store(url: str) -> Store:
             )
         return SQLiteStore(path, synchronous=synchronous)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(
-            "the PostgreSQL credit store is not available in this version",
-            key="credits.store",
-            fix="use sqlite:///gateway-credits.db for now",
-        )
+        try:
+            from gateway.credits.postgres_store import PostgresStore
+        except ImportError as exc:
+            if exc.name not in ("psycopg", "psycopg_pool"):
+                raise
+            raise ConfigError(
+                "the PostgreSQL credit store needs psycopg, which is not installed",
+                key="credits.store",
+                fix="pip install 'llm-gateway-sdk[postgres]'",
+            ) from None
+        return PostgresStore(url)
     raise ConfigError(
-        f"'{url}' is not a store URL", key="credits.store", fix="use sqlite:///path.db"
+        f"'{safe_url(url)}' is not a store URL",
+        key="credits.store",
+        fix="use sqlite:///path.db or postgresql://user@host/database",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Migrated:
+    """What :func:`migrate` did."""
+
+    #: The schema version before and after.
+    before: int
+    after: int
+    #: The migrations applied now, e.g. ``("001_initial",)``; empty when up to date.
+    applied: tuple[str, ...]
+
+
+def migrate(url: str) -> Migrated:
+    """Bring the store at ``url`` to the newest schema (``gateway credits migrate``).
+
+    Stores also migrate themselves on first use; this is for doing it ahead of a deploy.
+    Raises CreditsError when the store's schema is newer than this gateway knows.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        from gateway.credits.postgres_store import PostgresStore
+
+        postgres = open_store(url)
+        assert isinstance(postgres, PostgresStore)
+        try:
+            before = postgres.schema_version()
+            applied = postgres.migrate()
+            return Migrated(before, postgres.schema_version(), tuple(applied))
+        finally:
+            postgres.close()
+    from gateway.credits.sqlite_store import MIGRATIONS, SQLiteStore
+
+    before = _sqlite_schema_version(url)
+    sqlite = open_store(url)  # SQLite applies its migrations on opening
+    assert isinstance(sqlite, SQLiteStore)
+    try:
+        after = sqlite.schema_version()
+    finally:
+        sqlite.close()
+    names = tuple(f"{v:03d}_{name}" for v, name, _ in MIGRATIONS if before < v <= after)
+    return Migrated(before, after, names)
+
+
+def _sqlite_schema_version(url: str) -> int:
+    """The version of an SQLite file before opening it (0 if new, in memory or unreadable)."""
+    import sqlite3
+    from pathlib import Path
+
+    path = url[len("sqlite:///") :].partition("?")[0] if url.startswith("sqlite:///") else ""
+    if not path or path == ":memory:" or not Path(path).exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+    return int(row[0] or 0)
