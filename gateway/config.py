@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -167,6 +168,36 @@ def parse_model_id(model_id: str) -> tuple[str, str]:
     return provider, model
 
 
+def url_without_password(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password=`` option) as ``***``;
+    a URL without a password is returned exactly as written."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    masked_user = at and ":" in userinfo
+    pairs = parts.query.split("&") if parts.query else []
+    masked_query = any("password" in pair.partition("=")[0].lower() for pair in pairs)
+    if not masked_user and not masked_query:
+        return url
+    if masked_user:
+        userinfo = userinfo.partition(":")[0] + ":***"
+    netloc = f"{userinfo}@{hosts}" if at else hosts
+    query = "&".join(
+        f"{pair.partition('=')[0]}=***" if "password" in pair.partition("=")[0].lower() else pair
+        for pair in pairs
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _register_url_password(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.password:
+        register_secret(parts.password)
+        register_secret(unquote(parts.password))
+    for key, value in parse_qsl(parts.query):
+        if "password" in key.lower():
+            register_secret(value)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True
@@ -308,11 +339,17 @@ class CreditsConfig(_Model):
     @field_validator("store")
     @classmethod
     def _store_url(cls, value: str) -> str:
+        _register_url_password(value)  # never shown in an error, a repr or a log line
         if not value.startswith(("sqlite://", "postgresql://", "postgres://", "memory://")):
             raise ValueError(
-                f"'{value}' is not a store URL; use sqlite:///path.db or postgresql://..."
+                f"'{url_without_password(value)}' is not a store URL; "
+                "use sqlite:///path.db or postgresql://..."
             )
         return value
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, url_without_password(value) if name == "store" else value
 
 
 class LongContextPrice(_Model):

@@ -102,3 +102,27 @@ def test_config_error_never_shows_a_secret(tmp_path: Any) -> None:
         load_config(path)
     assert_clean(str(info.value))
     assert "timeout" in str(info.value)
+
+
+def test_store_password_is_hidden_everywhere() -> None:
+    from gateway.config import CreditsConfig
+    from gateway.errors import redact
+
+    config = CreditsConfig(store="postgresql://app:Pg-s3cret-pw@db.internal:5432/credits")
+    assert "Pg-s3cret-pw" not in repr(config) and "Pg-s3cret-pw" not in str(config)
+    assert "app:***@db.internal" in repr(config)
+    assert redact("connection to app:Pg-s3cret-pw failed") == "connection to app:[REDACTED] failed"
+    with pytest.raises(GatewayError) as info:
+        parse = {
+            "providers": {"fake": {}},
+            "routes": {},
+            "credits": {"store": "mysql://u:Pg-s3cret-pw@h/d"},
+        }
+        from gateway.config import parse_config
+
+        parse_config(parse)
+    assert_clean_of(str(info.value), "Pg-s3cret-pw")
+
+
+def assert_clean_of(text: str, secret: str) -> None:
+    assert secret not in text

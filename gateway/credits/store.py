@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
+from gateway.config import url_without_password
 from gateway.credits.ledger import AccountState, LedgerEntry
 from gateway.credits.money import from_micros, from_nanos, plain_decimal
 from gateway.errors import ConfigError
@@ -180,16 +180,7 @@ class Store(Protocol):
 def safe_url(url: str) -> str:
     """``url`` with its password (in the user part or a ``password=`` option) as ``***``;
     everything else exactly as written."""
-    parts = urlsplit(url)
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = userinfo.partition(":")[0] + ":***"
-    netloc = f"{userinfo}@{hosts}" if at else hosts
-    query = "&".join(
-        f"{pair.partition('=')[0]}=***" if "password" in pair.partition("=")[0].lower() else pair
-        for pair in parts.query.split("&")
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    return url_without_password(url)
 
 
 def open_store(url: str) -> Store:
