@@ -332,7 +332,7 @@ def _text_of(content: Any, where: str, provider: str) -> str:
     raise _invalid(f"{where}.content must be a string or a list of parts", provider)
 
 
-def _image_part(part: Mapping[str, Any], where: str, provider: str) -> types.Part:
+def _image_part(part: Mapping[str, Any], where: str, provider: str) -> types.PartDict:
     image = part.get("image_url")
     url = image.get("url") if isinstance(image, Mapping) else image
     if not isinstance(url, str):
@@ -345,24 +345,24 @@ def _image_part(part: Mapping[str, Any], where: str, provider: str) -> types.Par
             raise _invalid(
                 f"{where}: image data URLs must look like data:image/png;base64,<data>", provider
             ) from None
-        return types.Part(inline_data=types.Blob(mime_type=mime, data=raw))
+        return {"inline_data": {"mime_type": mime, "data": raw}}
     if url.startswith(("https://", "http://", "gs://")):
-        return types.Part(file_data=types.FileData(file_uri=url, mime_type=guess_image_mime(url)))
+        return {"file_data": {"file_uri": url, "mime_type": guess_image_mime(url)}}
     raise _invalid(f"{where}: image url must be a data: URL or an http(s):// URL", provider)
 
 
-def _user_parts(content: Any, where: str, provider: str) -> list[types.Part]:
+def _user_parts(content: Any, where: str, provider: str) -> list[types.PartDict]:
     if isinstance(content, str):
-        return [types.Part(text=content)]
+        return [{"text": content}]
     if content is None:
         return []
     if not isinstance(content, list):
         raise _invalid(f"{where}.content must be a string or a list of parts", provider)
-    parts = []
+    parts: list[types.PartDict] = []
     for j, item in enumerate(content):
         kind = item.get("type") if isinstance(item, Mapping) else None
         if kind == "text":
-            parts.append(types.Part(text=str(item.get("text", ""))))
+            parts.append({"text": str(item.get("text", ""))})
         elif kind == "image_url":
             parts.append(_image_part(item, f"{where}.content[{j}]", provider))
         else:
@@ -395,17 +395,17 @@ def _decode_signature(signature: str) -> bytes | None:
 
 def _assistant_parts(
     message: Mapping[str, Any], where: str, provider: str, tool_names: dict[str, str]
-) -> list[types.Part]:
-    parts: list[types.Part] = []
+) -> list[types.PartDict]:
+    parts: list[types.PartDict] = []
     content = message.get("content")
     if isinstance(content, str):
         if content:
-            parts.append(types.Part(text=content))
+            parts.append({"text": content})
     elif isinstance(content, list):
         for j, item in enumerate(content):
             kind = item.get("type") if isinstance(item, Mapping) else None
             if kind == "text":
-                parts.append(types.Part(text=str(item.get("text", ""))))
+                parts.append({"text": str(item.get("text", ""))})
             elif kind != "refusal":
                 raise _invalid(
                     f"{where}.content[{j}]: assistant content part type {kind!r} is not supported",
@@ -433,12 +433,10 @@ def _assistant_parts(
         signature = _signature_bytes(call)
         if signature is None and k == 0:
             signature = _SKIP_SIGNATURE_BYTES
-        parts.append(
-            types.Part(
-                function_call=types.FunctionCall(name=name, args=args),
-                thought_signature=signature,
-            )
-        )
+        call_part: types.PartDict = {"function_call": {"name": name, "args": args}}
+        if signature is not None:
+            call_part["thought_signature"] = signature
+        parts.append(call_part)
         call_id = call.get("id")
         if isinstance(call_id, str):
             tool_names[call_id] = name
@@ -447,7 +445,7 @@ def _assistant_parts(
 
 def _function_response_part(
     message: Mapping[str, Any], where: str, provider: str, tool_names: Mapping[str, str]
-) -> types.Part:
+) -> types.PartDict:
     call_id = message.get("tool_call_id")
     name = tool_names.get(call_id) if isinstance(call_id, str) else None
     if name is None:
@@ -465,15 +463,22 @@ def _function_response_part(
     except ValueError:
         value = text
     response = value if isinstance(value, dict) else {"result": value}
-    return types.Part(function_response=types.FunctionResponse(name=name, response=response))
+    return {"function_response": {"name": name, "response": response}}
 
 
 def _contents(
     messages: Sequence[Mapping[str, Any]], provider: str
-) -> tuple[list[types.Content], str | None]:
-    """Gemini ``contents`` and the system instruction for the OpenAI ``messages``."""
+) -> tuple[list[types.ContentDict], str | None]:
+    """Gemini ``contents`` and the system instruction for the OpenAI ``messages``.
+
+    Plain dicts in google-genai's dict form (``ContentDict`` / ``PartDict``, snake_case keys),
+    not ``types.Content`` / ``types.Part``: the SDK validates ``contents`` either way, and model
+    instances cost it several times as much as the equivalent dicts (it re-checks them field by
+    field). The request on the wire is the same. Every value here already has the type the SDK
+    expects, so its validation cannot fail on them.
+    """
     system: list[str] = []
-    turns: list[tuple[str, list[types.Part]]] = []
+    turns: list[tuple[str, list[types.PartDict]]] = []
     tool_names: dict[str, str] = {}
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
@@ -500,7 +505,7 @@ def _contents(
             turns.append((gemini_role, parts))
     if not turns:
         raise _invalid("Gemini needs at least one user or assistant message", provider)
-    contents = [types.Content(role=role, parts=parts) for role, parts in turns]
+    contents: list[types.ContentDict] = [{"role": role, "parts": parts} for role, parts in turns]
     return contents, "\n\n".join(system) if system else None
 
 
@@ -567,7 +572,7 @@ def _millis(seconds: float) -> int:
 
 def build_request(
     request: ChatRequest, *, provider: str
-) -> tuple[list[types.Content], types.GenerateContentConfig]:
+) -> tuple[list[types.ContentDict], types.GenerateContentConfig]:
     """The ``contents`` and ``config`` of ``generate_content`` for an OpenAI-shaped request."""
     contents, system = _contents(request.messages, provider)
     mime_type, json_schema = (
@@ -586,6 +591,9 @@ def build_request(
             timeout=_millis(request.timeout) if request.timeout is not None else None,
             extra_body=dict(request.extra_body) if request.extra_body else None,
         )
+    # The config stays a model: validated here, a bad value (temperature="hot") is an
+    # InvalidRequest before any call, and the SDK uses a config instance as it is (a dict it
+    # would validate again in several places; nested dicts for tools measured slower too).
     try:
         config = types.GenerateContentConfig(
             system_instruction=system,

@@ -17,6 +17,7 @@ from typing import Any
 import httpcore2
 import httpx
 import openai
+import pydantic
 import pytest
 from google import genai
 
@@ -38,7 +39,7 @@ from gateway.errors import (
 from gateway.testing.wire import gemini as wire
 from providers import load_adapter_class
 from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderAdapter, TokenUsage
-from providers.gemini import SKIP_SIGNATURE, GeminiAdapter, map_error
+from providers.gemini import SKIP_SIGNATURE, GeminiAdapter, build_request, map_error
 from tests.conftest import CANARY_KEY
 
 MODEL = "gemini-2.5-flash"
@@ -437,6 +438,139 @@ async def test_image_inputs(httpx2_mock: Any, adapter: GeminiAdapter, mode: str)
         "fileData": {"file_uri": "https://x.test/cat.webp?s=1", "mime_type": "image/webp"}
     }
     assert parts[3] == {"fileData": {"file_uri": "https://x.test/photo", "mime_type": "image/jpeg"}}
+
+
+def test_contents_are_plain_dicts() -> None:
+    # google-genai validates types.Content / types.Part instances field by field, several times
+    # slower than the same contents in its dict form, so the adapter hands it plain dicts.
+    png = base64.b64encode(b"\x89PNG fake").decode()
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "Be terse."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Weather here?"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+                {"type": "image_url", "image_url": {"url": "https://x.test/cat.webp"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {
+                    "id": "c0",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                },
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Lyon"}'},
+                    "extra_content": {"google": {"thought_signature": "c2lnLTE+/w=="}},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c0", "content": '{"temp_c": 21}'},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+
+    contents, config = build_request(ChatRequest(messages=messages), provider="gemini")
+
+    assert contents == [
+        {
+            "role": "user",
+            "parts": [
+                {"text": "Weather here?"},
+                {"inline_data": {"mime_type": "image/png", "data": b"\x89PNG fake"}},
+                {"file_data": {"file_uri": "https://x.test/cat.webp", "mime_type": "image/webp"}},
+            ],
+        },
+        {
+            "role": "model",
+            "parts": [
+                {"text": "Checking."},
+                {
+                    "function_call": {"name": "get_weather", "args": {"city": "Paris"}},
+                    "thought_signature": base64.urlsafe_b64decode(SKIP_SIGNATURE),
+                },
+                {
+                    "function_call": {"name": "get_weather", "args": {"city": "Lyon"}},
+                    "thought_signature": base64.b64decode("c2lnLTE+/w=="),
+                },
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"function_response": {"name": "get_weather", "response": {"temp_c": 21}}},
+                {"function_response": {"name": "get_weather", "response": {"result": "sunny"}}},
+            ],
+        },
+    ]
+
+    def assert_plain(value: Any) -> None:
+        assert not isinstance(value, pydantic.BaseModel), value
+        if isinstance(value, dict):
+            assert type(value) is dict
+            for item in value.values():
+                assert_plain(item)
+        elif isinstance(value, list):
+            for item in value:
+                assert_plain(item)
+
+    assert_plain(contents)
+    # ... in the SDK's accepted dict form: it turns them into the same Content objects.
+    assert [genai.types.Content.model_validate(c) for c in contents] == [
+        genai.types.Content(
+            role="user",
+            parts=[
+                genai.types.Part(text="Weather here?"),
+                genai.types.Part(
+                    inline_data=genai.types.Blob(mime_type="image/png", data=b"\x89PNG fake")
+                ),
+                genai.types.Part(
+                    file_data=genai.types.FileData(
+                        file_uri="https://x.test/cat.webp", mime_type="image/webp"
+                    )
+                ),
+            ],
+        ),
+        genai.types.Content(
+            role="model",
+            parts=[
+                genai.types.Part(text="Checking."),
+                genai.types.Part(
+                    function_call=genai.types.FunctionCall(
+                        name="get_weather", args={"city": "Paris"}
+                    ),
+                    thought_signature=base64.urlsafe_b64decode(SKIP_SIGNATURE),
+                ),
+                genai.types.Part(
+                    function_call=genai.types.FunctionCall(
+                        name="get_weather", args={"city": "Lyon"}
+                    ),
+                    thought_signature=base64.b64decode("c2lnLTE+/w=="),
+                ),
+            ],
+        ),
+        genai.types.Content(
+            role="user",
+            parts=[
+                genai.types.Part(
+                    function_response=genai.types.FunctionResponse(
+                        name="get_weather", response={"temp_c": 21}
+                    )
+                ),
+                genai.types.Part(
+                    function_response=genai.types.FunctionResponse(
+                        name="get_weather", response={"result": "sunny"}
+                    )
+                ),
+            ],
+        ),
+    ]
+    assert config.system_instruction == "Be terse."
 
 
 async def test_json_schema_output(httpx2_mock: Any, adapter: GeminiAdapter, mode: str) -> None:
