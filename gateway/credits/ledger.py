@@ -38,6 +38,7 @@ from gateway.credits.money import (
     from_micros,
     from_nanos,
     plain_decimal,
+    to_micros,
     to_nanos,
 )
 from gateway.errors import InsufficientCredits, InvalidAmount, SpendLimitExceeded
@@ -98,6 +99,17 @@ CREDIT_KINDS = frozenset({PURCHASE, GRANT, AUTO_RECHARGE})
 _CLOSING_KINDS = frozenset({SETTLE, RELEASE, HOLD_EXPIRED})
 #: The largest posted balance an account may reach (keeps every sum inside int64).
 MAX_BALANCE = to_nanos(MAX_AMOUNT)
+
+
+#: ``json.dumps(value, separators=(",", ":"))`` without building an encoder per call.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+#: A string as JSON (what ``json.dumps`` writes for it).
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def _int(value: int) -> str:
+    """An int as JSON; anything else (never written by the rules) as ``json.dumps`` would."""
+    return int.__repr__(value) if type(value) is int else compact_json(value)
 
 
 @dataclass(slots=True)
@@ -268,8 +280,37 @@ class AccountState:
     # -- snapshot ---------------------------------------------------------------------------
 
     def to_json(self) -> str:
-        # Written out by hand: dataclasses.asdict is the slowest step of a write.
-        data = {
+        """The snapshot as compact JSON: exactly ``json.dumps(self.as_json(), separators=(",",
+        ":"))``, written out by hand (this runs on every write; the generic encoder and
+        ``dataclasses.asdict`` were its slowest steps)."""
+        q = _quote
+        lots = ",".join(
+            f"[{q(lot.lot_id)},{q(lot.source)},{_int(lot.amount)},{_int(lot.remaining)},"
+            f"{_int(lot.created_us)},{_int(lot.expires_us)}]"
+            for lot in self.lots
+        )
+        holds = ",".join(
+            f"[{q(h.hold_id)},{'null' if h.request_id is None else q(h.request_id)},"
+            f"{_int(h.amount)},{_int(h.placed_us)},{_int(h.deadline_us)}]"
+            for h in self.holds.values()
+        )
+        day, month, recharged = self.spent_day, self.spent_month, self.recharged_month
+        return (
+            f'{{"name":{q(self.name)},"tz":{q(self.tz)},"opened_us":{_int(self.opened_us)},'
+            f'"lots":[{lots}],"debt":{_int(self.debt)},"holds":[{holds}],'
+            f'"lots_created":{_int(self.lots_created)},'
+            f'"settings":{compact_json(self.settings) if self.settings else "{}"},'
+            f'"spent_day":[{q(day.key)},{_int(day.total)}],'
+            f'"spent_month":[{q(month.key)},{_int(month.total)}],'
+            f'"recharged_month":[{q(recharged.key)},{_int(recharged.total)}],'
+            f'"pending_recharges":'
+            f"{compact_json(self.pending_recharges) if self.pending_recharges else '{}'},"
+            f'"entries":{_int(self.entries)}}}'
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The snapshot as JSON-ready data (what :meth:`to_json` writes)."""
+        return {
             "name": self.name,
             "tz": self.tz,
             "opened_us": self.opened_us,
@@ -290,7 +331,6 @@ class AccountState:
             "pending_recharges": self.pending_recharges,
             "entries": self.entries,
         }
-        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> AccountState:
@@ -318,12 +358,35 @@ class Calendar:
     def __init__(self, tz: str) -> None:
         self.tz = tz
         self.zone = _zone(tz)
+        #: The last day looked up: [start, end) in microseconds (UTC) and its key.
+        self._day: tuple[int, int, str] = (0, 0, "")
 
     def local(self, at_us: int) -> datetime:
         return from_micros(at_us).astimezone(self.zone)
 
     def day_key(self, at_us: int) -> str:
-        return self.local(at_us).date().isoformat()
+        start, end, key = self._day
+        if start <= at_us < end:
+            return key
+        day = self.local(at_us).date()
+        key = day.isoformat()
+        self._remember(day, key)
+        return key
+
+    def _remember(self, day: date, key: str) -> None:
+        """Keep the bounds of ``day`` for the next lookups, when they are plain: the zone's
+        UTC offset is the same at both ends (no clock change that day), so every instant in
+        between falls on ``day``."""
+        first = self.day_start(day)
+        following = self.day_start(date.fromordinal(day.toordinal() + 1))
+        start, end = to_micros(first), to_micros(following)
+        if (
+            start < end
+            and self.local(start).date() == day
+            and self.local(end - 1).date() == day
+            and self.local(start).utcoffset() == self.local(end - 1).utcoffset()
+        ):
+            self._day = (start, end, key)
 
     def month_key(self, at_us: int) -> str:
         return self.day_key(at_us)[:7]
@@ -575,24 +638,33 @@ def place_hold(
 ) -> list[LedgerEntry]:
     """Set ``amount`` aside for a call, or raise InsufficientCredits / SpendLimitExceeded."""
     assert amount >= 0
-    balance = view(state, now_us)
+    # What view() would say, without sorting the lots (this runs on every call).
+    held = sum(h.amount for h in state.holds.values() if h.deadline_us > now_us)
     what = meta.get("target") if meta else None
-    call = f"this call{f' ({what})' if what else ''}"
-    if prepaid and amount > balance.available:
-        raise InsufficientCredits(
-            f"account '{state.name}' has {format_usd(balance.available)} available "
-            f"({format_usd(balance.posted)} posted, {format_usd(balance.held)} on hold for "
-            f"calls in flight); {call} may cost up to {format_usd(amount)}. No provider was "
-            "called. Add credit with purchase() or grant(), or lower max_tokens"
+    call = f"this call ({what})" if what else "this call"
+    if prepaid:
+        posted = (
+            sum(
+                lot.remaining for lot in state.lots if lot.remaining > 0 and lot.expires_us > now_us
+            )
+            - state.debt
         )
-    calendar = calendar_of(state.tz)
-    for label, cap, window, key in (
-        ("daily", limits.daily, state.spent_day, calendar.day_key(now_us)),
-        ("monthly", limits.monthly, state.spent_month, calendar.month_key(now_us)),
+        if amount > posted - held:
+            raise InsufficientCredits(
+                f"account '{state.name}' has {format_usd(posted - held)} available "
+                f"({format_usd(posted)} posted, {format_usd(held)} on hold for "
+                f"calls in flight); {call} may cost up to {format_usd(amount)}. No provider was "
+                "called. Add credit with purchase() or grant(), or lower max_tokens"
+            )
+    for label, cap, window in (
+        ("daily", limits.daily, state.spent_day),
+        ("monthly", limits.monthly, state.spent_month),
     ):
         if cap is None:
             continue
-        committed = window.current(key) + balance.held
+        calendar = calendar_of(state.tz)
+        key = calendar.day_key(now_us) if label == "daily" else calendar.month_key(now_us)
+        committed = window.current(key) + held
         if committed + amount > cap:
             raise SpendLimitExceeded(
                 f"account '{state.name}' would pass its {label} spending cap of "

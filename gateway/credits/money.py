@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
 from gateway.config import _to_money
@@ -40,15 +40,17 @@ ROUNDING = ROUND_HALF_EVEN
 MAX_AMOUNT = Decimal(1_000_000_000)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+#: Wide enough that scaling any amount to nano-dollars is exact (the default has 28 digits).
+_WIDE = Context(prec=60)
+_NANOS = Decimal(NANOS_PER_USD)
 
 
 def to_nanos(amount: Decimal) -> int:
     """Exact Decimal dollars -> whole nano-dollars, rounded once with :data:`ROUNDING`."""
     if not isinstance(amount, Decimal) or not amount.is_finite():
         raise InvalidAmount(f"{amount!r} is not a finite Decimal amount of USD")
-    with localcontext() as ctx:
-        ctx.prec = 60
-        return int((amount * NANOS_PER_USD).to_integral_value(rounding=ROUNDING))
+    exact = _WIDE.multiply(amount, _NANOS)
+    return int(exact.to_integral_value(rounding=ROUNDING, context=_WIDE))
 
 
 def from_nanos(nanos: int) -> Decimal:

@@ -61,7 +61,7 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gateway.credits.ledger import AccountState, LedgerEntry
-from gateway.credits.store import RequestRow, safe_url
+from gateway.credits.store import RequestRow, SnapshotCache, safe_url
 from gateway.errors import (
     ConfigError,
     CreditsError,
@@ -288,6 +288,8 @@ class PostgresStore:
         self._connection_class = connection_class
         self._guard = threading.Lock()
         self._pool: ConnectionPool[Connection] | None = None
+        #: Parsed snapshots of the accounts this process wrote last (see SnapshotCache).
+        self._cache = SnapshotCache()
         self._pid = os.getpid()
         #: Pools inherited through fork(): kept referenced, never used or closed, so that the
         #: parent's connections are not torn down from the child.
@@ -560,6 +562,7 @@ class _Transaction:
         self._entries: list[LedgerEntry] = []
         self._requests: list[RequestRow] = []
         self._saved: AccountState | None = None
+        self._saved_text: str | None = None
         self._recoveries = 0
         self._conn: Connection | None
         self._conn, (state, self._version) = store._run(
@@ -567,7 +570,7 @@ class _Transaction:
         )
         try:
             self.state: AccountState | None = (
-                None if state is None else AccountState.from_json(state)
+                None if state is None else store._cache.take(account, state)
             )
         except BaseException:
             self._release()
@@ -632,6 +635,7 @@ class _Transaction:
 
     def save(self, state: AccountState) -> None:
         self._saved = state
+        self._saved_text = None
         self.state = state
 
     # -- the end ----------------------------------------------------------------------------
@@ -649,21 +653,25 @@ class _Transaction:
                 conn = self._connection()
                 try:
                     self._flush(conn)
-                    return
+                    break
                 except Exception as exc:
                     if not _transient(exc, conn):
                         raise _translate(exc) from None
                     if self._recover(exc, committing=True):
-                        return  # the earlier attempt did commit
+                        break  # the earlier attempt did commit
+            if self._saved is not None and self._saved_text is not None:
+                self._store._cache.put(self._account, self._saved_text, self._saved)
         finally:
             self._release()
 
     def _flush(self, conn: Connection) -> None:
+        if self._saved is not None and self._saved_text is None:
+            self._saved_text = self._saved.to_json()
         params = {
             "account": self._account,
             "version": self._version + 1,
             "tx": self._id,
-            "state": self._saved.to_json() if self._saved is not None else None,
+            "state": self._saved_text,
             "entries": _dumps([_entry_row(e) for e in self._entries]),
             "requests": _dumps([_request_row(r) for r in self._requests]),
         }

@@ -23,10 +23,11 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
-from gateway.credits.ledger import AccountState, LedgerEntry
-from gateway.credits.store import RequestRow
+from gateway.credits.ledger import AccountState, LedgerEntry, compact_json
+from gateway.credits.store import RequestRow, SnapshotCache
 from gateway.errors import ConfigError, CreditsError
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -39,6 +40,21 @@ _REQUEST_COLUMNS = (
     "cached_input_tokens, cache_write_tokens, reasoning_tokens, cost, latency_us, attempts, "
     "status, tags"
 )
+
+
+_INSERT_ENTRIES = (
+    "INSERT INTO entries (account, at_us, kind, amount, held, lot_id, hold_id, request_id, key, "
+    "note, meta) VALUES "
+)
+_ENTRY_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#: Entries per INSERT (11 parameters each, well below SQLite's limit of 32,766).
+_BATCH = 256
+
+
+@lru_cache(maxsize=_BATCH)
+def _insert_entries(count: int) -> str:
+    """The INSERT of ``count`` entries in one statement."""
+    return _INSERT_ENTRIES + ", ".join([_ENTRY_VALUES] * count)
 
 
 def m001_initial(conn: sqlite3.Connection) -> None:
@@ -125,6 +141,8 @@ class SQLiteStore:
         self._pid = os.getpid()
         self._closed = False
         self._shared: sqlite3.Connection | None = None
+        #: Parsed snapshots of the accounts written last (used under ``_lock`` only).
+        self._cache = SnapshotCache()
         with self._lock:
             _migrate(self._conn())
 
@@ -178,22 +196,8 @@ class SQLiteStore:
 
     # -- the Store protocol -----------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self, account: str) -> Iterator[_Transaction]:
-        with self._lock:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield _Transaction(conn, account)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            try:
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+    def transaction(self, account: str) -> _Transaction:
+        return _Transaction(self, account)
 
     def load(self, account: str) -> AccountState | None:
         with self._reading() as conn:
@@ -262,36 +266,84 @@ class SQLiteStore:
 
 
 class _Transaction:
-    """A locked account inside ``BEGIN IMMEDIATE``."""
+    """A locked account inside ``BEGIN IMMEDIATE`` (a context manager: commits at the end of
+    the block, rolls back if it raises)."""
 
-    def __init__(self, conn: sqlite3.Connection, account: str) -> None:
-        self._conn = conn
+    __slots__ = ("_account", "_conn", "_store", "saved", "state")
+
+    def __init__(self, store: SQLiteStore, account: str) -> None:
+        self._store = store
         self._account = account
-        self.state: AccountState | None = _load(conn, account)
+        #: The snapshot text written by ``save`` (None until then).
+        self.saved: str | None = None
+        self.state: AccountState | None = None
+
+    def __enter__(self) -> _Transaction:
+        store = self._store
+        store._lock.acquire()
+        try:
+            conn = self._conn = store._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT state FROM accounts WHERE name = ?", (self._account,)
+                ).fetchone()
+                if row is not None:
+                    self.state = store._cache.take(self._account, row[0])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except BaseException:
+            store._lock.release()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        store, conn = self._store, self._conn
+        try:
+            if kind is not None:
+                conn.execute("ROLLBACK")
+                return
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if self.saved is not None and self.state is not None:
+                store._cache.put(self._account, self.saved, self.state)
+        finally:
+            store._lock.release()
 
     def find_entry(self, key: str) -> LedgerEntry | None:
         return _find_entry(self._conn, self._account, key)
 
     def append(self, entries: Sequence[LedgerEntry]) -> None:
+        for start in range(0, len(entries), _BATCH):
+            self._insert(entries[start : start + _BATCH])
+
+    def _insert(self, entries: Sequence[LedgerEntry]) -> None:
+        values: list[Any] = []
         for e in entries:
-            cursor = self._conn.execute(
-                "INSERT INTO entries (account, at_us, kind, amount, held, lot_id, hold_id, "
-                "request_id, key, note, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    e.account,
-                    e.at_us,
-                    e.kind,
-                    e.amount_nanos,
-                    e.held_nanos,
-                    e.lot_id,
-                    e.hold_id,
-                    e.request_id,
-                    e.key,
-                    e.note,
-                    json.dumps(e.meta, separators=(",", ":")) if e.meta else "{}",
-                ),
+            values += (
+                e.account,
+                e.at_us,
+                e.kind,
+                e.amount_nanos,
+                e.held_nanos,
+                e.lot_id,
+                e.hold_id,
+                e.request_id,
+                e.key,
+                e.note,
+                compact_json(e.meta) if e.meta else "{}",
             )
-            e.id = cursor.lastrowid
+        # One statement for them all: under the write lock, AUTOINCREMENT gives the rows
+        # consecutive ids ending at the last one inserted.
+        last = self._conn.execute(_insert_entries(len(entries)), values).lastrowid
+        assert last is not None
+        for offset, e in enumerate(reversed(entries)):
+            e.id = last - offset
 
     def add_request(self, row: RequestRow) -> None:
         self._conn.execute(
@@ -314,17 +366,19 @@ class _Transaction:
                 row.latency_us,
                 row.attempts,
                 row.status,
-                json.dumps(row.tags, separators=(",", ":")) if row.tags else "{}",
+                compact_json(row.tags) if row.tags else "{}",
             ),
         )
 
     def save(self, state: AccountState) -> None:
+        text = state.to_json()
         self._conn.execute(
             "INSERT INTO accounts (name, state) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET state = excluded.state",
-            (self._account, state.to_json()),
+            (self._account, text),
         )
         self.state = state
+        self.saved = text
 
     def entries(self) -> list[LedgerEntry]:
         rows = self._conn.execute(

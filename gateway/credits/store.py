@@ -18,7 +18,7 @@ and nothing else.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -32,6 +32,7 @@ from gateway.errors import ConfigError
 __all__ = [
     "Migrated",
     "RequestRow",
+    "SnapshotCache",
     "Store",
     "StoreTransaction",
     "migrate",
@@ -98,6 +99,43 @@ class RequestRow:
             "status": self.status,
             "tags": dict(self.tags),
         }
+
+
+class SnapshotCache:
+    """Parsed snapshots of the accounts this process wrote last, keyed by their exact text.
+
+    A transaction reads the snapshot's JSON under the account's lock as always; when it is
+    the very text this process committed last, the parsed :class:`AccountState` kept from
+    that commit is reused instead of parsing it again. Whoever else wrote in between (another
+    process, a repair by hand) changed the text, so the comparison is exact. A state is taken
+    out while a transaction works on it (and changes it in place) and put back only with the
+    text of a successful commit, so no two transactions ever share one.
+    """
+
+    __slots__ = ("_items", "_limit")
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._items: dict[str, tuple[str, AccountState]] = {}
+        self._limit = limit
+
+    def take(self, account: str, text: str) -> AccountState:
+        """The state ``text`` holds: the cached one if it is exactly that text, else parsed."""
+        item = self._items.pop(account, None)
+        if item is not None and item[0] == text:
+            return item[1]
+        return AccountState.from_json(text)
+
+    def put(self, account: str, text: str, state: AccountState) -> None:
+        """Keep ``state``, which ``text`` (just committed) holds."""
+        items = self._items
+        items[account] = (text, state)
+        if len(items) > self._limit:
+            # the least recently written account (dict order); another thread may race
+            with suppress(RuntimeError, StopIteration):
+                items.pop(next(iter(items)), None)
+
+    def clear(self) -> None:
+        self._items.clear()
 
 
 class StoreTransaction(Protocol):
