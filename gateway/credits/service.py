@@ -38,6 +38,7 @@ from gateway.credits.pricing import PriceBook
 from gateway.credits.store import RequestRow, Store, StoreTransaction, open_store
 from gateway.errors import (
     ConfigError,
+    CreditStoreUnavailable,
     InvalidAccount,
     InvalidAmount,
     InvalidCreditsInput,
@@ -55,6 +56,9 @@ T = TypeVar("T")
 _DAY_US = 86_400 * 1_000_000
 _MAX_NAME = 200
 _MAX_TAGS = 32
+#: Tries of a settle or release when the store loses the transaction (each waits for the
+#: store to come back, up to its own limit, e.g. PostgreSQL's ``wait_ms``).
+_IDEMPOTENT_TRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +308,7 @@ class CreditService:
             )
             return from_nanos(cost_nanos)
 
-        return self.write(hold.account, decide, create=False)
+        return self.write_idempotent(hold.account, decide)
 
     def release(self, hold: Hold) -> None:
         """Give the whole hold back (the attempt failed before any usage). Idempotent."""
@@ -312,7 +316,7 @@ class CreditService:
         def decide(step: _Step) -> None:
             step.add(ledger.release(step.state, hold_id=hold.hold_id))
 
-        self.write(hold.account, decide, create=False)
+        self.write_idempotent(hold.account, decide)
 
     def hold_state(self, hold: Hold) -> str:
         """``open``, ``settled``, ``released`` or ``lapsed`` (its TTL passed unsettled). A
@@ -391,6 +395,19 @@ class CreditService:
 
     def now_us(self) -> int:
         return to_micros(self.clock.now())
+
+    def write_idempotent(self, name: str, decide: Callable[[_Step], T]) -> T:
+        """:meth:`write` for an operation whose repeat is a no-op (settle, release), tried
+        again when the store lost the transaction: a settle must not be lost because another
+        writer got the account's lock while this one was reconnecting."""
+        for attempt in range(1, _IDEMPOTENT_TRIES + 1):
+            try:
+                return self.write(name, decide, create=False)
+            except CreditStoreUnavailable as exc:
+                if attempt == _IDEMPOTENT_TRIES:
+                    raise
+                logger.warning("credit store write failed (%s); trying again", exc.message)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def write(self, name: str, decide: Callable[[_Step], T], *, create: bool) -> T:
         """Run ``decide`` on the locked account, then commit what it added.

@@ -228,3 +228,57 @@ def test_bad_time_zone_is_a_config_error(clock: ManualClock) -> None:
             PriceBook.from_config({}),
             clock=clock,
         )
+
+
+def test_settle_is_retried_when_the_store_loses_the_transaction() -> None:
+    """A settle whose transaction the store lost (another writer got the lock while it was
+    reconnecting: ``written=False``) is tried again instead of leaving the call unbilled."""
+    from contextlib import contextmanager
+
+    from gateway.config import CreditsConfig
+    from gateway.credits import CreditService, PriceBook, open_store
+    from gateway.errors import CreditStoreUnavailable
+    from gateway.testing.clock import ManualClock
+    from providers.base import TokenUsage
+
+    inner = open_store("memory://")
+    failures = {"left": 0}
+
+    class FlakyStore:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+        @contextmanager
+        def transaction(self, account: str) -> Any:
+            with inner.transaction(account) as tx:
+                yield tx
+                if failures["left"]:
+                    failures["left"] -= 1
+                    raise CreditStoreUnavailable("connection lost", written=False)
+
+    service = CreditService(
+        CreditsConfig(store="memory://"),
+        PriceBook(),
+        clock=ManualClock(),
+        store=FlakyStore(),  # type: ignore[arg-type]
+    )
+    account = service.account()
+    account.purchase(Decimal("10"))
+    hold = service.hold(
+        account=None, request_id="r1", amount=Decimal("0.01"), route="r", provider="p", model="m"
+    )
+    failures["left"] = 1
+    charged = service.settle(hold, cost=Decimal("0.004"), usage=TokenUsage(10, 2))
+    assert charged == Decimal("0.004")
+    assert account.balance().posted == Decimal("9.996") and account.balance().held == 0
+    account.verify()
+    failures["left"] = 5
+    with pytest.raises(CreditStoreUnavailable):  # a hold is not retried: the call is refused
+        service.hold(
+            account=None,
+            request_id="r2",
+            amount=Decimal("0.01"),
+            route="r",
+            provider="p",
+            model="m",
+        )
