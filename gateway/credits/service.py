@@ -400,12 +400,15 @@ class CreditService:
         """:meth:`write` for an operation whose repeat is a no-op (settle, release), tried
         again when the store lost the transaction: a settle must not be lost because another
         writer got the account's lock while this one was reconnecting."""
+        uncertain: CreditStoreUnavailable | None = None
         for attempt in range(1, _IDEMPOTENT_TRIES + 1):
             try:
                 return self.write(name, decide, create=False)
             except CreditStoreUnavailable as exc:
+                if exc.written is None and uncertain is None:
+                    uncertain = exc  # a later "nothing was written" must not hide this one
                 if attempt == _IDEMPOTENT_TRIES:
-                    raise
+                    raise (uncertain or exc) from None
                 logger.warning("credit store write failed (%s); trying again", exc.message)
         raise AssertionError("unreachable")  # pragma: no cover
 

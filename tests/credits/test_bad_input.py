@@ -272,6 +272,27 @@ def test_settle_is_retried_when_the_store_loses_the_transaction() -> None:
     assert charged == Decimal("0.004")
     assert account.balance().posted == Decimal("9.996") and account.balance().held == 0
     account.verify()
+    # Still failing after every try: an earlier "may or may not have been written" is what
+    # the caller hears, not the last "nothing was written".
+    hold3 = service.hold(
+        account=None, request_id="r3", amount=Decimal("0.01"), route="r", provider="p", model="m"
+    )
+    outcomes = [
+        CreditStoreUnavailable("lost at commit", written=None),
+        CreditStoreUnavailable("unreachable", written=False),
+        CreditStoreUnavailable("unreachable", written=False),
+    ]
+    original = service.write
+
+    def failing_write(*args: Any, **kwargs: Any) -> Any:
+        raise outcomes.pop(0)
+
+    service.write = failing_write  # type: ignore[method-assign]
+    with pytest.raises(CreditStoreUnavailable) as info:
+        service.settle(hold3, cost=Decimal("0.004"), usage=TokenUsage(10, 2))
+    assert info.value.written is None and outcomes == []
+    service.write = original  # type: ignore[method-assign]
+
     failures["left"] = 5
     with pytest.raises(CreditStoreUnavailable):  # a hold is not retried: the call is refused
         service.hold(
