@@ -25,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -389,6 +390,15 @@ class GatewayConfig(_Model):
     chaos: ChaosConfig | None = None
     #: Where it was loaded from, for error messages.
     source: str = "<config>"
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
+
+    def line_of(self, *path: str | int) -> int | None:
+        """The line of the YAML file a key path came from (None for dict configs)."""
+        for end in range(len(path), -1, -1):
+            line = self._lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,6 +473,7 @@ def _validate(doc: Located) -> GatewayConfig:
     except ValidationError as exc:
         raise _config_error(exc, doc) from None
     _check_references(config, doc)
+    config._lines = doc.lines
     return config
 
 

@@ -229,6 +229,8 @@ def test_unpriced_target_is_refused_at_load(tmp_path: Path) -> None:
         make(tmp_path, text)
     assert "gemini-9-unknown" in str(info.value)
     assert "pricing:" in str(info.value)
+    assert info.value.key == "routes.smart.targets[2]"
+    assert info.value.line == 12, "the line of the unpriced target in the YAML"
 
 
 def test_account_without_credits_section_is_a_clear_error(tmp_path: Path) -> None:

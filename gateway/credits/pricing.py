@@ -233,7 +233,8 @@ class PriceBook:
                     raise ConfigError(
                         exc.problem,
                         file=config.source,
-                        key=f"routes.{route_name}.targets.{i}",
+                        line=config.line_of("routes", route_name, "targets", i),
+                        key=f"routes.{route_name}.targets[{i}]",
                         fix=exc.fix,
                     ) from None
 

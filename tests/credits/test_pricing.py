@@ -272,7 +272,7 @@ def test_check_config_names_the_route_target() -> None:
     )
     with pytest.raises(ConfigError) as info:
         PriceBook.from_config(config.pricing).check_config(config)
-    assert info.value.key == "routes.smart.targets.1"
+    assert info.value.key == "routes.smart.targets[1]"
     assert "route 'smart', target 2" in str(info.value)
     ok = parse_config({"providers": {"fake": {}}, "routes": {"r": {"targets": ["fake/a"]}}})
     PriceBook.from_config(ok.pricing).check_config(ok)
