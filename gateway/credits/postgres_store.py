@@ -61,7 +61,13 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gateway.credits.ledger import AccountState, LedgerEntry
-from gateway.credits.store import RequestRow, SnapshotCache, safe_url
+from gateway.credits.store import (
+    RequestRow,
+    SnapshotCache,
+    at_us_window,
+    entries_query,
+    safe_url,
+)
 from gateway.errors import (
     ConfigError,
     CreditsError,
@@ -492,18 +498,15 @@ class PostgresStore:
         limit: int | None = None,
         newest_first: bool = False,
     ) -> list[LedgerEntry]:
-        sql = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE account = %s"
-        args: list[Any] = [account]
-        if since_us is not None:
-            sql += " AND at_us >= %s"
-            args.append(since_us)
-        if until_us is not None:
-            sql += " AND at_us < %s"
-            args.append(until_us)
-        sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
-        if limit is not None:
-            sql += " LIMIT %s"
-            args.append(limit)
+        sql, args = entries_query(
+            _ENTRY_COLUMNS,
+            account,
+            since_us=since_us,
+            until_us=until_us,
+            limit=limit,
+            newest_first=newest_first,
+            mark="%s",
+        )
         return self._run(
             lambda conn: [_entry(row) for row in conn.execute(sql, args)],
             what="reading the ledger",
@@ -523,13 +526,9 @@ class PostgresStore:
                 return []
             sql += " AND account = ANY(%s)"
             args.append(list(accounts))
-        if since_us is not None:
-            sql += " AND at_us >= %s"
-            args.append(since_us)
-        if until_us is not None:
-            sql += " AND at_us < %s"
-            args.append(until_us)
-        sql += " ORDER BY at_us, id"
+        window, window_args = at_us_window(since_us, until_us, "%s")
+        sql += window + " ORDER BY at_us, id"
+        args += window_args
         return self._run(
             lambda conn: [RequestRow(*row) for row in conn.execute(sql, args)],
             what="reading the usage",

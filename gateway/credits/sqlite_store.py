@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.credits.ledger import AccountState, LedgerEntry, compact_json
-from gateway.credits.store import RequestRow, SnapshotCache
+from gateway.credits.store import RequestRow, SnapshotCache, at_us_window, entries_query
 from gateway.errors import ConfigError, CreditsError
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -216,18 +216,15 @@ class SQLiteStore:
         limit: int | None = None,
         newest_first: bool = False,
     ) -> list[LedgerEntry]:
-        sql = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE account = ?"
-        args: list[Any] = [account]
-        if since_us is not None:
-            sql += " AND at_us >= ?"
-            args.append(since_us)
-        if until_us is not None:
-            sql += " AND at_us < ?"
-            args.append(until_us)
-        sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+        sql, args = entries_query(
+            _ENTRY_COLUMNS,
+            account,
+            since_us=since_us,
+            until_us=until_us,
+            limit=limit,
+            newest_first=newest_first,
+            mark="?",
+        )
         with self._reading() as conn:
             return [_entry(row) for row in conn.execute(sql, args)]
 
@@ -245,13 +242,9 @@ class SQLiteStore:
                 return []
             sql += f" AND account IN ({', '.join('?' for _ in accounts)})"
             args += list(accounts)
-        if since_us is not None:
-            sql += " AND at_us >= ?"
-            args.append(since_us)
-        if until_us is not None:
-            sql += " AND at_us < ?"
-            args.append(until_us)
-        sql += " ORDER BY at_us, id"
+        window, window_args = at_us_window(since_us, until_us, "?")
+        sql += window + " ORDER BY at_us, id"
+        args += window_args
         with self._reading() as conn:
             return [_request(row) for row in conn.execute(sql, args)]
 

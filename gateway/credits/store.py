@@ -35,6 +35,8 @@ __all__ = [
     "SnapshotCache",
     "Store",
     "StoreTransaction",
+    "at_us_window",
+    "entries_query",
     "migrate",
     "open_store",
     "safe_url",
@@ -213,6 +215,40 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+def at_us_window(since_us: int | None, until_us: int | None, mark: str) -> tuple[str, list[Any]]:
+    """SQL conditions (each starting with `` AND``) for ``since_us <= at_us < until_us``, with
+    ``mark`` as the store's parameter placeholder (``?`` or ``%s``)."""
+    sql = ""
+    args: list[Any] = []
+    if since_us is not None:
+        sql += f" AND at_us >= {mark}"
+        args.append(since_us)
+    if until_us is not None:
+        sql += f" AND at_us < {mark}"
+        args.append(until_us)
+    return sql, args
+
+
+def entries_query(
+    columns: str,
+    account: str,
+    *,
+    since_us: int | None,
+    until_us: int | None,
+    limit: int | None,
+    newest_first: bool,
+    mark: str,
+) -> tuple[str, list[Any]]:
+    """The SELECT behind :meth:`Store.entries`, the same for every store but its placeholder."""
+    window, args = at_us_window(since_us, until_us, mark)
+    sql = f"SELECT {columns} FROM entries WHERE account = {mark}{window}"
+    sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        args.append(limit)
+    return sql, [account, *args]
 
 
 def safe_url(url: str) -> str:
