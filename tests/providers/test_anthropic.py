@@ -54,15 +54,6 @@ PNG_DATA = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
 # Helpers
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_ssl_context() -> Iterator[None]:
-    """Every SDK client builds an SSL context (~30 ms); the mocked transport never uses it."""
-    context = httpcore2.default_ssl_context()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(httpcore2, "default_ssl_context", lambda **_: context)
-        yield
-
-
 @pytest.fixture(params=["sync", "async"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import importlib.util
 import json
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -51,23 +50,6 @@ SSE_HEADERS = {"content-type": "text/event-stream"}
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-_SHARED_SSL_CONTEXT: list[ssl.SSLContext] = []
-
-
-@pytest.fixture(autouse=True)
-def _one_ssl_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each genai.Client loads the CA bundle twice (~40 ms each); the transport is mocked, so
-    share one context."""
-    original = ssl.create_default_context
-
-    def shared(*args: Any, **kwargs: Any) -> ssl.SSLContext:
-        if not _SHARED_SSL_CONTEXT:
-            _SHARED_SSL_CONTEXT.append(original(*args, **kwargs))
-        return _SHARED_SSL_CONTEXT[0]
-
-    monkeypatch.setattr(ssl, "create_default_context", shared)
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -7,7 +7,6 @@ the event loop because the transport is mocked.
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -44,23 +43,6 @@ HELLO = [{"role": "user", "content": "Hello"}]
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-_SHARED_SSL_CONTEXT: list[ssl.SSLContext] = []
-
-
-@pytest.fixture(autouse=True)
-def _one_ssl_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every SDK client loads the CA bundle (~25 ms); the transport is mocked, so share one."""
-    import httpx2._transports.default as transport
-    from httpx2._config import create_ssl_context as original
-
-    def shared(**kwargs: Any) -> ssl.SSLContext:
-        if not _SHARED_SSL_CONTEXT:
-            _SHARED_SSL_CONTEXT.append(original(**kwargs))
-        return _SHARED_SSL_CONTEXT[0]
-
-    monkeypatch.setattr(transport, "create_ssl_context", shared)
 
 
 @pytest.fixture(params=["sync", "async"])
