@@ -401,6 +401,9 @@ class AsyncChat:
 class _BaseGateway:
     """What both clients share. See :class:`Gateway` for the arguments."""
 
+    chat: Chat | AsyncChat
+    _chat_class: type[Chat] | type[AsyncChat]
+
     def __init__(
         self,
         config: ConfigInput | None = None,
@@ -411,6 +414,7 @@ class _BaseGateway:
         payment_method: PaymentMethod | None = None,
     ) -> None:
         self._core = _GatewayCore(config, clock, rng, on_event, payment_method)
+        self.chat = self._chat_class(self._core)
 
     @classmethod
     def from_config(
@@ -463,19 +467,8 @@ class Gateway(_BaseGateway):
     and auto-recharges (:class:`~gateway.credits.payment.PaymentMethod`).
     """
 
-    def __init__(
-        self,
-        config: ConfigInput | None = None,
-        *,
-        clock: Clock | None = None,
-        rng: random.Random | None = None,
-        on_event: EventHook | None = None,
-        payment_method: PaymentMethod | None = None,
-    ) -> None:
-        super().__init__(
-            config, clock=clock, rng=rng, on_event=on_event, payment_method=payment_method
-        )
-        self.chat = Chat(self._core)
+    chat: Chat
+    _chat_class = Chat
 
     def close(self) -> None:
         """Close every SDK client this gateway opened, and the credit store."""
@@ -499,19 +492,8 @@ class AsyncGateway(_BaseGateway):
     """The async client: the same surface as :class:`Gateway`, with ``await``. The credit
     store is reached from a worker thread, so the event loop never blocks on it."""
 
-    def __init__(
-        self,
-        config: ConfigInput | None = None,
-        *,
-        clock: Clock | None = None,
-        rng: random.Random | None = None,
-        on_event: EventHook | None = None,
-        payment_method: PaymentMethod | None = None,
-    ) -> None:
-        super().__init__(
-            config, clock=clock, rng=rng, on_event=on_event, payment_method=payment_method
-        )
-        self.chat = AsyncChat(self._core)
+    chat: AsyncChat
+    _chat_class = AsyncChat
 
     async def close(self) -> None:
         """Close every async SDK client this gateway opened, and the credit store."""
