@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -420,28 +421,67 @@ def ledger_scenario(runner: Runner, plan: Plan) -> dict[str, Any]:
         if why is not None:
             out[store] = {"pending": why}
             continue
-        out[store] = {}
-        for workers, mode in ((1, "threads"), (8, "threads"), (8, "processes")):
-            spec = {
-                "scenario": "ledger",
-                "store": store,
-                "workers": workers,
-                "mode": mode,
-                "pairs": max(50, plan.ledger_pairs // workers),
-            }
-            label = f"{workers} {'thread' if mode == 'threads' else 'process'}"
-            label += "es" if mode == "processes" and workers > 1 else ""
-            label += "s" if mode == "threads" and workers > 1 else ""
-            results = []
-            for r in range(plan.ledger_rounds):
-                log(f"  ledger {store} {label} round {r + 1}/{plan.ledger_rounds}")
-                results.append(runner.worker(spec))
-            out[store][label] = {
-                "pairs_per_s": _median([r["pairs_per_s"] for r in results]),
-                "cpu_us_per_pair": _median([r["cpu_us_per_pair"] for r in results]),
-                "pairs_per_s_rounds": [r["pairs_per_s"] for r in results],
-                "checks": [(r["check_spent_usd"], r["check_expected_usd"]) for r in results],
-            }
+        if store == "sqlite":
+            out[store] = ledger_rows(runner, plan, store, None)
+            continue
+        try:
+            pg = ledger.Postgres.open(runner.cores.server)
+        except ledger.NotRun as exc:
+            log(f"  ledger postgresql: {exc}")
+            out[store] = {"pending": str(exc)}
+            continue
+        try:
+            where = "BENCH_POSTGRES_URL" if pg.external else "a throwaway server"
+            pinned = "" if pg.pinned is None else f", pinned to core {pg.pinned}"
+            log(f"  ledger postgresql on {where}{pinned}")
+            out[store] = ledger_rows(runner, plan, store, pg)
+        finally:
+            pg.close()
+    return out
+
+
+def ledger_rows(
+    runner: Runner, plan: Plan, store: str, pg: ledger.Postgres | None
+) -> dict[str, Any]:
+    """1 thread, 8 threads and 8 processes on ``store``, ``plan.ledger_rounds`` rounds each."""
+    out: dict[str, Any] = {}
+    for workers, mode in ((1, "threads"), (8, "threads"), (8, "processes")):
+        spec: dict[str, Any] = {
+            "scenario": "ledger",
+            "store": store,
+            "workers": workers,
+            "mode": mode,
+            "pairs": max(50, plan.ledger_pairs // workers),
+        }
+        label = f"{workers} {'thread' if mode == 'threads' else 'process'}"
+        label += "es" if mode == "processes" and workers > 1 else ""
+        label += "s" if mode == "threads" and workers > 1 else ""
+        results = []
+        log_errors: list[str] = []
+        for r in range(plan.ledger_rounds):
+            log(f"  ledger {store} {label} round {r + 1}/{plan.ledger_rounds}")
+            if pg is not None:
+                spec |= {"url": pg.new_url(), "server_pid": pg.server_pid}
+            seen = pg.log.stat().st_size if pg is not None and pg.log else 0
+            results.append(runner.worker(spec))
+            if pg is not None and pg.log:  # serialisation failures, lock time-outs, ...
+                with pg.log.open(errors="replace") as server_log:
+                    server_log.seek(seen)
+                    log_errors += [line for line in server_log if "ERROR:" in line]
+        row: dict[str, Any] = {
+            "pairs_per_s": _median([r["pairs_per_s"] for r in results]),
+            "cpu_us_per_pair": _median([r["cpu_us_per_pair"] for r in results]),
+            "pairs_per_s_rounds": [r["pairs_per_s"] for r in results],
+            "checks": [(r["check_spent_usd"], r["check_expected_usd"]) for r in results],
+        }
+        server_cpu = [r["server_cpu_us_per_pair"] for r in results if r["server_cpu_us_per_pair"]]
+        if server_cpu:
+            row["server_cpu_us_per_pair"] = _median(server_cpu)
+        if pg is not None and pg.log:
+            row["server_log_errors"] = log_errors
+            if log_errors:
+                log(f"  {len(log_errors)} ERROR lines in the server's log, e.g. {log_errors[0]}")
+        out[label] = row
     return out
 
 
@@ -679,17 +719,17 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "## 6. Ledger alone (hold + settle pairs per second)",
             "",
-            "| store | workers | pairs/s | CPU µs per pair |",
-            "|---|---|---:|---:|",
+            "| store | workers | pairs/s | CPU µs per pair | server CPU µs per pair |",
+            "|---|---|---:|---:|---:|",
         ]
         for store, data in led.items():
             if "pending" in data:
-                lines.append(f"| {store} | – | {data['pending']} | – |")
+                lines.append(f"| {store} | – | {data['pending']} | – | – |")
                 continue
             for label, row in data.items():
                 lines.append(
                     f"| {store} | {label} | {_fmt(row['pairs_per_s'])} | "
-                    f"{_fmt(row['cpu_us_per_pair'])} |"
+                    f"{_fmt(row['cpu_us_per_pair'])} | {_fmt(row.get('server_cpu_us_per_pair'))} |"
                 )
 
     mem = results.get("memory")
@@ -741,6 +781,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     out = Path(args.out) if args.out else HERE / "results" / ("quick" if args.quick else "latest")
     cores = Cores.pick(not args.no_pin)
+    # A SIGTERM unwinds like Ctrl-C, so the fake server and a throwaway PostgreSQL are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = time.perf_counter()
     busy0, own0 = busy_cpu_s(), own_cpu_s()
     results: dict[str, Any] = {}

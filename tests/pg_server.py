@@ -220,11 +220,12 @@ class TestDatabase:
 
     __test__ = False  # not a test class, whatever its name says
 
-    def __init__(self, dsn: str, server: PgServer | None) -> None:
+    def __init__(self, dsn: str, server: PgServer | None, *, prefix: str = "t") -> None:
         self.dsn = dsn
         #: The server the tests started (None with GATEWAY_TEST_PG_DSN): it can be restarted.
         self.server = server
-        self._prefix = f"t{secrets.token_hex(3)}"
+        #: Schemas are named ``<prefix><6 hex digits>_<n>`` (the benchmark uses ``bench``).
+        self._prefix = f"{prefix}{secrets.token_hex(3)}"
         self._count = 0
         self._schemas: list[str] = []
         self._admin: Any = None
