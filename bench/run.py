@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -599,159 +599,202 @@ def markdown(results: dict[str, Any]) -> str:
         f"at most {_fmt(meta.get('server_busy_max_pct'), 0)}% busy during any measurement. "
         f"Other processes used {_fmt(meta.get('others_cpu_pct'), 0)}% of the machine's CPU "
         f"during the run ({meta['seconds']:.0f} s).",
-        "",
-        "## Targets",
-        "",
-        "| target | measured | met |",
-        "|---|---|---|",
     ]
-    for row in results["targets"]:
-        met = {True: "yes", False: "**NO**", None: "pending"}[row["met"]]
-        lines.append(f"| {row['target']} | {row['measured']} | {met} |")
+    lines += _table(
+        "Targets",
+        "target | measured | met",
+        "lll",
+        ([row["target"], row["measured"], _MET[row["met"]]] for row in results["targets"]),
+    )
 
     imp = results.get("import")
     if imp:
-        lines += [
-            "",
-            "## 1. Import (fresh interpreter, median of runs)",
-            "",
-            "| statement | process wall ms | added ms | import ms (in-process) | RSS MiB "
-            "| added MiB | modules loaded |",
-            "|---|---:|---:|---:|---:|---:|---|",
-        ]
-        for name, row in imp.items():
-            lines.append(
-                f"| `{name}` | {_fmt(row['process_wall_ms'], 1)} | {_fmt(row['added_ms'], 1)} | "
-                f"{_fmt(row['import_ms'], 1)} | {_fmt(row['rss_mb'], 1)} | "
-                f"{_fmt(row['added_rss_mb'], 1)} | {', '.join(row['modules_loaded']) or 'none'} |"
-            )
-
-    def pending_note(data: dict[str, Any]) -> list[str]:
-        notes = sorted({f"{k}: {v}" for d in data.values() for k, v in d["pending"].items()})
-        return [f"Pending: {n}" for n in notes]
+        lines += _table(
+            "1. Import (fresh interpreter, median of runs)",
+            "statement | process wall ms | added ms | import ms (in-process) | RSS MiB "
+            "| added MiB | modules loaded",
+            "lrrrrrl",
+            (
+                [
+                    f"`{name}`",
+                    _fmt(row["process_wall_ms"], 1),
+                    _fmt(row["added_ms"], 1),
+                    _fmt(row["import_ms"], 1),
+                    _fmt(row["rss_mb"], 1),
+                    _fmt(row["added_rss_mb"], 1),
+                    ", ".join(row["modules_loaded"]) or "none",
+                ]
+                for name, row in imp.items()
+            ),
+        )
 
     sync = results.get("sync")
     if sync:
-        lines += [
-            "",
-            "## 2. Sequential sync calls (CPU µs per call; route of 3 targets, first healthy)",
-            "",
-            "| provider | raw SDK | gateway | ratio | gateway + credits | ratio | raw wall µs "
-            "| gateway wall µs |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for provider, data in sync.items():
-            s = data["sides"]
-            c = s.get("gateway_credits", {})
-            lines.append(
-                f"| {provider} | {_fmt(s['raw']['cpu_us'])} | {_fmt(s['gateway']['cpu_us'])} | "
-                f"{_ratio(s['gateway'].get('cpu_us_ratio'))} | {_fmt(c.get('cpu_us'))} | "
-                f"{_ratio(c.get('cpu_us_ratio'))} | {_fmt(s['raw']['wall_us'])} | "
-                f"{_fmt(s['gateway']['wall_us'])} |"
-            )
-        lines += ["", *pending_note(sync)]
+        lines += _table(
+            "2. Sequential sync calls (CPU µs per call; route of 3 targets, first healthy)",
+            "provider | raw SDK | gateway | ratio | gateway + credits | ratio | raw wall µs "
+            "| gateway wall µs",
+            "lrrrrrrr",
+            ([provider, *_compared(s, c, "cpu_us", "wall_us")] for provider, s, c in _sides(sync)),
+            _pending_notes(sync),
+        )
 
     asy = results.get("async")
     if asy:
-        lines += [
-            "",
-            "## 3. Async, 50 in flight (calls per second; CPU µs per call)",
-            "",
-            "| provider | raw calls/s | gateway calls/s | ratio | gateway + credits calls/s "
-            "| ratio | raw CPU | gateway CPU |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for provider, data in asy.items():
-            s = data["sides"]
-            c = s.get("gateway_credits", {})
-            lines.append(
-                f"| {provider} | {_fmt(s['raw']['calls_per_s'])} | "
-                f"{_fmt(s['gateway']['calls_per_s'])} | "
-                f"{_ratio(s['gateway'].get('calls_per_s_ratio'))} | "
-                f"{_fmt(c.get('calls_per_s'))} | {_ratio(c.get('calls_per_s_ratio'))} | "
-                f"{_fmt(s['raw']['cpu_us'])} | {_fmt(s['gateway']['cpu_us'])} |"
-            )
-        lines += ["", *pending_note(asy)]
+        lines += _table(
+            "3. Async, 50 in flight (calls per second; CPU µs per call)",
+            "provider | raw calls/s | gateway calls/s | ratio | gateway + credits calls/s "
+            "| ratio | raw CPU | gateway CPU",
+            "lrrrrrrr",
+            (
+                [provider, *_compared(s, c, "calls_per_s", "cpu_us")]
+                for provider, s, c in _sides(asy)
+            ),
+            _pending_notes(asy),
+        )
 
     stream = results.get("stream")
     if stream:
-        lines += [
-            "",
-            "## 4. Streams of 50 chunks (sync; time to first content chunk, CPU per stream)",
-            "",
-            "| provider | raw TTFC µs | gateway TTFC µs | raw CPU/stream µs "
-            "| gateway CPU/stream µs | ratio | raw CPU/chunk | gateway CPU/chunk |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for provider, data in stream.items():
-            s = data["sides"]
-            lines.append(
-                f"| {provider} | {_fmt(s['raw']['ttfc_wall_us'])} | "
-                f"{_fmt(s['gateway']['ttfc_wall_us'])} | {_fmt(s['raw']['cpu_us'])} | "
-                f"{_fmt(s['gateway']['cpu_us'])} | {_ratio(s['gateway'].get('cpu_us_ratio'))} | "
-                f"{_fmt(s['raw']['cpu_us_per_chunk'], 1)} | "
-                f"{_fmt(s['gateway']['cpu_us_per_chunk'], 1)} |"
-            )
-        lines += ["", *pending_note(stream)]
+        lines += _table(
+            "4. Streams of 50 chunks (sync; time to first content chunk, CPU per stream)",
+            "provider | raw TTFC µs | gateway TTFC µs | raw CPU/stream µs "
+            "| gateway CPU/stream µs | ratio | raw CPU/chunk | gateway CPU/chunk",
+            "lrrrrrrr",
+            (
+                [
+                    provider,
+                    _fmt(s["raw"]["ttfc_wall_us"]),
+                    _fmt(s["gateway"]["ttfc_wall_us"]),
+                    _fmt(s["raw"]["cpu_us"]),
+                    _fmt(s["gateway"]["cpu_us"]),
+                    _ratio(s["gateway"].get("cpu_us_ratio")),
+                    _fmt(s["raw"]["cpu_us_per_chunk"], 1),
+                    _fmt(s["gateway"]["cpu_us_per_chunk"], 1),
+                ]
+                for provider, s, _ in _sides(stream)
+            ),
+            _pending_notes(stream),
+        )
 
     fb = results.get("fallback")
     if fb:
-        lines += [
-            "",
-            "## 5. Fallback: first target answers 429, no retry, no wait (CPU µs per call)",
-            "",
-            "| provider | one raw call | raw 429 + raw call (by hand) | gateway fallback "
-            "| vs one raw call | vs by hand | gateway wall µs |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for provider, data in fb.items():
-            s = data["sides"]
-            g, hand = s["gateway_fallback"], s["raw_fallback"]
-            lines.append(
-                f"| {provider} | {_fmt(s['raw']['cpu_us'])} | {_fmt(hand['cpu_us'])} | "
-                f"{_fmt(g['cpu_us'])} | {_ratio(g.get('cpu_us_ratio'))} | "
-                f"{_ratio(g['cpu_us'] / hand['cpu_us'])} | {_fmt(g['wall_us'])} |"
-            )
+        lines += _table(
+            "5. Fallback: first target answers 429, no retry, no wait (CPU µs per call)",
+            "provider | one raw call | raw 429 + raw call (by hand) | gateway fallback "
+            "| vs one raw call | vs by hand | gateway wall µs",
+            "lrrrrrr",
+            (
+                [
+                    provider,
+                    _fmt(s["raw"]["cpu_us"]),
+                    _fmt(s["raw_fallback"]["cpu_us"]),
+                    _fmt(s["gateway_fallback"]["cpu_us"]),
+                    _ratio(s["gateway_fallback"].get("cpu_us_ratio")),
+                    _ratio(s["gateway_fallback"]["cpu_us"] / s["raw_fallback"]["cpu_us"]),
+                    _fmt(s["gateway_fallback"]["wall_us"]),
+                ]
+                for provider, s, _ in _sides(fb)
+            ),
+        )
 
     led = results.get("ledger")
     if led:
-        lines += [
-            "",
-            "## 6. Ledger alone (hold + settle pairs per second)",
-            "",
-            "| store | workers | pairs/s | CPU µs per pair | server CPU µs per pair |",
-            "|---|---|---:|---:|---:|",
-        ]
-        for store, data in led.items():
-            if "pending" in data:
-                lines.append(f"| {store} | – | {data['pending']} | – | – |")
-                continue
-            for label, row in data.items():
-                lines.append(
-                    f"| {store} | {label} | {_fmt(row['pairs_per_s'])} | "
-                    f"{_fmt(row['cpu_us_per_pair'])} | {_fmt(row.get('server_cpu_us_per_pair'))} |"
-                )
+        lines += _table(
+            "6. Ledger alone (hold + settle pairs per second)",
+            "store | workers | pairs/s | CPU µs per pair | server CPU µs per pair",
+            "llrrr",
+            _ledger_rows(led),
+        )
 
     mem = results.get("memory")
     if mem:
         first, last = mem["checkpoints"]
-        lines += [
-            "",
-            f"## 7. Memory: RSS after {first:,} and {last:,} sequential calls (MiB)",
-            "",
-            f"| provider | side | after {first:,} | after {last:,} | growth |",
-            "|---|---|---:|---:|---:|",
-        ]
-        for provider, sides in mem["providers"].items():
-            for side, row in sides.items():
-                if "pending" in row:
-                    lines.append(f"| {provider} | {side} | {row['pending']} | | |")
-                    continue
-                lines.append(
-                    f"| {provider} | {side} | {_fmt(row['rss_first_mb'], 1)} | "
-                    f"{_fmt(row['rss_last_mb'], 1)} | {_fmt(row['growth_mb'], 2)} |"
-                )
+        lines += _table(
+            f"7. Memory: RSS after {first:,} and {last:,} sequential calls (MiB)",
+            f"provider | side | after {first:,} | after {last:,} | growth",
+            "llrrr",
+            (
+                [provider, side, row["pending"], "", ""]
+                if "pending" in row
+                else [
+                    provider,
+                    side,
+                    _fmt(row["rss_first_mb"], 1),
+                    _fmt(row["rss_last_mb"], 1),
+                    _fmt(row["growth_mb"], 2),
+                ]
+                for provider, sides in mem["providers"].items()
+                for side, row in sides.items()
+            ),
+        )
     return "\n".join(lines) + "\n"
+
+
+_MET = {True: "yes", False: "**NO**", None: "pending"}
+
+
+def _table(
+    title: str,
+    header: str,
+    align: str,
+    rows: Iterable[list[str]],
+    notes: list[str] | None = None,
+) -> list[str]:
+    """A section of the report: a blank line, ``## title``, a table (``header``: the column
+    names joined by ``|``; ``align``: one letter per column, ``l`` text or ``r`` numbers) and,
+    when ``notes`` is given, a blank line and the notes."""
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        f"| {header} |",
+        "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|",
+    ]
+    lines += [f"| {' | '.join(cells)} |" for cells in rows]
+    if notes is not None:
+        lines += ["", *notes]
+    return lines
+
+
+def _sides(section: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Each provider's sides, and its ``gateway_credits`` side (empty when not measured)."""
+    for provider, data in section.items():
+        yield provider, data["sides"], data["sides"].get("gateway_credits", {})
+
+
+def _compared(sides: dict[str, Any], credits: dict[str, Any], metric: str, extra: str) -> list[str]:
+    """``metric`` for raw, gateway (and its ratio), gateway + credits (and its ratio), then
+    ``extra`` for raw and gateway."""
+    raw, gateway = sides["raw"], sides["gateway"]
+    return [
+        _fmt(raw[metric]),
+        _fmt(gateway[metric]),
+        _ratio(gateway.get(f"{metric}_ratio")),
+        _fmt(credits.get(metric)),
+        _ratio(credits.get(f"{metric}_ratio")),
+        _fmt(raw[extra]),
+        _fmt(gateway[extra]),
+    ]
+
+
+def _ledger_rows(led: dict[str, Any]) -> Iterator[list[str]]:
+    for store, data in led.items():
+        if "pending" in data:
+            yield [store, "–", data["pending"], "–", "–"]
+            continue
+        for label, row in data.items():
+            yield [
+                store,
+                label,
+                _fmt(row["pairs_per_s"]),
+                _fmt(row["cpu_us_per_pair"]),
+                _fmt(row.get("server_cpu_us_per_pair")),
+            ]
+
+
+def _pending_notes(section: dict[str, Any]) -> list[str]:
+    notes = sorted({f"{k}: {v}" for d in section.values() for k, v in d["pending"].items()})
+    return [f"Pending: {n}" for n in notes]
 
 
 def _versions() -> str:
