@@ -19,6 +19,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from gateway.config import GatewayConfig
+from gateway.credits.money import from_nanos, to_nanos
+from gateway.credits.spender import LocalHold
 from gateway.errors import ConfigError
 from providers.base import TokenUsage
 
@@ -124,14 +126,24 @@ class Billing:
         max_tokens: int | None,
         account: str | None,
         tags: Mapping[str, str] | None,
+        attempt: int | None = None,
     ) -> AttemptBill:
         """Hold the worst case of this try (raises InsufficientCredits / SpendLimitExceeded
-        before any provider is contacted)."""
-        hold = None
-        if self.service is not None:
-            amount = self.estimate(target, input_tokens, max_tokens)
-            assert amount is not None, "check_config refused unpriced targets at load"
-            hold = self.service.hold(
+        before any provider is contacted). ``attempt`` numbers the tries of one call."""
+        service = self.service
+        if service is None:
+            return AttemptBill(self, target, None, input_tokens, self._clock.monotonic())
+        amount = self.estimate(target, input_tokens, max_tokens)
+        assert amount is not None, "check_config refused unpriced targets at load"
+        spender = service.spender
+        hold: Hold | LocalHold
+        if spender is not None and attempt is not None:
+            local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
+            if not spender.try_hold(local):
+                spender.hold(local, target=f"{target.provider}/{target.model}")
+            hold = local
+        else:
+            hold = service.hold(
                 account=account,
                 request_id=request_id,
                 amount=amount,
@@ -139,8 +151,34 @@ class Billing:
                 provider=target.provider,
                 model=target.model,
                 tags=tags,
+                attempt=attempt,
             )
         return AttemptBill(self, target, hold, input_tokens, self._clock.monotonic())
+
+    def _local_hold(
+        self,
+        target: ResolvedTarget,
+        request_id: str,
+        route: str,
+        account: str | None,
+        amount: Decimal,
+        tags: Mapping[str, str] | None,
+        attempt: int,
+    ) -> LocalHold:
+        """A batched hold, its input validated as :meth:`CreditService.hold` validates it."""
+        from gateway.credits.service import check_tags
+
+        assert self.service is not None
+        return LocalHold(
+            hold_id=f"{request_id}#{attempt}",
+            account=self.service.account_name(account),
+            request_id=request_id,
+            amount_nanos=to_nanos(amount),
+            route=route,
+            provider=target.provider,
+            model=target.model,
+            tags=check_tags(tags),
+        )
 
     async def abill(
         self,
@@ -152,10 +190,20 @@ class Billing:
         max_tokens: int | None,
         account: str | None,
         tags: Mapping[str, str] | None,
+        attempt: int | None = None,
     ) -> AttemptBill:
-        """:meth:`bill` without blocking the event loop on the store."""
-        if self.service is None:
+        """:meth:`bill` without blocking the event loop on the store (a hold against this
+        process's lease needs no store and is taken on the loop)."""
+        service = self.service
+        if service is None:
             return AttemptBill(self, target, None, input_tokens, self._clock.monotonic())
+        spender = service.spender
+        if spender is not None and attempt is not None:
+            amount = self.estimate(target, input_tokens, max_tokens)
+            assert amount is not None, "check_config refused unpriced targets at load"
+            local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
+            if spender.try_hold(local):
+                return AttemptBill(self, target, local, input_tokens, self._clock.monotonic())
         return await asyncio.to_thread(
             self.bill,
             target,
@@ -165,6 +213,7 @@ class Billing:
             max_tokens=max_tokens,
             account=account,
             tags=tags,
+            attempt=attempt,
         )
 
     def close(self) -> None:
@@ -183,7 +232,7 @@ class AttemptBill:
         self,
         billing: Billing,
         target: ResolvedTarget,
-        hold: Hold | None,
+        hold: Hold | LocalHold | None,
         input_tokens: int,
         started: float,
     ) -> None:
@@ -213,13 +262,27 @@ class AttemptBill:
         if self._hold is None or billing.service is None:
             self.charged = None if cost is None else cost.quantize(_NANO)
             return self.charged
-        latency_us = round((billing._clock.monotonic() - self._started) * 1_000_000)
+        latency_us = max(0, round((billing._clock.monotonic() - self._started) * 1_000_000))
+        hold = self._hold
+        if isinstance(hold, LocalHold):
+            nanos = hold.amount_nanos if cost is None else to_nanos(cost)
+            assert billing.service.spender is not None
+            billing.service.spender.settle(
+                hold,
+                cost=nanos,
+                usage=usage,
+                status=status,
+                latency_us=latency_us,
+                attempts=attempts,
+            )
+            self.charged = from_nanos(nanos)
+            return self.charged
         self.charged = billing.service.settle(
-            self._hold,
-            cost=cost if cost is not None else self._hold.amount,
+            hold,
+            cost=cost if cost is not None else hold.amount,
             usage=usage,
             status=status,
-            latency_us=max(0, latency_us),
+            latency_us=latency_us,
             attempts=attempts,
         )
         return self.charged
@@ -227,7 +290,7 @@ class AttemptBill:
     async def asettle(
         self, usage: TokenUsage, *, attempts: int, status: str = "ok", estimated: bool = False
     ) -> Decimal | None:
-        if self._hold is None or self._done:
+        if self._hold is None or self._done or isinstance(self._hold, LocalHold):
             return self.settle(usage, attempts=attempts, status=status, estimated=estimated)
         return await asyncio.to_thread(
             self.settle, usage, attempts=attempts, status=status, estimated=estimated
@@ -238,11 +301,17 @@ class AttemptBill:
         if self._done:
             return
         self._done = True
-        if self._hold is not None and self._billing.service is not None:
-            self._billing.service.release(self._hold)
+        hold, service = self._hold, self._billing.service
+        if hold is None or service is None:
+            return
+        if isinstance(hold, LocalHold):
+            assert service.spender is not None
+            service.spender.release(hold)
+        else:
+            service.release(hold)
 
     async def arelease(self) -> None:
-        if self._hold is None or self._done:
+        if self._hold is None or self._done or isinstance(self._hold, LocalHold):
             self.release()
             return
         await asyncio.to_thread(self.release)

@@ -146,6 +146,7 @@ class _GatewayCore:
             max_tokens=request.max_tokens,
             account=call.account,
             tags=call.tags,
+            attempt=len(call.plan.attempts) + 1,
         )
 
     async def abill(self, call: _Call, target: ResolvedTarget, request: ChatRequest) -> AttemptBill:
@@ -157,6 +158,7 @@ class _GatewayCore:
             max_tokens=request.max_tokens,
             account=call.account,
             tags=call.tags,
+            attempt=len(call.plan.attempts) + 1,
         )
 
     def inject_fault(self, target: ResolvedTarget) -> None:

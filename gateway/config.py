@@ -333,6 +333,14 @@ class CreditsConfig(_Model):
     max_purchase: Money = Decimal("10000")
     #: Seconds after which an unsettled hold (a crashed process) is released.
     hold_ttl_s: Seconds = 900.0
+    #: How long a gateway may keep settled calls in memory before writing them to the store
+    #: in one transaction (it also writes every ``max_batch`` calls, on close and at exit).
+    #: Calls are held against a budget lease the process takes from the account. 0 writes
+    #: every hold and settlement at once (two store transactions per call). See
+    #: docs/ARCHITECTURE.md, "Write-behind settlement".
+    flush_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = 200
+    #: At most this many settled calls are kept in memory before they are written.
+    max_batch: Annotated[int, Field(ge=1, le=100_000)] = 500
     #: Time zone of the daily and monthly windows.
     timezone: str = "UTC"
     default_account: str = "default"

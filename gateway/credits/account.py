@@ -126,11 +126,13 @@ class CreditAccount:
 
     def exists(self) -> bool:
         """True once anything was written to this account."""
+        self._service.drain(self._name)
         return self._service.snapshot(self._name) is not None
 
     # -- reading ----------------------------------------------------------------------------
 
     def _state(self) -> AccountState:
+        self._service.drain(self._name)  # this process's batched calls first
         state = self._service.snapshot(self._name)
         if state is None:
             if self._name != self._service.default_account:
@@ -193,7 +195,9 @@ class CreditAccount:
         """Per-request rows (oldest first): id, time, account, route, provider, model, token
         counts, cost, latency, attempts, status, tags. ``limit`` keeps the newest rows;
         ``all_accounts`` covers every account in the store."""
-        if not all_accounts:
+        if all_accounts:
+            self._service.drain()
+        else:
             self._state()
         rows = self._service.store.requests(
             accounts=None if all_accounts else [self._name],
@@ -243,6 +247,7 @@ class CreditAccount:
     def verify(self) -> Verification:
         """Rebuild every balance of this account from its entries and compare with what the
         store holds; raise :class:`~gateway.errors.LedgerMismatch` listing any difference."""
+        self._service.drain(self._name)
         with self._service.store.transaction(self._name) as tx:
             stored = tx.state
             if stored is None:
@@ -414,7 +419,7 @@ class CreditAccount:
     def expire(self) -> list[LedgerEntry]:
         """Write off expired lots and release lapsed holds now (every write does this too);
         returns the entries written."""
-        if self._service.snapshot(self._name) is None:
+        if not self.exists():
             self._state()
             return []
         written_off = (ledger.EXPIRY, ledger.HOLD_EXPIRED)
@@ -423,6 +428,7 @@ class CreditAccount:
         )
 
     def _write(self, decide: Callable[[_Step], T], *, create: bool = True) -> T:
+        self._service.drain(self._name)
         return self._service.write(self._name, decide, create=create)
 
     def _instant(self, value: datetime | date | None, what: str) -> int | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -63,6 +63,7 @@ __all__ = [
     "credit",
     "effective_limits",
     "effective_recharge",
+    "hold_room",
     "housekeeping",
     "open_account",
     "place_hold",
@@ -624,6 +625,41 @@ def credit(
     return out
 
 
+def _open_held(state: AccountState, now_us: int) -> int:
+    """What view() says is on hold, without sorting the lots (this runs on every call)."""
+    return sum(h.amount for h in state.holds.values() if h.deadline_us > now_us)
+
+
+def _live_posted(state: AccountState, now_us: int) -> int:
+    """The posted balance counting only unexpired lots (what view() says)."""
+    live = sum(lot.remaining for lot in state.lots if lot.remaining > 0 and lot.expires_us > now_us)
+    return live - state.debt
+
+
+def _cap_windows(
+    state: AccountState, now_us: int, limits: Limits
+) -> Iterator[tuple[str, int, str, Window]]:
+    """``(label, cap, window key, window)`` of each cap that is set."""
+    for label, cap, window in (
+        ("daily", limits.daily, state.spent_day),
+        ("monthly", limits.monthly, state.spent_month),
+    ):
+        if cap is not None:
+            calendar = calendar_of(state.tz)
+            key = calendar.day_key(now_us) if label == "daily" else calendar.month_key(now_us)
+            yield label, cap, key, window
+
+
+def hold_room(state: AccountState, now_us: int, *, prepaid: bool, limits: Limits) -> int | None:
+    """The largest hold :func:`place_hold` would accept now (None: no limit; may be <= 0)."""
+    held = _open_held(state, now_us)
+    room = _live_posted(state, now_us) - held if prepaid else None
+    for _label, cap, key, window in _cap_windows(state, now_us, limits):
+        headroom = cap - window.current(key) - held
+        room = headroom if room is None else min(room, headroom)
+    return room
+
+
 def place_hold(
     state: AccountState,
     now_us: int,
@@ -638,17 +674,11 @@ def place_hold(
 ) -> list[LedgerEntry]:
     """Set ``amount`` aside for a call, or raise InsufficientCredits / SpendLimitExceeded."""
     assert amount >= 0
-    # What view() would say, without sorting the lots (this runs on every call).
-    held = sum(h.amount for h in state.holds.values() if h.deadline_us > now_us)
+    held = _open_held(state, now_us)
     what = meta.get("target") if meta else None
     call = f"this call ({what})" if what else "this call"
     if prepaid:
-        posted = (
-            sum(
-                lot.remaining for lot in state.lots if lot.remaining > 0 and lot.expires_us > now_us
-            )
-            - state.debt
-        )
+        posted = _live_posted(state, now_us)
         if amount > posted - held:
             raise InsufficientCredits(
                 f"account '{state.name}' has {format_usd(posted - held)} available "
@@ -656,14 +686,7 @@ def place_hold(
                 f"calls in flight); {call} may cost up to {format_usd(amount)}. No provider was "
                 "called. Add credit with purchase() or grant(), or lower max_tokens"
             )
-    for label, cap, window in (
-        ("daily", limits.daily, state.spent_day),
-        ("monthly", limits.monthly, state.spent_month),
-    ):
-        if cap is None:
-            continue
-        calendar = calendar_of(state.tz)
-        key = calendar.day_key(now_us) if label == "daily" else calendar.month_key(now_us)
+    for label, cap, key, window in _cap_windows(state, now_us, limits):
         committed = window.current(key) + held
         if committed + amount > cap:
             raise SpendLimitExceeded(

@@ -28,14 +28,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
-from gateway._clock import Clock
+from gateway._clock import Clock, SystemClock
 from gateway.config import CreditsConfig
 from gateway.credits import ledger
 from gateway.credits.ledger import AccountState, Calendar, LedgerEntry, Limits, RechargeRule
 from gateway.credits.money import MAX_AMOUNT, from_micros, from_nanos, to_micros, to_nanos
 from gateway.credits.payment import PaymentMethod, PaymentResult
 from gateway.credits.pricing import PriceBook
-from gateway.credits.store import RequestRow, Store, StoreTransaction, open_store
+from gateway.credits.store import Store, StoreTransaction, open_store, request_row
 from gateway.errors import (
     ConfigError,
     CreditStoreUnavailable,
@@ -47,6 +47,7 @@ from gateway.errors import (
 
 if TYPE_CHECKING:
     from gateway.credits.account import CreditAccount
+    from gateway.credits.spender import Spender
     from providers.base import TokenUsage
 
 __all__ = ["CreditService", "Hold"]
@@ -109,6 +110,9 @@ class CreditService:
     """The credit account of one gateway: per-call holds and settlements, and the accounts.
 
     ``store`` defaults to the one ``config.store`` names; tests pass one in.
+    Batches of settled calls (see :mod:`.spender`) are written by a background thread on
+    real time, or, with ``background_flush=False`` (the default when ``clock`` is not the
+    system clock: tests and simulations), by the call that finds a batch due on ``clock``.
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class CreditService:
         clock: Clock,
         payment_method: PaymentMethod | None = None,
         store: Store | None = None,
+        background_flush: bool | None = None,
     ) -> None:
         self.config = config
         self.prices = prices
@@ -148,6 +153,19 @@ class CreditService:
         self.hold_ttl_us = round(config.hold_ttl_s * 1_000_000)
         self.expiry_us = config.expiry_days * _DAY_US
         self.store: Store = store if store is not None else open_store(config.store)
+        #: The batched per-call path a gateway uses (None when ``flush_interval_ms`` is 0).
+        self.spender: Spender | None = None
+        if config.flush_interval_ms > 0:
+            from gateway.credits.spender import Spender
+
+            self.spender = Spender(
+                self,
+                flush_interval_s=config.flush_interval_ms / 1000,
+                max_batch=config.max_batch,
+                background=isinstance(clock, SystemClock)
+                if background_flush is None
+                else background_flush,
+            )
 
     def __repr__(self) -> str:
         return f"CreditService(store={self.store!r}, mode={self.config.mode!r})"
@@ -181,9 +199,19 @@ class CreditService:
             )
         return name
 
+    def drain(self, name: str | None = None) -> None:
+        """Write the gateway's batched calls (of account ``name``, or all) to the store now,
+        so that a read sees them; see :mod:`.spender`."""
+        if self.spender is not None:
+            self.spender.flush(name)
+
     def close(self) -> None:
-        """Close the store's connections."""
-        self.store.close()
+        """Write what is batched, then close the store's connections."""
+        try:
+            if self.spender is not None:
+                self.spender.close()
+        finally:
+            self.store.close()
 
     # -- the per-call path ------------------------------------------------------------------
 
@@ -286,24 +314,14 @@ class CreditService:
                 )
             )
             step.tx.add_request(
-                RequestRow(
-                    request_id=hold.request_id,
-                    hold_id=hold.hold_id,
-                    account=hold.account,
+                request_row(
+                    hold,
                     at_us=step.now_us,
-                    route=hold.route,
-                    provider=hold.provider,
-                    model=hold.model,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cached_input_tokens=usage.cached_input_tokens,
-                    cache_write_tokens=usage.cache_write_tokens,
-                    reasoning_tokens=usage.reasoning_tokens,
+                    usage=usage,
                     cost_nanos=cost_nanos,
                     latency_us=latency_us,
                     attempts=attempts,
                     status=status,
-                    tags=dict(hold.tags),
                 )
             )
             return from_nanos(cost_nanos)

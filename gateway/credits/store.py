@@ -22,12 +22,17 @@ from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.config import url_without_password
 from gateway.credits.ledger import AccountState, LedgerEntry
 from gateway.credits.money import from_micros, from_nanos, plain_decimal
 from gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.credits.service import Hold
+    from gateway.credits.spender import LocalHold
+    from providers.base import TokenUsage
 
 __all__ = [
     "Migrated",
@@ -39,6 +44,7 @@ __all__ = [
     "entries_query",
     "migrate",
     "open_store",
+    "request_row",
     "safe_url",
 ]
 
@@ -101,6 +107,38 @@ class RequestRow:
             "status": self.status,
             "tags": dict(self.tags),
         }
+
+
+def request_row(
+    hold: Hold | LocalHold,
+    *,
+    at_us: int,
+    usage: TokenUsage,
+    cost_nanos: int,
+    latency_us: int,
+    attempts: int,
+    status: str,
+) -> RequestRow:
+    """The request row of a call settled on ``hold`` (a store's hold or a batched one)."""
+    return RequestRow(
+        request_id=hold.request_id,
+        hold_id=hold.hold_id,
+        account=hold.account,
+        at_us=at_us,
+        route=hold.route,
+        provider=hold.provider,
+        model=hold.model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cost_nanos=cost_nanos,
+        latency_us=latency_us,
+        attempts=attempts,
+        status=status,
+        tags=dict(hold.tags),
+    )
 
 
 class SnapshotCache:

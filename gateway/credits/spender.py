@@ -1,0 +1,420 @@
+"""Write-behind settlement: a gateway's per-call holds kept in memory against a budget lease.
+
+Holding and settling every call through the store costs two transactions per call, which is
+most of what a credited call costs a gateway. With ``credits.flush_interval_ms`` above 0
+(the default) a gateway's calls go through a :class:`Spender` instead:
+
+1. It takes a **lease**: one ordinary hold on the account (hold id ``lease-<process>-<n>``),
+   placed under the ledger's usual rules (balance, daily and monthly caps), so no other
+   process can spend that money.
+2. Each try's worst case is held against the lease in memory. When the lease cannot cover
+   it, the spender goes to the store at once: it writes what is pending, settles the lease
+   and places a new one; when the account cannot cover the call, the ledger's own
+   InsufficientCredits or SpendLimitExceeded is raised, exactly as without batching.
+3. Settled calls are kept in memory and written together, in one transaction, every
+   ``flush_interval_ms`` (or ``max_batch`` calls, on ``close()``, at exit, and before any
+   read or write of the account through ``gw.credits``): the lease is settled for their
+   total (usage entries burn the lots as for any call), each call gets its request row, and
+   a new lease is placed for what is still in flight plus the next calls.
+
+A lease covers :data:`LEASE_CALLS` worst cases of the latest call, never more than a quarter
+of what the account could still hold (balance, caps): other processes keep room, and an
+account close to empty is held call by call, as without batching. A lease with nothing in
+flight and no new call since the last write is given back.
+
+The price of batching (documented in docs/ARCHITECTURE.md): a process killed without running
+its exit handlers (SIGKILL, power loss) loses the calls settled in its last
+``flush_interval_ms`` (they go unbilled) and its lease lapses after ``hold_ttl_s``, like any
+hold; the daily and monthly windows count a call when its batch is written. Other processes
+see a running gateway's lease as money on hold.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import threading
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from gateway.credits import ledger
+from gateway.credits.ledger import Limits
+from gateway.credits.money import from_nanos
+from gateway.credits.store import RequestRow, request_row
+from gateway.errors import InsufficientCredits, SpendLimitExceeded
+
+if TYPE_CHECKING:
+    from gateway.credits.service import CreditService, _Step
+    from providers.base import TokenUsage
+
+__all__ = ["LEASE_CALLS", "LocalHold", "Spender"]
+
+logger = logging.getLogger("gateway.credits")
+
+#: A lease covers this many worst cases of the call that asked for it (within a quarter of
+#: the account's room).
+LEASE_CALLS = 64
+_NO_LIMITS = Limits()
+#: Monotonic clock readings and intervals (time, never money: amounts here are int nanos).
+Seconds = float
+_LIVE: weakref.WeakSet[Spender] = weakref.WeakSet()
+
+
+@dataclass(slots=True)
+class LocalHold:
+    """One try's worst case, held in memory against the process's lease."""
+
+    hold_id: str
+    account: str
+    request_id: str
+    amount_nanos: int
+    route: str
+    provider: str
+    model: str
+    tags: dict[str, str]
+
+    @property
+    def amount(self) -> Decimal:
+        """USD set aside."""
+        return from_nanos(self.amount_nanos)
+
+
+@dataclass(slots=True)
+class _Lease:
+    """What this process holds of one account, and what it has not written yet."""
+
+    account: str
+    #: The lease's hold in the ledger (None: no lease).
+    hold_id: str | None = None
+    #: The lease hold's amount, nano-dollars.
+    leased: int = 0
+    #: Monotonic seconds after which the lease is renewed before use (half its TTL).
+    renew_at: Seconds = 0.0
+    #: Local holds in flight: hold id -> amount.
+    holds: dict[str, int] = field(default_factory=dict)
+    reserved: int = 0
+    #: Settled calls not written yet, and their total cost.
+    pending: list[RequestRow] = field(default_factory=list)
+    spent: int = 0
+    first_pending: Seconds | None = None
+    #: A hold was placed since the last write (an idle lease is given back).
+    active: bool = False
+    #: The worst case of the latest call that needed a new lease (sizes the next one).
+    last_need: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    hold_id: str | None
+    leased: int
+    refused: InsufficientCredits | SpendLimitExceeded | None
+
+
+class Spender:
+    """Per-call holds and settlements of one gateway's credit service, batched (see the
+    module docstring). Thread-safe; an event loop may call :meth:`try_hold`, :meth:`settle`
+    and :meth:`release` directly (they never touch the store while another thread is)."""
+
+    def __init__(
+        self,
+        service: CreditService,
+        *,
+        flush_interval_s: Seconds,
+        max_batch: int,
+        background: bool = True,
+    ) -> None:
+        self._service = service
+        self._interval = flush_interval_s
+        self._max_batch = max_batch
+        self._monotonic = service.clock.monotonic
+        self._lock = threading.Lock()
+        self._leases: dict[str, _Lease] = {}
+        self._prefix = f"lease-{uuid.uuid4().hex[:12]}"
+        self._numbers = itertools.count(1)
+        self._next_id = f"{self._prefix}-{next(self._numbers)}"
+        self._closed = False
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._background = background
+        _LIVE.add(self)
+
+    def __repr__(self) -> str:
+        return f"Spender(flush_interval_s={self._interval}, max_batch={self._max_batch})"
+
+    # -- the per-call path ------------------------------------------------------------------
+
+    def try_hold(self, hold: LocalHold) -> bool:
+        """Hold ``hold`` against the lease without touching the store; False when that needs
+        the store (no lease, too small or due for renewal, or another thread is writing)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            lease = self._leases.get(hold.account)
+            if lease is None or not self._covers(lease, hold.amount_nanos):
+                return False
+            self._reserve(lease, hold)
+            return True
+        finally:
+            self._lock.release()
+
+    def hold(self, hold: LocalHold, *, target: str) -> None:
+        """Hold ``hold``, renewing the lease through the store when it cannot cover it.
+        Raises InsufficientCredits / SpendLimitExceeded (after writing what was pending);
+        ``target`` (``provider/model``) names the call in that message."""
+        with self._lock:
+            lease = self._leases.get(hold.account)
+            if lease is None:
+                lease = self._leases[hold.account] = _Lease(hold.account)
+            if not self._covers(lease, hold.amount_nanos):
+                try:
+                    self._write(lease, need=hold.amount_nanos, target=target)
+                except BaseException:
+                    if not lease.holds and not lease.pending and lease.hold_id is None:
+                        self._leases.pop(hold.account, None)  # e.g. an unknown account
+                    raise
+            self._reserve(lease, hold)
+        self._start_thread()
+
+    def _covers(self, lease: _Lease, amount: int) -> bool:
+        return (
+            lease.hold_id is not None
+            and lease.leased - lease.spent - lease.reserved >= amount
+            and self._monotonic() < lease.renew_at
+        )
+
+    @staticmethod
+    def _reserve(lease: _Lease, hold: LocalHold) -> None:
+        lease.holds[hold.hold_id] = hold.amount_nanos
+        lease.reserved += hold.amount_nanos
+        lease.active = True
+
+    def settle(
+        self,
+        hold: LocalHold,
+        *,
+        cost: int,
+        usage: TokenUsage,
+        status: str,
+        latency_us: int,
+        attempts: int,
+    ) -> None:
+        """Charge ``cost`` (nano-dollars) for ``hold``'s call: kept in memory, written with
+        the next batch. A repeat is a no-op."""
+        row = request_row(
+            hold,
+            at_us=self._service.now_us(),
+            usage=usage,
+            cost_nanos=cost,
+            latency_us=latency_us,
+            attempts=attempts,
+            status=status,
+        )
+        due = False
+        with self._lock:
+            lease = self._leases.get(hold.account)
+            amount = None if lease is None else lease.holds.pop(hold.hold_id, None)
+            if lease is None or amount is None:
+                return
+            lease.reserved -= amount
+            lease.spent += cost
+            lease.pending.append(row)
+            now = self._monotonic()
+            if lease.first_pending is None:
+                lease.first_pending = now
+            due = len(lease.pending) >= self._max_batch or now - lease.first_pending >= (
+                self._interval
+            )
+            if due and not self._background:
+                self._flush_quietly(lease)
+        if due and self._background:
+            self._wake.set()
+
+    def release(self, hold: LocalHold) -> None:
+        """Give ``hold`` back to the lease (its try failed before any usage)."""
+        with self._lock:
+            lease = self._leases.get(hold.account)
+            amount = None if lease is None else lease.holds.pop(hold.hold_id, None)
+            if lease is not None and amount is not None:
+                lease.reserved -= amount
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def flush(self, account: str | None = None) -> None:
+        """Write every pending call (of ``account``, or of all accounts) now, and give back
+        leases with nothing in flight. Raises when the store cannot be written."""
+        with self._lock:
+            leases = list(self._leases.values())
+            for lease in leases:
+                if account is None or lease.account == account:
+                    lease.active = False  # keep only what is in flight
+                    if lease.pending or lease.hold_id is not None:
+                        self._write(lease, need=0, target="")
+
+    def flush_due(self) -> None:
+        """What the background thread does: write batches that are due, give idle leases back
+        and renew leases at half their TTL."""
+        with self._lock:
+            now = self._monotonic()
+            for lease in list(self._leases.values()):
+                aged = lease.first_pending is not None and now - lease.first_pending >= (
+                    self._interval
+                )
+                idle = lease.hold_id is not None and not lease.active and not lease.pending
+                stale = lease.hold_id is not None and now >= lease.renew_at
+                if aged or len(lease.pending) >= self._max_batch or idle or stale:
+                    self._flush_quietly(lease)
+
+    def _flush_quietly(self, lease: _Lease) -> None:
+        try:
+            self._write(lease, need=0, target="")
+        except Exception:  # kept in memory; the next write tries again
+            logger.exception(
+                "writing %d settled call(s) of account '%s' failed; they stay pending",
+                len(lease.pending),
+                lease.account,
+            )
+
+    def _write(self, lease: _Lease, *, need: int, target: str) -> None:
+        """One transaction (lock held): settle the lease for the pending calls, write their
+        rows, place the next lease. Raises the refusal for ``need`` after committing."""
+        service = self._service
+        prepaid = service.config.mode == "prepaid"
+        batch, cost, in_flight = lease.pending, lease.spent, lease.reserved
+        if need:
+            lease.last_need = need
+        want = LEASE_CALLS * lease.last_need if (need or lease.active) else 0
+        old_id, new_id = lease.hold_id, self._next_id
+        ttl_us = service.hold_ttl_us
+
+        def decide(step: _Step) -> _Written:
+            state = step.state
+            already = old_id is not None and (
+                old_id not in state.holds and step.tx.find_entry(f"settle:{old_id}") is not None
+            )
+            if old_id is not None and not already:  # else an uncertain commit went through
+                step.add(ledger.settle(state, hold_id=old_id, request_id=self._prefix, cost=cost))
+                for row in batch:
+                    step.tx.add_request(row)
+            if new_id in state.holds:  # placed by that same uncertain commit
+                return _Written(new_id, state.holds[new_id].amount, None)
+            limits = ledger.effective_limits(state, service.default_limits)
+            room = ledger.hold_room(state, step.now_us, prepaid=prepaid, limits=limits)
+            floor = in_flight + need
+            refused = room is not None and floor > room
+            if refused:
+                size = in_flight
+            elif room is None:
+                size = max(floor, want)
+            else:
+                size = max(floor, min(want, room // 4))
+            if size > 0:
+                step.add(
+                    ledger.place_hold(
+                        state,
+                        step.now_us,
+                        hold_id=new_id,
+                        request_id=self._prefix,
+                        amount=size,
+                        ttl_us=ttl_us,
+                        prepaid=False,  # room was checked above; calls in flight stay held
+                        limits=_NO_LIMITS,
+                        meta={"lease": 1, "in_flight": len(lease.holds)},
+                    )
+                )
+            error = None
+            if refused:
+                try:  # the ledger's own refusal, with the lease of the calls in flight held
+                    ledger.place_hold(
+                        state,
+                        step.now_us,
+                        hold_id=f"{new_id}-probe",
+                        request_id=self._prefix,
+                        amount=need,
+                        ttl_us=ttl_us,
+                        prepaid=prepaid,
+                        limits=limits,
+                        meta={"target": target} if target else None,
+                    )
+                except (InsufficientCredits, SpendLimitExceeded) as exc:
+                    error = exc
+            return _Written(new_id if size > 0 else None, size, error)
+
+        create = lease.account == service.default_account or not prepaid
+        written = service.write(lease.account, decide, create=create)
+        self._next_id = f"{self._prefix}-{next(self._numbers)}"
+        lease.pending, lease.spent, lease.first_pending = [], 0, None
+        lease.hold_id, lease.leased, lease.active = written.hold_id, written.leased, False
+        lease.renew_at = self._monotonic() + ttl_us / 2_000_000
+        if not lease.holds and lease.hold_id is None:
+            self._leases.pop(lease.account, None)
+        if written.refused is not None:
+            raise written.refused
+        if need and lease.leased - lease.reserved < need:  # the room check and place_hold disagree
+            raise AssertionError("a lease was placed that cannot cover the call")
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _start_thread(self) -> None:
+        if not self._background or self._thread is not None or self._closed:
+            return
+        with self._lock:
+            if self._thread is not None:
+                return
+            ref = weakref.ref(self)
+            self._thread = threading.Thread(
+                target=_background_flusher,
+                args=(ref, self._wake, self._interval),
+                name="gateway-credits-flush",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def close(self) -> None:
+        """Write everything pending, give the leases back and stop the background thread."""
+        self._closed = True
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        try:
+            self.flush()
+        finally:
+            _LIVE.discard(self)
+
+    @property
+    def pending(self) -> int:
+        """Settled calls not written yet."""
+        with self._lock:
+            return sum(len(lease.pending) for lease in self._leases.values())
+
+
+def _background_flusher(
+    ref: weakref.ref[Spender], wake: threading.Event, interval: Seconds
+) -> None:
+    """Wake every ``interval`` seconds (or when a batch is full) and write what is due; stop
+    when the spender is closed or collected."""
+    while True:
+        wake.wait(interval)
+        wake.clear()
+        spender = ref()
+        if spender is None or spender._closed:
+            return
+        try:
+            spender.flush_due()
+        except Exception:  # pragma: no cover - flush_due logs its own failures
+            logger.exception("the credit flush thread failed")
+        del spender
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Write what open gateways still hold in memory when the interpreter exits."""
+    for spender in list(_LIVE):
+        try:
+            spender.close()
+        except Exception:
+            logger.exception("writing settled calls at exit failed; they go unbilled")
