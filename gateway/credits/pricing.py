@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import (
     Context,
@@ -45,7 +44,6 @@ from decimal import (
     Inexact,
     InvalidOperation,
     Overflow,
-    localcontext,
 )
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +71,7 @@ DEFAULT_BATCH_MULTIPLIER = Decimal("0.5")
 #: genai-prices provider ids of the gateway's provider types.
 _GENAI_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 _PER_TOKENS = Decimal(1_000_000)
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,18 +109,35 @@ def _or(value: Decimal | None, default: Decimal) -> Decimal:
     return default if value is None else value
 
 
+#: Rates made from each price seen (a price object is immutable config): id -> (price, its
+#: standard rates, its long-context rates). The price is kept so its id is never reused.
+_RATES: dict[int, tuple[ModelPrice, Rates, Rates | None]] = {}
+
+
 def _rates_for(price: ModelPrice, input_tokens: int) -> Rates:
+    known = _RATES.get(id(price))
+    if known is None or known[0] is not price:
+        tier = price.long_context
+        known = (price, Rates.standard(price), None if tier is None else Rates.long(tier))
+        _RATES[id(price)] = known
     tier = price.long_context
-    if tier is not None and input_tokens > tier.above_input_tokens:
-        return Rates.long(tier)
-    return Rates.standard(price)
+    if known[2] is not None and tier is not None and input_tokens > tier.above_input_tokens:
+        return known[2]
+    return known[1]
 
 
-def _exact() -> AbstractContextManager[Context]:
-    """A Decimal context that raises instead of rounding (so a cost is provably exact)."""
-    return localcontext(
-        Context(prec=80, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
-    )
+#: A Decimal context that raises instead of rounding (so a cost is provably exact). Used
+#: through its methods, never installed: it is shared by every thread and never changed.
+_EXACT = Context(prec=80, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+
+
+def _exact_price(terms: Iterable[tuple[int, Decimal]], multiplier: Decimal) -> Decimal:
+    """``sum(tokens * rate_per_million) * multiplier / 1M``, exactly (or InvalidOperation)."""
+    total = _ZERO
+    for tokens, rate in terms:
+        if tokens:
+            total = _EXACT.add(total, _EXACT.multiply(tokens, rate))
+    return _EXACT.divide(_EXACT.multiply(total, multiplier), _PER_TOKENS)
 
 
 class PriceBook:
@@ -339,15 +355,16 @@ def cost_of(price: ModelPrice, usage: TokenUsage, *, batch: bool = False) -> Dec
     # is still charged in full (never below the total) rather than refused after the call.
     uncached = max(0, usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens)
     visible_output = max(0, usage.output_tokens - usage.reasoning_tokens)
-    with _exact():
-        per_million = (
-            uncached * rates.input
-            + usage.cached_input_tokens * rates.cached_input
-            + usage.cache_write_tokens * rates.cache_write
-            + visible_output * rates.output
-            + usage.reasoning_tokens * rates.reasoning
-        )
-        return per_million * multiplier / _PER_TOKENS
+    return _exact_price(
+        (
+            (uncached, rates.input),
+            (usage.cached_input_tokens, rates.cached_input),
+            (usage.cache_write_tokens, rates.cache_write),
+            (visible_output, rates.output),
+            (usage.reasoning_tokens, rates.reasoning),
+        ),
+        multiplier,
+    )
 
 
 def worst_case_of(
@@ -363,10 +380,13 @@ def worst_case_of(
         else:
             multiplier = _or(price.batch_discount, DEFAULT_BATCH_MULTIPLIER)
     rates = _rates_for(price, input_tokens)
-    with _exact():
-        per_million = input_tokens * max(rates.input, rates.cache_write, rates.cached_input)
-        per_million += max_output_tokens * max(rates.output, rates.reasoning)
-        return per_million * multiplier / _PER_TOKENS
+    return _exact_price(
+        (
+            (input_tokens, max(rates.input, rates.cache_write, rates.cached_input)),
+            (max_output_tokens, max(rates.output, rates.reasoning)),
+        ),
+        multiplier,
+    )
 
 
 class _Unrepresentable(Exception):
