@@ -180,7 +180,7 @@ class Spender:
         self._start_thread()
 
     def _covers(self, lease: _Lease, amount: int) -> bool:
-        return (
+        return amount == 0 or (
             lease.hold_id is not None
             and lease.leased - lease.spent - lease.reserved >= amount
             and self._monotonic() < lease.renew_at
@@ -295,8 +295,13 @@ class Spender:
             already = old_id is not None and (
                 old_id not in state.holds and step.tx.find_entry(f"settle:{old_id}") is not None
             )
-            if old_id is not None and not already:  # else an uncertain commit went through
-                step.add(ledger.settle(state, hold_id=old_id, request_id=self._prefix, cost=cost))
+            if not already:  # else an uncertain commit went through: written already
+                if old_id is not None:
+                    step.add(
+                        ledger.settle(state, hold_id=old_id, request_id=self._prefix, cost=cost)
+                    )
+                elif cost:  # calls held at zero cost (a free model) that still cost something
+                    step.add(ledger.burn(state, cost, request_id=self._prefix))
                 for row in batch:
                     step.tx.add_request(row)
             if new_id in state.holds:  # placed by that same uncertain commit

@@ -359,3 +359,28 @@ def test_a_gateway_that_exits_without_close_still_writes_its_calls(tmp_path: Pat
         assert state is not None and state.holds == {}, "the exit handler gave the lease back"
     finally:
         store.close()
+
+
+def test_calls_of_a_free_model_need_no_lease_and_are_still_recorded(
+    make_service: MakeService, clock: ManualClock
+) -> None:
+    service = make_service(flush_interval_ms=100)
+    account = service.account()
+    account.purchase(D("10"))
+    spender = spender_of(service)
+    before = len(service.store.entries("default"))
+    for i in range(3):
+        settle(spender, hold(spender, f"free{i}", amount=0), cost=0)
+    for_free = hold(spender, "priced-after-all", amount=0)
+    settle(spender, for_free, cost=COST)  # a zero estimate that cost something is charged
+    assert len(service.store.entries("default")) == before, "no lease for zero holds"
+    clock.advance(0.1)
+    spender.flush_due()
+    assert [row.request_id for row in service.store.requests()] == [
+        "free0",
+        "free1",
+        "free2",
+        "priced-after-all",
+    ]
+    assert account.balance().posted == D("10") - D("0.004")
+    account.verify()
