@@ -384,3 +384,97 @@ def test_calls_of_a_free_model_need_no_lease_and_are_still_recorded(
     ]
     assert account.balance().posted == D("10") - D("0.004")
     account.verify()
+
+
+class _Twin:
+    """The same calls through the batched path and the per-call path, side by side."""
+
+    def __init__(self) -> None:
+        from gateway.config import CreditsConfig
+        from gateway.credits import PriceBook
+        from gateway.credits.store import open_store
+
+        self.clock = ManualClock()
+        self.services = [
+            CreditService(
+                CreditsConfig(store="memory://", flush_interval_ms=flush, hold_ttl_s=600),
+                PriceBook(),
+                clock=self.clock,
+                store=open_store("memory://"),
+            )
+            for flush in (150, 0)
+        ]
+        for service in self.services:
+            service.account().purchase(D("1000"))
+        self.batched: dict[str, LocalHold] = {}
+        self.direct: dict[str, object] = {}
+
+    def hold(self, request_id: str, amount: int) -> None:
+        self.batched[request_id] = hold(spender_of(self.services[0]), request_id, amount)
+        self.direct[request_id] = self.services[1].hold(
+            account=None,
+            request_id=request_id,
+            amount=from_nanos_(amount),
+            route="r",
+            provider="fake",
+            model="small",
+            tags={"team": "a"},
+        )
+
+    def finish(self, request_id: str, cost: int | None) -> None:
+        local, direct = self.batched.pop(request_id), self.direct.pop(request_id)
+        if cost is None:
+            spender_of(self.services[0]).release(local)
+            self.services[1].release(direct)  # type: ignore[arg-type]
+        else:
+            settle(spender_of(self.services[0]), local, cost)
+            self.services[1].settle(
+                direct,  # type: ignore[arg-type]
+                cost=from_nanos_(cost),
+                usage=USAGE,
+                latency_us=5,
+            )
+
+
+def from_nanos_(nanos: int) -> Decimal:
+    from gateway.credits.money import from_nanos
+
+    return from_nanos(nanos)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_batched_and_per_call_paths_charge_the_same(seed: int) -> None:
+    """Random holds, settlements (some above their hold), releases, batch writes and clock
+    jumps (past the TTL too): once drained, the batched account equals the per-call one."""
+    import random
+
+    rng = random.Random(seed)
+    twin = _Twin()
+    open_ids: list[str] = []
+    for step in range(120):
+        roll = rng.random()
+        if roll < 0.45 or not open_ids:
+            request_id = f"q{step}"
+            twin.hold(request_id, rng.randrange(1, 50) * 1_000_000)
+            open_ids.append(request_id)
+        elif roll < 0.85:
+            request_id = open_ids.pop(rng.randrange(len(open_ids)))
+            cost = None if rng.random() < 0.15 else rng.randrange(0, 80) * 1_000_000
+            twin.finish(request_id, cost)
+        elif roll < 0.95:
+            twin.clock.advance(rng.choice([0.01, 0.2, 1, 400, 700]))
+        else:
+            spender_of(twin.services[0]).flush_due()
+    for request_id in list(open_ids):
+        twin.finish(request_id, rng.randrange(0, 80) * 1_000_000)
+    batched, direct = (service.account() for service in twin.services)
+    assert batched.balance().posted == direct.balance().posted
+    assert batched.balance().held == direct.balance().held == 0
+    key = lambda row: row.request_id  # noqa: E731
+    assert [
+        (r.request_id, r.cost_nanos, r.hold_id) for r in sorted(batched.requests(), key=key)
+    ] == [(r.request_id, r.cost_nanos, r.hold_id) for r in sorted(direct.requests(), key=key)]
+    batched.verify()
+    direct.verify()
+    for service in twin.services:
+        service.close()
