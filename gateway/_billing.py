@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from gateway.config import GatewayConfig
 from gateway.credits.money import from_nanos, to_nanos
-from gateway.credits.spender import LocalHold
 from gateway.errors import ConfigError
 from providers.base import TokenUsage
 
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from gateway.credits.payment import PaymentMethod
     from gateway.credits.pricing import PriceBook
     from gateway.credits.service import CreditService, Hold
+    from gateway.credits.spender import LocalHold
     from gateway.routing import ResolvedTarget
 
 __all__ = ["AttemptBill", "Billing"]
@@ -52,8 +52,12 @@ class Billing:
         self._clock = clock
         self._prices: PriceBook | None = None
         self.service: CreditService | None = None
+        self._local_hold_type: type[LocalHold] | None = None
         if config.credits is not None:
             from gateway.credits.service import CreditService
+            from gateway.credits.spender import LocalHold
+
+            self._local_hold_type = LocalHold
 
             prices = self.prices
             prices.check_config(config)
@@ -132,28 +136,26 @@ class Billing:
         before any provider is contacted). ``attempt`` numbers the tries of one call."""
         service = self.service
         if service is None:
-            return AttemptBill(self, target, None, input_tokens, self._clock.monotonic())
+            return AttemptBill(self, target, input_tokens, self._clock.monotonic())
         amount = self.estimate(target, input_tokens, max_tokens)
         assert amount is not None, "check_config refused unpriced targets at load"
         spender = service.spender
-        hold: Hold | LocalHold
         if spender is not None and attempt is not None:
             local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
             if not spender.try_hold(local):
                 spender.hold(local, target=f"{target.provider}/{target.model}")
-            hold = local
-        else:
-            hold = service.hold(
-                account=account,
-                request_id=request_id,
-                amount=amount,
-                route=route,
-                provider=target.provider,
-                model=target.model,
-                tags=tags,
-                attempt=attempt,
-            )
-        return AttemptBill(self, target, hold, input_tokens, self._clock.monotonic())
+            return AttemptBill(self, target, input_tokens, self._clock.monotonic(), local=local)
+        hold = service.hold(
+            account=account,
+            request_id=request_id,
+            amount=amount,
+            route=route,
+            provider=target.provider,
+            model=target.model,
+            tags=tags,
+            attempt=attempt,
+        )
+        return AttemptBill(self, target, input_tokens, self._clock.monotonic(), hold=hold)
 
     def _local_hold(
         self,
@@ -168,8 +170,8 @@ class Billing:
         """A batched hold, its input validated as :meth:`CreditService.hold` validates it."""
         from gateway.credits.service import check_tags
 
-        assert self.service is not None
-        return LocalHold(
+        assert self.service is not None and self._local_hold_type is not None
+        return self._local_hold_type(
             hold_id=f"{request_id}#{attempt}",
             account=self.service.account_name(account),
             request_id=request_id,
@@ -196,14 +198,14 @@ class Billing:
         process's lease needs no store and is taken on the loop)."""
         service = self.service
         if service is None:
-            return AttemptBill(self, target, None, input_tokens, self._clock.monotonic())
+            return AttemptBill(self, target, input_tokens, self._clock.monotonic())
         spender = service.spender
         if spender is not None and attempt is not None:
             amount = self.estimate(target, input_tokens, max_tokens)
             assert amount is not None, "check_config refused unpriced targets at load"
             local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
             if spender.try_hold(local):
-                return AttemptBill(self, target, local, input_tokens, self._clock.monotonic())
+                return AttemptBill(self, target, input_tokens, self._clock.monotonic(), local=local)
         return await asyncio.to_thread(
             self.bill,
             target,
@@ -226,24 +228,42 @@ class Billing:
 class AttemptBill:
     """The money side of one try: settle it, or release it. Both are idempotent."""
 
-    __slots__ = ("_billing", "_done", "_hold", "_input_tokens", "_started", "_target", "charged")
+    __slots__ = (
+        "_billing",
+        "_done",
+        "_hold",
+        "_input_tokens",
+        "_local",
+        "_started",
+        "_target",
+        "charged",
+    )
 
     def __init__(
         self,
         billing: Billing,
         target: ResolvedTarget,
-        hold: Hold | LocalHold | None,
         input_tokens: int,
         started: float,
+        *,
+        hold: Hold | None = None,
+        local: LocalHold | None = None,
     ) -> None:
         self._billing = billing
         self._target = target
+        #: Held through the store (``flush_interval_ms: 0``), or in memory against the lease.
         self._hold = hold
+        self._local = local
         self._input_tokens = input_tokens
         self._started = started
         self._done = False
         #: What the call was charged (or priced at, without a credit account).
         self.charged: Decimal | None = None
+
+    @property
+    def _held(self) -> Decimal | None:
+        held = self._hold or self._local
+        return None if held is None else held.amount
 
     def settle(
         self, usage: TokenUsage, *, attempts: int, status: str = "ok", estimated: bool = False
@@ -257,18 +277,20 @@ class AttemptBill:
         self._done = True
         billing = self._billing
         cost = billing.cost(self._target, usage)
-        if estimated and cost is not None and self._hold is not None:
-            cost = min(cost, self._hold.amount)
-        if self._hold is None or billing.service is None:
+        held = self._held
+        if estimated and cost is not None and held is not None:
+            cost = min(cost, held)
+        service = billing.service
+        if held is None or service is None:
             self.charged = None if cost is None else cost.quantize(_NANO)
             return self.charged
         latency_us = max(0, round((billing._clock.monotonic() - self._started) * 1_000_000))
-        hold = self._hold
-        if isinstance(hold, LocalHold):
-            nanos = hold.amount_nanos if cost is None else to_nanos(cost)
-            assert billing.service.spender is not None
-            billing.service.spender.settle(
-                hold,
+        local = self._local
+        if local is not None:
+            nanos = local.amount_nanos if cost is None else to_nanos(cost)
+            assert service.spender is not None
+            service.spender.settle(
+                local,
                 cost=nanos,
                 usage=usage,
                 status=status,
@@ -277,9 +299,10 @@ class AttemptBill:
             )
             self.charged = from_nanos(nanos)
             return self.charged
-        self.charged = billing.service.settle(
-            hold,
-            cost=cost if cost is not None else hold.amount,
+        assert self._hold is not None
+        self.charged = service.settle(
+            self._hold,
+            cost=cost if cost is not None else held,
             usage=usage,
             status=status,
             latency_us=latency_us,
@@ -290,7 +313,7 @@ class AttemptBill:
     async def asettle(
         self, usage: TokenUsage, *, attempts: int, status: str = "ok", estimated: bool = False
     ) -> Decimal | None:
-        if self._hold is None or self._done or isinstance(self._hold, LocalHold):
+        if self._hold is None or self._done:  # nothing held in the store: no I/O
             return self.settle(usage, attempts=attempts, status=status, estimated=estimated)
         return await asyncio.to_thread(
             self.settle, usage, attempts=attempts, status=status, estimated=estimated
@@ -301,17 +324,17 @@ class AttemptBill:
         if self._done:
             return
         self._done = True
-        hold, service = self._hold, self._billing.service
-        if hold is None or service is None:
+        service = self._billing.service
+        if service is None:
             return
-        if isinstance(hold, LocalHold):
+        if self._local is not None:
             assert service.spender is not None
-            service.spender.release(hold)
-        else:
-            service.release(hold)
+            service.spender.release(self._local)
+        elif self._hold is not None:
+            service.release(self._hold)
 
     async def arelease(self) -> None:
-        if self._hold is None or self._done or isinstance(self._hold, LocalHold):
+        if self._hold is None or self._done:
             self.release()
             return
         await asyncio.to_thread(self.release)

@@ -15,19 +15,62 @@ Layers, each usable alone:
 
 from __future__ import annotations
 
-from gateway.credits.account import (
-    AccountSettings,
-    Balance,
-    CreditAccount,
-    LotBalance,
-    Verification,
-)
-from gateway.credits.ledger import LedgerEntry
-from gateway.credits.payment import InMemoryPaymentMethod, PaymentMethod, PaymentResult
-from gateway.credits.pricing import FAKE_PRICE, PriceBook
-from gateway.credits.reports import Statement, UsageRow, to_csv, to_json
-from gateway.credits.service import CreditService, Hold
-from gateway.credits.store import RequestRow, Store, open_store
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.credits.account import (
+        AccountSettings,
+        Balance,
+        CreditAccount,
+        LotBalance,
+        Verification,
+    )
+    from gateway.credits.ledger import LedgerEntry
+    from gateway.credits.payment import InMemoryPaymentMethod, PaymentMethod, PaymentResult
+    from gateway.credits.pricing import FAKE_PRICE, PriceBook
+    from gateway.credits.reports import Statement, UsageRow, to_csv, to_json
+    from gateway.credits.service import CreditService, Hold
+    from gateway.credits.store import RequestRow, Store, open_store
+
+#: Where each public name lives; loaded on first access (PEP 562), so that importing one layer
+#: (``gateway.credits.money`` for a gateway without credits) does not import them all.
+_HOMES = {
+    "AccountSettings": "account",
+    "Balance": "account",
+    "CreditAccount": "account",
+    "LotBalance": "account",
+    "Verification": "account",
+    "LedgerEntry": "ledger",
+    "InMemoryPaymentMethod": "payment",
+    "PaymentMethod": "payment",
+    "PaymentResult": "payment",
+    "FAKE_PRICE": "pricing",
+    "PriceBook": "pricing",
+    "Statement": "reports",
+    "UsageRow": "reports",
+    "to_csv": "reports",
+    "to_json": "reports",
+    "CreditService": "service",
+    "Hold": "service",
+    "RequestRow": "store",
+    "Store": "store",
+    "open_store": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'gateway.credits' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"gateway.credits.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])
+
 
 __all__ = [
     "FAKE_PRICE",
