@@ -36,6 +36,19 @@ def test_building_a_gateway_imports_no_provider_sdk() -> None:
     assert json.loads(out) == []
 
 
+def test_a_gateway_without_credits_loads_no_credit_layer() -> None:
+    layers = ("ledger", "store", "sqlite_store", "service", "account", "spender", "reports")
+    out = run_python(
+        "import sys, json\n"
+        "from gateway import Gateway\n"
+        "config = {'providers': {'fake': {}}, 'routes': {'r': {'targets': ['fake/m']}}}\n"
+        "gw = Gateway(config=config)\n"
+        "gw.chat.completions.create(model='r', messages=[{'role': 'user', 'content': 'hi'}])\n"
+        f"print(json.dumps([m for m in {layers!r} if 'gateway.credits.' + m in sys.modules]))"
+    )
+    assert json.loads(out) == []
+
+
 def test_sdk_is_imported_only_for_the_provider_a_call_uses() -> None:
     out = run_python(
         "import sys, json\n"

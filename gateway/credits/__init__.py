@@ -15,8 +15,9 @@ Layers, each usable alone:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from gateway._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from gateway.credits.account import (
@@ -36,41 +37,30 @@ if TYPE_CHECKING:
 #: Where each public name lives; loaded on first access (PEP 562), so that importing one layer
 #: (``gateway.credits.money`` for a gateway without credits) does not import them all.
 _HOMES = {
-    "AccountSettings": "account",
-    "Balance": "account",
-    "CreditAccount": "account",
-    "LotBalance": "account",
-    "Verification": "account",
-    "LedgerEntry": "ledger",
-    "InMemoryPaymentMethod": "payment",
-    "PaymentMethod": "payment",
-    "PaymentResult": "payment",
-    "FAKE_PRICE": "pricing",
-    "PriceBook": "pricing",
-    "Statement": "reports",
-    "UsageRow": "reports",
-    "to_csv": "reports",
-    "to_json": "reports",
-    "CreditService": "service",
-    "Hold": "service",
-    "RequestRow": "store",
-    "Store": "store",
-    "open_store": "store",
+    "AccountSettings": "gateway.credits.account",
+    "Balance": "gateway.credits.account",
+    "CreditAccount": "gateway.credits.account",
+    "LotBalance": "gateway.credits.account",
+    "Verification": "gateway.credits.account",
+    "LedgerEntry": "gateway.credits.ledger",
+    "InMemoryPaymentMethod": "gateway.credits.payment",
+    "PaymentMethod": "gateway.credits.payment",
+    "PaymentResult": "gateway.credits.payment",
+    "FAKE_PRICE": "gateway.credits.pricing",
+    "PriceBook": "gateway.credits.pricing",
+    "Statement": "gateway.credits.reports",
+    "UsageRow": "gateway.credits.reports",
+    "to_csv": "gateway.credits.reports",
+    "to_json": "gateway.credits.reports",
+    "CreditService": "gateway.credits.service",
+    "Hold": "gateway.credits.service",
+    "RequestRow": "gateway.credits.store",
+    "Store": "gateway.credits.store",
+    "open_store": "gateway.credits.store",
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'gateway.credits' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"gateway.credits.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
-
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 __all__ = [
     "FAKE_PRICE",
