@@ -443,19 +443,26 @@ def ledger_scenario(runner: Runner, plan: Plan) -> dict[str, Any]:
 def ledger_rows(
     runner: Runner, plan: Plan, store: str, pg: ledger.Postgres | None
 ) -> dict[str, Any]:
-    """1 thread, 8 threads and 8 processes on ``store``, ``plan.ledger_rounds`` rounds each."""
+    """Both paths (batched, per call) x 1 thread, 8 threads and 8 processes on ``store``,
+    ``plan.ledger_rounds`` rounds each."""
     out: dict[str, Any] = {}
-    for workers, mode in ((1, "threads"), (8, "threads"), (8, "processes")):
+    for path, workers, mode in (
+        (path, workers, mode)
+        for path in ("batched", "per_call")
+        for workers, mode in ((1, "threads"), (8, "threads"), (8, "processes"))
+    ):
         spec: dict[str, Any] = {
             "scenario": "ledger",
             "store": store,
             "workers": workers,
             "mode": mode,
+            "path": path,
             "pairs": max(50, plan.ledger_pairs // workers),
         }
         label = f"{workers} {'thread' if mode == 'threads' else 'process'}"
         label += "es" if mode == "processes" and workers > 1 else ""
         label += "s" if mode == "threads" and workers > 1 else ""
+        label = f"{path.replace('_', ' ')}, {label}"
         results = []
         log_errors: list[str] = []
         for r in range(plan.ledger_rounds):
@@ -554,12 +561,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": None,
                 }
             )
-        elif "1 thread" in sqlite:
-            rate = sqlite["1 thread"]["pairs_per_s"]
+        elif "batched, 1 thread" in sqlite:
+            rate = sqlite["batched, 1 thread"]["pairs_per_s"]
+            per_call = sqlite.get("per call, 1 thread", {}).get("pairs_per_s", 0)
             rows.append(
                 {
                     "target": "ledger SQLite >= 5,000 hold+settle/s, one process",
-                    "measured": f"{rate:,.0f}/s",
+                    "measured": f"{rate:,.0f}/s (batched, as a gateway holds and settles; "
+                    f"per call: {per_call:,.0f}/s)",
                     "met": rate >= LEDGER_SQLITE_MIN_PER_S,
                 }
             )
@@ -701,7 +710,7 @@ def markdown(results: dict[str, Any]) -> str:
     if led:
         lines += _table(
             "6. Ledger alone (hold + settle pairs per second)",
-            "store | workers | pairs/s | CPU µs per pair | server CPU µs per pair",
+            "store | path, workers | pairs/s | CPU µs per pair | server CPU µs per pair",
             "llrrr",
             _ledger_rows(led),
         )
