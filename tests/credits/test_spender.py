@@ -327,9 +327,8 @@ def test_close_writes_what_is_pending_and_stops_the_thread(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-def test_a_gateway_that_exits_without_close_still_writes_its_calls(tmp_path: Path) -> None:
+def test_a_gateway_that_exits_without_close_still_writes_its_calls(store_url: str) -> None:
     """The interpreter's exit handler writes what an unclosed gateway kept in memory."""
-    db = tmp_path / "credits.db"
     script = textwrap.dedent(
         f"""
         from decimal import Decimal
@@ -337,7 +336,7 @@ def test_a_gateway_that_exits_without_close_still_writes_its_calls(tmp_path: Pat
         gw = Gateway(config={{
             "providers": {{"fake": {{"type": "fake"}}}},
             "routes": {{"r": {{"targets": ["fake/m"]}}}},
-            "credits": {{"store": "sqlite:///{db}", "flush_interval_ms": 60000}},
+            "credits": {{"store": "{store_url}", "flush_interval_ms": 60000}},
         }})
         gw.credits.grant(Decimal("1"))
         for _ in range(7):
@@ -352,7 +351,7 @@ def test_a_gateway_that_exits_without_close_still_writes_its_calls(tmp_path: Pat
     assert done.stdout.strip() == "7", "the calls were still in memory when the script ended"
     from gateway.credits.store import open_store
 
-    store = open_store(f"sqlite:///{db}")
+    store = open_store(store_url)
     try:
         assert len(store.requests()) == 7
         state = store.load("default")
