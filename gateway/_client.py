@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import threading
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -202,7 +201,8 @@ class _Call:
 
 
 def _new_request_id() -> str:
-    return f"gw-{uuid.uuid4().hex}"
+    # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID (~2.5 µs).
+    return "gw-" + os.urandom(16).hex()
 
 
 class CreateArgs(TypedDict, total=False):

@@ -50,27 +50,40 @@ def _positive_int(name: str, value: Any) -> int | None:
 
 
 def _messages(messages: Any) -> list[dict[str, Any]]:
-    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Iterable):
+    # ``type(x) is ...`` first: the common case (plain lists, dicts, strings) skips the
+    # slower ABC isinstance checks.
+    if type(messages) is not list and (
+        isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Iterable)
+    ):
         raise _invalid("messages must be a list of {'role': ..., 'content': ...} dicts")
     checked = list(messages)
     if not checked:
         raise _invalid("messages must not be empty")
+    all_dicts = True
     for i, message in enumerate(checked):
-        if not isinstance(message, Mapping):
-            raise _invalid(f"messages[{i}] must be a dict, got {type(message).__name__}")
+        if type(message) is not dict:
+            if not isinstance(message, Mapping):
+                raise _invalid(f"messages[{i}] must be a dict, got {type(message).__name__}")
+            all_dicts = False
         role = message.get("role")
         if role not in _ROLES:
             raise _invalid(
                 f"messages[{i}].role must be one of {', '.join(sorted(_ROLES))}, got {role!r}"
             )
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list | tuple):
+        if (
+            content is not None
+            and type(content) is not str
+            and not isinstance(content, str | list | tuple)
+        ):
             raise _invalid(
                 f"messages[{i}].content must be a string or a list of parts, "
                 f"got {type(content).__name__}"
             )
         if role == "tool" and not message.get("tool_call_id"):
             raise _invalid(f"messages[{i}] has role 'tool' but no tool_call_id")
+    if all_dicts:
+        return checked  # already a new list: the caller's list is never shared
     return [m if isinstance(m, dict) else dict(m) for m in checked]
 
 
@@ -96,10 +109,14 @@ def build_request(
     """Validate OpenAI-style arguments; see ``Completions.create`` for their meaning."""
     if n is not None and n != 1:
         raise _invalid(f"n={n!r} is not supported: the gateway returns exactly one choice")
-    budget = _positive_int("max_tokens", max_tokens)
-    completion_budget = _positive_int("max_completion_tokens", max_completion_tokens)
-    if budget is not None and completion_budget is not None and budget != completion_budget:
-        raise _invalid("give max_tokens or max_completion_tokens, not both with different values")
+    budget = _positive_int("max_tokens", max_tokens) if max_tokens is not None else None
+    if max_completion_tokens is not None:
+        completion_budget = _positive_int("max_completion_tokens", max_completion_tokens)
+        if budget is not None and budget != completion_budget:
+            raise _invalid(
+                "give max_tokens or max_completion_tokens, not both with different values"
+            )
+        budget = completion_budget
     if stop is not None:
         stops = [stop] if isinstance(stop, str) else list(stop)
         if not all(isinstance(s, str) and s for s in stops):
@@ -126,13 +143,15 @@ def build_request(
         or response_format.get("type") not in ("text", "json_object", "json_schema")
     ):
         raise _invalid("response_format.type must be 'text', 'json_object' or 'json_schema'")
-    if isinstance(response_format, Mapping) and response_format.get("type") == "text":
+    if response_format is not None and response_format.get("type") == "text":
         response_format = None
     if not isinstance(stream, bool):
         raise _invalid("stream must be True or False")
-    if stream_options is not None and not stream:
-        raise _invalid("stream_options is only allowed with stream=True")
-    include_usage = bool(stream_options and stream_options.get("include_usage"))
+    include_usage = False
+    if stream_options is not None:
+        if not stream:
+            raise _invalid("stream_options is only allowed with stream=True")
+        include_usage = bool(stream_options and stream_options.get("include_usage"))
     if metadata is not None and (
         not isinstance(metadata, Mapping)
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
@@ -144,9 +163,11 @@ def build_request(
         raise _invalid("extra_body must be a dict")
     return ChatRequest(
         messages=_messages(messages),
-        max_tokens=completion_budget if completion_budget is not None else budget,
-        temperature=_number("temperature", temperature, 0.0, 2.0),
-        top_p=_number("top_p", top_p, 0.0, 1.0),
+        max_tokens=budget,
+        temperature=(
+            _number("temperature", temperature, 0.0, 2.0) if temperature is not None else None
+        ),
+        top_p=_number("top_p", top_p, 0.0, 1.0) if top_p is not None else None,
         stop=stop,
         tools=tools,
         tool_choice=dict(tool_choice) if isinstance(tool_choice, Mapping) else tool_choice,
@@ -155,7 +176,7 @@ def build_request(
         include_usage=include_usage,
         user=user,
         metadata=dict(metadata) if metadata is not None else None,
-        timeout=_timeout(timeout),
+        timeout=_timeout(timeout) if timeout is not None else None,
         extra_body=dict(extra_body) if extra_body is not None else None,
     )
 

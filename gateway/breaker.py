@@ -53,8 +53,17 @@ class CircuitBreaker:
         with self._lock:
             return None if self._opened_at is None else self._opened_at + self.settings.cooldown_s
 
+    def is_clear(self) -> bool:
+        """Closed with no failure counted and no probe out: a success would change nothing.
+
+        Read without the lock (each attribute read is atomic): a failure recorded at the
+        same moment counts as recorded after the success."""
+        return self._opened_at is None and not self._probing and not self._failures
+
     def allow(self, now: float) -> bool:
         """May a call go to this target now? In half-open, only one probe at a time."""
+        if self._opened_at is None:
+            return True  # closed (lock-free fast path: one atomic read)
         with self._lock:
             state = self._state(now)
             if state == "closed":

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["EventHook", "GatewayEvent", "emit"]
+__all__ = ["LEVELS", "EventHook", "EventKind", "GatewayEvent", "emit"]
 
 logger = logging.getLogger("gateway")
 
@@ -35,7 +35,8 @@ class GatewayEvent:
 
 EventHook = Callable[[GatewayEvent], None]
 
-_LEVELS: dict[str, int] = {
+#: The logging level of each kind of event.
+LEVELS: dict[str, int] = {
     "attempt_start": logging.DEBUG,
     "attempt_end": logging.DEBUG,
     "retry": logging.INFO,
@@ -47,7 +48,7 @@ _LEVELS: dict[str, int] = {
 
 def emit(hook: EventHook | None, event: GatewayEvent) -> None:
     """Log the event and hand it to the hook; a failing hook is logged, never raised."""
-    level = _LEVELS[event.kind]
+    level = LEVELS[event.kind]
     if logger.isEnabledFor(level):
         details = " ".join(f"{k}={v}" for k, v in event.detail.items())
         logger.log(

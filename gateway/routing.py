@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway._attempts import Attempt
@@ -25,7 +26,7 @@ from gateway.config import (
     parse_model_id,
 )
 from gateway.errors import AllProvidersFailed, ConfigError, ContextTooLong, ProviderError
-from gateway.events import EventHook, GatewayEvent, emit
+from gateway.events import LEVELS, EventHook, EventKind, GatewayEvent, emit, logger
 from gateway.health import HealthRegistry, TargetHealth
 from gateway.retry import RetryPolicy
 from gateway.strategies import CostEstimate, order_targets
@@ -52,10 +53,11 @@ class ResolvedTarget:
     provider: str
     model: str
     config: TargetConfig
+    #: ``provider/model``: the key of the target's health, events and chaos.
+    label: str = field(init=False, compare=False)
 
-    @property
-    def label(self) -> str:
-        return f"{self.provider}/{self.model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.provider}/{self.model}")  # once, not per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,12 @@ class ResolvedRoute:
     config: RouteConfig
     targets: tuple[ResolvedTarget, ...]
     retry: RetryPolicy
+    #: The error kinds that move a call on to the next target.
+    fallback_on: frozenset[str] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fallback_on = frozenset(self.config.fallback_on or DEFAULT_FALLBACK_ON)
+        object.__setattr__(self, "fallback_on", fallback_on)
 
 
 class Router:
@@ -124,6 +132,8 @@ def request_for_target(
     ``max_tokens`` on a target caps the caller's; ``temperature`` and ``top_p`` replace the
     caller's; ``params`` go into the body, under the caller's own ``extra_body``.
     """
+    if timeout == request.timeout and not _has_overrides(target):
+        return request
     changes: dict[str, Any] = {}
     if target.max_tokens is not None and (
         request.max_tokens is None or target.max_tokens < request.max_tokens
@@ -138,6 +148,15 @@ def request_for_target(
     if timeout != request.timeout:
         changes["timeout"] = timeout
     return dataclasses.replace(request, **changes) if changes else request
+
+
+def _has_overrides(target: TargetConfig) -> bool:
+    return (
+        target.max_tokens is not None
+        or target.temperature is not None
+        or target.top_p is not None
+        or bool(target.params)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,21 +206,26 @@ class CallPlan:
         self._hook = on_event
         self._tokens = estimated_tokens
         config = route.config
-        self._fallback_on = frozenset(config.fallback_on or DEFAULT_FALLBACK_ON)
-        limit = min((t for t in (timeout, config.timeout) if t is not None), default=None)
+        self._fallback_on = route.fallback_on
+        limit = config.timeout
+        if timeout is not None and (limit is None or timeout < limit):
+            limit = timeout
         self._timeout = limit
-        self._started = clock.monotonic()
-        self._deadline = None if limit is None else self._started + limit
-        now = self._started
-        self._order = order_targets(
-            config.strategy,
-            route.targets,
-            rng=rng,
-            is_open=lambda t: self._health_of(t).breaker.state(now) == "open",
-            latency_of=lambda t: self._health_of(t).latency.value,
-            cost_of=cost_of,
-            exploration=config.exploration,
-        )
+        now = self._started = clock.monotonic()
+        self._deadline = None if limit is None else now + limit
+        self._order: Sequence[ResolvedTarget]
+        if config.strategy == "fallback" or len(route.targets) <= 1:
+            self._order = route.targets  # the YAML's order (what order_targets returns)
+        else:
+            self._order = order_targets(
+                config.strategy,
+                route.targets,
+                rng=rng,
+                is_open=lambda t: self._health_of(t).breaker.state(now) == "open",
+                latency_of=lambda t: self._health_of(t).latency.value,
+                cost_of=cost_of,
+                exploration=config.exploration,
+            )
         self._next_index = 0
         self._current: ResolvedTarget | None = None
         self._tries = 0
@@ -216,7 +240,9 @@ class CallPlan:
     def _health_of(self, target: ResolvedTarget) -> TargetHealth:
         return self._health.get(target.label, self.route.config.breaker, target.config)
 
-    def _event(self, kind: Any, target: ResolvedTarget | None, **detail: Any) -> None:
+    def _event(self, kind: EventKind, target: ResolvedTarget | None, **detail: Any) -> None:
+        if self._hook is None and not logger.isEnabledFor(LEVELS[kind]):
+            return  # nobody listens: build no event
         emit(
             self._hook,
             GatewayEvent(
@@ -228,9 +254,11 @@ class CallPlan:
         return None if self._deadline is None else self._deadline - now
 
     def _try_timeout(self, target: ResolvedTarget, now: float) -> float | None:
-        remaining = self._remaining(now)
-        limits = [t for t in (target.config.timeout, remaining) if t is not None]
-        return min(limits) if limits else None
+        limit = target.config.timeout
+        if self._deadline is None:
+            return limit
+        remaining = self._deadline - now
+        return remaining if limit is None or remaining < limit else limit
 
     def _exhausted(self, reason: str | None = None) -> AllProvidersFailed:
         return AllProvidersFailed(self.route.name, self.attempts, reason=reason)
@@ -243,8 +271,7 @@ class CallPlan:
 
     def next_action(self) -> Try | Wait:
         now = self._clock.monotonic()
-        remaining = self._remaining(now)
-        if remaining is not None and remaining <= 0:
+        if self._deadline is not None and self._deadline - now <= 0:
             raise self._exhausted(f"the call's deadline of {self._timeout:g}s passed")
         current = self._current
         if current is not None and self._retry_wait is not None:
@@ -297,20 +324,24 @@ class CallPlan:
 
     def started(self, action: Try) -> None:
         self._tries += 1
-        self._event("attempt_start", action.target, retry=action.retry, timeout=action.timeout)
+        if self._hook is not None or logger.isEnabledFor(LEVELS["attempt_start"]):
+            self._event("attempt_start", action.target, retry=action.retry, timeout=action.timeout)
 
     def succeeded(self, action: Try, seconds: float) -> None:
         target = action.target
         health = self._health_of(target)
-        before = health.breaker.state(self._clock.monotonic())
-        health.breaker.record_success(self._clock.monotonic())
-        if before != "closed":
-            self._event("breaker_state", target, state="closed")
+        breaker = health.breaker
+        if not breaker.is_clear():
+            before = breaker.state(self._clock.monotonic())
+            breaker.record_success(self._clock.monotonic())
+            if before != "closed":
+                self._event("breaker_state", target, state="closed")
         health.latency.observe(seconds)
         self.attempts.append(
             Attempt(target.provider, target.model, "ok", seconds, retry=action.retry)
         )
-        self._event("attempt_end", target, outcome="ok", seconds=round(seconds, 4))
+        if self._hook is not None or logger.isEnabledFor(LEVELS["attempt_end"]):
+            self._event("attempt_end", target, outcome="ok", seconds=round(seconds, 4))
 
     def failed(self, action: Try, error: ProviderError, seconds: float) -> None:
         """Record a failed try. Returns when the call should go on; raises when it must stop."""

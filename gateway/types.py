@@ -57,17 +57,24 @@ def _recast(cls: type[_M], source: BaseModel, updates: dict[str, Any]) -> _M:
     rebuilt (the OpenAI SDK's ``model_construct`` re-constructs every nested object, which cost
     more than the rest of the gateway's per-call work together).
     """
-    result = cls.__new__(cls)
-    fields = dict(source.__dict__)
+    result = _new(cls)
+    fields = source.__dict__.copy()
     fields.update(updates)
-    object.__setattr__(result, "__dict__", fields)
-    object.__setattr__(
-        result, "__pydantic_fields_set__", source.__pydantic_fields_set__ | updates.keys()
-    )
+    _set_dict(result, fields)
+    _set_fields_set(result, source.__pydantic_fields_set__ | updates.keys())
     extra = source.__pydantic_extra__
-    object.__setattr__(result, "__pydantic_extra__", dict(extra) if extra is not None else None)
-    object.__setattr__(result, "__pydantic_private__", None)
+    _set_extra(result, extra.copy() if extra is not None else None)
+    _set_private(result, None)
     return result
+
+
+# BaseModel's slots, set through their descriptors: what ``object.__setattr__`` does, without
+# looking the name up along the class's long MRO every time (~1 µs per recast).
+_new = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 _NO_USAGE = CompletionUsage(prompt_tokens=0, completion_tokens=0, total_tokens=0)
@@ -85,7 +92,7 @@ def to_gateway_completion(
     result = _recast(
         GatewayChatCompletion, completion, {"usage": with_usage(completion.usage, cost)}
     )
-    object.__setattr__(result, "__pydantic_private__", {"_gateway": info})
+    _set_private(result, {"_gateway": info})
     return result
 
 

@@ -72,3 +72,19 @@ def test_released_probe_lets_another_through() -> None:
 def test_bad_settings(failures: int, window: float, cooldown: float) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker(failures, window, cooldown)
+
+
+def test_is_clear_only_when_a_success_would_change_nothing() -> None:
+    breaker = CircuitBreaker(failures=2, window_s=10, cooldown_s=5)
+    assert breaker.is_clear()
+    breaker.record_failure(0.0)
+    assert not breaker.is_clear()  # a failure is counted
+    breaker.record_success(1.0)
+    assert breaker.is_clear()
+    breaker.record_failure(2.0)
+    breaker.record_failure(3.0)
+    assert not breaker.is_clear()  # open
+    assert breaker.allow(9.0)  # the half-open probe
+    assert not breaker.is_clear()
+    breaker.record_success(9.5)
+    assert breaker.is_clear()
