@@ -9,23 +9,19 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionChunk,
-    ChatCompletionMessage,
     ChatCompletionMessageFunctionToolCall,
 )
-from openai.types.chat.chat_completion import Choice
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 from openai.types.chat.chat_completion_message_function_tool_call import Function
 from openai.types.completion_usage import (
-    CompletionTokensDetails,
     CompletionUsage,
-    PromptTokensDetails,
 )
 
 from gateway.errors import InvalidRequest
@@ -41,6 +37,14 @@ __all__ = [
     "retry_after_seconds",
     "usage_chunk",
 ]
+
+#: The models' own validators (what their constructors run), called on nested data at once.
+_validate_usage: Callable[[Any], CompletionUsage] = (
+    CompletionUsage.__pydantic_validator__.validate_python
+)
+_validate_completion: Callable[[Any], ChatCompletion] = (
+    ChatCompletion.__pydantic_validator__.validate_python
+)
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 
@@ -78,18 +82,22 @@ def retry_after_seconds(
     return min(max(0.0, when.timestamp() - current), _MAX_RETRY_AFTER_S)
 
 
+def _usage_fields(usage: TokenUsage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cached_input_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+
+
 def completion_usage(usage: TokenUsage) -> CompletionUsage:
     """Our normalised usage as the OpenAI usage type (cached and reasoning in the details)."""
-    return CompletionUsage(
-        prompt_tokens=usage.input_tokens,
-        completion_tokens=usage.output_tokens,
-        total_tokens=usage.input_tokens + usage.output_tokens,
-        prompt_tokens_details=PromptTokensDetails(
-            cached_tokens=usage.cached_input_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-        ),
-        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=usage.reasoning_tokens),
-    )
+    return _validate_usage(_usage_fields(usage))
 
 
 def make_tool_call(
@@ -115,16 +123,25 @@ def make_completion(
     created: int | None = None,
 ) -> ChatCompletion:
     """One-choice ChatCompletion in OpenAI's exact shape."""
-    message = ChatCompletionMessage(
-        role="assistant", content=content, refusal=refusal, tool_calls=tool_calls or None
-    )
-    return ChatCompletion(
-        id=response_id,
-        object="chat.completion",
-        created=int(time.time()) if created is None else created,
-        model=model,
-        choices=[Choice(index=0, message=message, finish_reason=finish_reason, logprobs=None)],
-        usage=completion_usage(usage),
+    # One validation of the nested data: the same objects as building each model with its
+    # constructor (same validator), at about 2/3 of the cost of seven separate validations.
+    message = {
+        "role": "assistant",
+        "content": content,
+        "refusal": refusal,
+        "tool_calls": tool_calls or None,
+    }
+    return _validate_completion(
+        {
+            "id": response_id,
+            "object": "chat.completion",
+            "created": int(time.time()) if created is None else created,
+            "model": model,
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
+            ],
+            "usage": _usage_fields(usage),
+        }
     )
 
 

@@ -697,6 +697,7 @@ class AnthropicAdapter:
         self._client: anthropic.Anthropic | None = None
         self._async_client: anthropic.AsyncAnthropic | None = None
         self._lock = threading.Lock()
+        self._default_timeout: httpx2.Timeout | None = None
 
     def __repr__(self) -> str:
         return f"AnthropicAdapter(name={self.name!r})"
@@ -736,8 +737,13 @@ class AnthropicAdapter:
     def _call_timeout(self, request: ChatRequest) -> httpx2.Timeout:
         # Always explicit: with the client default, the SDK refuses a non-streamed call whose
         # max_tokens could take over 10 minutes (ValueError "Streaming is required ...").
+        if request.timeout is None and self._default_timeout is not None:
+            return self._default_timeout  # the same every call: made once
         total = request.timeout or self._config.timeout or DEFAULT_TIMEOUT_S
-        return httpx2.Timeout(total, connect=min(self._config.connect_timeout, total))
+        timeout = httpx2.Timeout(total, connect=min(self._config.connect_timeout, total))
+        if request.timeout is None:
+            self._default_timeout = timeout
+        return timeout
 
     # -- calls ------------------------------------------------------------------------------
 
