@@ -29,8 +29,13 @@ def make_service(url: str, **settings: Any) -> CreditService:
     )
 
 
-def run_calls(service: CreditService, worker: int, calls: int, cost: Decimal) -> int:
-    """``calls`` calls that each hold and then settle ``cost``; returns how many were admitted."""
+def run_calls(
+    service: CreditService, worker: int, calls: int, cost: Decimal, batched: bool = False
+) -> int:
+    """``calls`` calls that each hold and then settle ``cost``; returns how many were admitted.
+    ``batched``: through the service's spender (a lease and batches), as a gateway does."""
+    if batched:
+        return _run_batched(service, worker, calls, cost)
     admitted = 0
     for i in range(calls):
         try:
@@ -49,13 +54,45 @@ def run_calls(service: CreditService, worker: int, calls: int, cost: Decimal) ->
     return admitted
 
 
+def _run_batched(service: CreditService, worker: int, calls: int, cost: Decimal) -> int:
+    from gateway.credits.money import to_nanos
+    from gateway.credits.spender import LocalHold
+
+    spender = service.spender
+    assert spender is not None
+    nanos = to_nanos(cost)
+    admitted = 0
+    for i in range(calls):
+        request_id = f"w{worker}-{i}"
+        hold = LocalHold(
+            f"{request_id}#1", "default", request_id, nanos, "smart", "fake", "small", {}
+        )
+        try:
+            if not spender.try_hold(hold):
+                spender.hold(hold, target="fake/small")
+        except InsufficientCredits:
+            continue
+        spender.settle(
+            hold, cost=nanos, usage=TokenUsage(10, 5), status="ok", latency_us=1, attempts=1
+        )
+        admitted += 1
+    return admitted
+
+
 def process_worker(
-    url: str, settings: dict[str, Any], worker: int, calls: int, cost: str, barrier: Any, out: Any
+    url: str,
+    settings: dict[str, Any],
+    worker: int,
+    calls: int,
+    cost: str,
+    barrier: Any,
+    out: Any,
+    batched: bool = False,
 ) -> None:
     service = make_service(url, **settings)
     barrier.wait()
     try:
-        out.put((worker, run_calls(service, worker, calls, Decimal(cost))))
+        out.put((worker, run_calls(service, worker, calls, Decimal(cost), batched)))
     finally:
         service.close()
 

@@ -19,7 +19,9 @@ WORKERS, CALLS = 8, 200
 RECHARGE = {"below": "5", "amount": "10", "monthly_limit": "30"}
 
 
-def _threads(url: str, settings: dict[str, Any], cost: Decimal, fund: Decimal) -> int:
+def _threads(
+    url: str, settings: dict[str, Any], cost: Decimal, fund: Decimal, batched: bool = False
+) -> int:
     service = _workers.make_service(url, **settings)
     service.account().purchase(fund)
     barrier = threading.Barrier(WORKERS)
@@ -27,7 +29,7 @@ def _threads(url: str, settings: dict[str, Any], cost: Decimal, fund: Decimal) -
 
     def work(worker: int) -> None:
         barrier.wait()
-        admitted[worker] = _workers.run_calls(service, worker, CALLS, cost)
+        admitted[worker] = _workers.run_calls(service, worker, CALLS, cost, batched)
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(WORKERS)]
     for t in threads:
@@ -38,7 +40,9 @@ def _threads(url: str, settings: dict[str, Any], cost: Decimal, fund: Decimal) -
     return sum(admitted)
 
 
-def _processes(url: str, settings: dict[str, Any], cost: Decimal, fund: Decimal) -> int:
+def _processes(
+    url: str, settings: dict[str, Any], cost: Decimal, fund: Decimal, batched: bool = False
+) -> int:
     setup = _workers.make_service(url, **settings)
     setup.account().purchase(fund)
     setup.close()
@@ -48,7 +52,7 @@ def _processes(url: str, settings: dict[str, Any], cost: Decimal, fund: Decimal)
     procs = [
         ctx.Process(
             target=_workers.process_worker,
-            args=(url, settings, w, CALLS, str(cost), barrier, out),
+            args=(url, settings, w, CALLS, str(cost), barrier, out, batched),
         )
         for w in range(WORKERS)
     ]
@@ -104,4 +108,25 @@ def test_auto_recharge_once_per_crossing_within_the_monthly_limit(store_url: str
     assert admitted == int((fund + recharged) // cost) == 800
     assert credits.balance().posted == fund + recharged - admitted * cost == 0
     _check_ledger(service, admitted, cost)
+    service.close()
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_batched_calls_never_spend_more_than_the_balance(store_url: str, how: str) -> None:
+    """Through leases and batches (a gateway's path): every admitted call is held within the
+    balance, written once, and the leases are all given back. Across processes a call may be
+    refused while another process's lease has room it is not using, so the count is at most
+    floor(B / c), not exactly."""
+    fund, cost = Decimal("30"), Decimal("0.07")
+    admitted = RUNNERS[how](store_url, {}, cost, fund, batched=True)
+    assert 0 < admitted <= int(fund // cost) == 428
+    if how == "threads":  # one process, one lease: refused exactly as the per-call path
+        assert admitted == 428
+    service = _workers.make_service(store_url)
+    credits = service.account()
+    credits.verify()
+    rows = credits.requests()
+    assert len(rows) == len({r.request_id for r in rows}) == admitted
+    assert credits.balance().posted == fund - admitted * cost >= 0
+    assert credits.balance().held == 0
     service.close()
