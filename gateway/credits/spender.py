@@ -34,6 +34,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import os
 import threading
 import uuid
 import weakref
@@ -131,16 +132,21 @@ class Spender:
         self._interval = flush_interval_s
         self._max_batch = max_batch
         self._monotonic = service.clock.monotonic
+        self._background = background
+        self._closed = False
+        self._fresh_state()
+        _LIVE.add(self)
+
+    def _fresh_state(self) -> None:
+        """No lease, nothing pending, a new lease id prefix (also what a forked child
+        starts from: the parent's leases and pending calls stay the parent's)."""
         self._lock = threading.Lock()
         self._leases: dict[str, _Lease] = {}
         self._prefix = f"lease-{uuid.uuid4().hex[:12]}"
         self._numbers = itertools.count(1)
         self._next_id = f"{self._prefix}-{next(self._numbers)}"
-        self._closed = False
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._background = background
-        _LIVE.add(self)
 
     def __repr__(self) -> str:
         return f"Spender(flush_interval_s={self._interval}, max_batch={self._max_batch})"
@@ -413,6 +419,17 @@ def _background_flusher(
         except Exception:  # pragma: no cover - flush_due logs its own failures
             logger.exception("the credit flush thread failed")
         del spender
+
+
+def _forget_after_fork() -> None:
+    """In a child made by fork() (a pre-forking server, multiprocessing's fork): the
+    parent's leases, pending calls and flush thread are the parent's, never written twice."""
+    for spender in list(_LIVE):
+        spender._fresh_state()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 @atexit.register

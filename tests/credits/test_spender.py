@@ -7,6 +7,7 @@ thread) and every step here is deterministic.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -477,3 +478,38 @@ def test_batched_and_per_call_paths_charge_the_same(seed: int) -> None:
     direct.verify()
     for service in twin.services:
         service.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_forked_child_never_writes_its_parents_calls(tmp_path: Path) -> None:
+    """A pre-forking server builds the gateway, then forks: the child starts with no lease
+    and nothing pending, and its own calls are written by its own exit handler."""
+    from gateway.config import CreditsConfig
+    from gateway.credits import PriceBook
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    service = CreditService(
+        CreditsConfig(store=url, flush_interval_ms=60_000), PriceBook(), clock=ManualClock()
+    )
+    service.account().purchase(D("10"))
+    spender = spender_of(service)
+    calls(spender, 3, prefix="parent")
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            if spender.pending == 0:
+                calls(spender, 2, prefix="child")
+                service.close()
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    service.drain()
+    ids = sorted(row.request_id for row in service.store.requests())
+    assert ids == ["child0", "child1", "parent0", "parent1", "parent2"]
+    assert service.account().balance().posted == D("10") - 5 * D("0.004")
+    assert service.account().balance().held == 0
+    service.account().verify()
+    service.close()
