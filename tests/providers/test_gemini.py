@@ -555,6 +555,30 @@ def test_contents_are_plain_dicts() -> None:
     assert config.system_instruction == "Be terse."
 
 
+def test_one_turn_goes_alone_and_plain_configs_are_shared() -> None:
+    # One turn is handed over as that Content dict (the SDK sends the same request as for a
+    # one-item list, without trying the dict as a Part first); a request without tools,
+    # output format, timeout or extra body reuses one validated config per set of values.
+    request = ChatRequest(
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        max_tokens=64,
+        temperature=0.5,
+    )
+    contents, config = build_request(request, provider="gemini")
+    assert contents == {"role": "user", "parts": [{"text": "Hi"}]}
+    assert config.system_instruction == "Be brief."
+    assert (config.max_output_tokens, config.temperature) == (64, 0.5)
+    assert config.automatic_function_calling is not None
+    assert config.automatic_function_calling.disable is True
+    assert build_request(request, provider="gemini")[1] is config
+    warmer = ChatRequest(messages=request.messages, max_tokens=64, temperature=0.7)
+    assert build_request(warmer, provider="gemini")[1].temperature == 0.7
+    timed = ChatRequest(messages=request.messages, max_tokens=64, timeout=5.0)
+    timed_config = build_request(timed, provider="gemini")[1]
+    assert timed_config.http_options is not None
+    assert timed_config.http_options.timeout == 5000
+
+
 async def test_json_schema_output(httpx2_mock: Any, adapter: GeminiAdapter, mode: str) -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}}
     route = respond(httpx2_mock, wire.generate_content_response('{"city": "Paris"}'))
