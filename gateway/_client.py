@@ -189,7 +189,7 @@ class _GatewayCore:
         self.billing.close()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Call:
     """One call in flight: its request, its plan, and who pays."""
 

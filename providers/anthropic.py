@@ -54,8 +54,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import Any, Protocol
 
 import anthropic
@@ -239,19 +238,30 @@ class _StreamState(Protocol):
     usage: TokenUsage | None
 
 
-@contextmanager
-def _mapped_errors(provider: str, model: str, stream: _StreamState | None = None) -> Iterator[None]:
-    """Raise SDK exceptions as gateway errors, unchained (an SDK message may echo a header)."""
-    try:
-        yield
-    except GatewayError:
-        raise
-    except Exception as exc:
-        mapped = map_error(exc, provider=provider, model=model)
+class _mapped_errors:
+    """Raise SDK exceptions as gateway errors, unchained (an SDK message may echo a header).
+
+    A class, not a ``@contextmanager`` generator: entered on every call, and a generator
+    costs a few µs more."""
+
+    __slots__ = ("model", "provider", "stream")
+
+    def __init__(self, provider: str, model: str, stream: _StreamState | None = None) -> None:
+        self.provider = provider
+        self.model = model
+        self.stream = stream
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, GatewayError):
+            return
+        mapped = map_error(exc, provider=self.provider, model=self.model)
         if mapped is None:
-            raise
-        if stream is not None and isinstance(mapped, ProviderUnavailable):
-            mapped.chunks_received = stream.content_chunks
+            return
+        if self.stream is not None and isinstance(mapped, ProviderUnavailable):
+            mapped.chunks_received = self.stream.content_chunks
         raise mapped from None
 
 
