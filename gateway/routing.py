@@ -159,7 +159,7 @@ def _has_overrides(target: TargetConfig) -> bool:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made every call, and a frozen init costs ~3x as much
 class Try:
     """Send the call to ``target`` now, allowing it ``timeout`` seconds (None: no limit)."""
 
