@@ -180,8 +180,12 @@ class _GatewayCore:
     def finish(
         self, plan: CallPlan, target: ResolvedTarget, result: ProviderResponse, cost: Decimal | None
     ) -> GatewayChatCompletion:
-        from gateway.types import to_gateway_completion
+        from gateway.types import data_to_gateway_completion, to_gateway_completion
 
+        data = result.data
+        if data is not None:
+            info = self.info(plan, target, data["id"])
+            return data_to_gateway_completion(data, info, cost)
         info = self.info(plan, target, result.completion.id)
         return to_gateway_completion(result.completion, info, cost)
 

@@ -29,6 +29,7 @@ from providers.base import TokenUsage
 
 __all__ = [
     "FinishReason",
+    "completion_data",
     "completion_usage",
     "make_chunk",
     "make_completion",
@@ -111,6 +112,37 @@ def make_tool_call(
     )
 
 
+def completion_data(
+    *,
+    response_id: str,
+    model: str,
+    content: str | None,
+    finish_reason: FinishReason,
+    usage: TokenUsage,
+    tool_calls: list[ChatCompletionMessageFunctionToolCall] | None = None,
+    refusal: str | None = None,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """The fields of a one-choice ChatCompletion, nested models as dicts (its
+    ``model_validate`` input): what :meth:`ProviderResponse.from_data` takes."""
+    message = {
+        "role": "assistant",
+        "content": content,
+        "refusal": refusal,
+        "tool_calls": tool_calls or None,
+    }
+    return {
+        "id": response_id,
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": model,
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
+        ],
+        "usage": _usage_fields(usage),
+    }
+
+
 def make_completion(
     *,
     response_id: str,
@@ -125,23 +157,17 @@ def make_completion(
     """One-choice ChatCompletion in OpenAI's exact shape."""
     # One validation of the nested data: the same objects as building each model with its
     # constructor (same validator), at about 2/3 of the cost of seven separate validations.
-    message = {
-        "role": "assistant",
-        "content": content,
-        "refusal": refusal,
-        "tool_calls": tool_calls or None,
-    }
     return _validate_completion(
-        {
-            "id": response_id,
-            "object": "chat.completion",
-            "created": int(time.time()) if created is None else created,
-            "model": model,
-            "choices": [
-                {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
-            ],
-            "usage": _usage_fields(usage),
-        }
+        completion_data(
+            response_id=response_id,
+            model=model,
+            content=content,
+            finish_reason=finish_reason,
+            usage=usage,
+            tool_calls=tool_calls,
+            refusal=refusal,
+            created=created,
+        )
     )
 
 

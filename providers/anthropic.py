@@ -83,8 +83,8 @@ from gateway.errors import (
 )
 from providers._common import (
     FinishReason,
+    completion_data,
     make_chunk,
-    make_completion,
     make_tool_call,
     parse_data_url,
     retry_after_seconds,
@@ -551,7 +551,7 @@ def _response(message: Message, model: str) -> ProviderResponse:
             tool_calls.append(make_tool_call(block.id, block.name, block.input))
         # thinking, redacted_thinking and server-tool blocks have no OpenAI equivalent
     usage = _usage(message.usage)
-    completion = make_completion(
+    data = completion_data(
         response_id=message.id,
         model=message.model or model,
         content="".join(texts) if texts else None,
@@ -559,7 +559,7 @@ def _response(message: Message, model: str) -> ProviderResponse:
         usage=usage,
         tool_calls=tool_calls,
     )
-    return ProviderResponse(completion=completion, usage=usage)
+    return ProviderResponse.from_data(data, usage)
 
 
 class _StreamTranslator:

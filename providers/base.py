@@ -80,12 +80,49 @@ class ChatRequest:
     extra_body: dict[str, Any] | None = None
 
 
-@dataclass(slots=True)
 class ProviderResponse:
-    """A finished, non-streamed call."""
+    """A finished, non-streamed call: the ChatCompletion and the usage it reports.
 
-    completion: ChatCompletion
-    usage: TokenUsage
+    An adapter that makes the completion from its own data can hand over that data instead
+    (:meth:`from_data`): the gateway validates it once, straight into its own response type
+    (not into a ChatCompletion first and then again), and ``completion`` is only made if read.
+    """
+
+    __slots__ = ("_completion", "data", "usage")
+
+    def __init__(self, completion: ChatCompletion, usage: TokenUsage) -> None:
+        self._completion: ChatCompletion | None = completion
+        #: The completion's fields with nested models as dicts, when given by ``from_data``.
+        self.data: dict[str, Any] | None = None
+        self.usage = usage
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any], usage: TokenUsage) -> ProviderResponse:
+        """A response whose completion is ``ChatCompletion.model_validate(data)``."""
+        response = cls.__new__(cls)
+        response._completion = None
+        response.data = data
+        response.usage = usage
+        return response
+
+    @property
+    def completion(self) -> ChatCompletion:
+        if self._completion is None:
+            from openai.types.chat import ChatCompletion
+
+            assert self.data is not None
+            self._completion = ChatCompletion.model_validate(self.data)
+        return self._completion
+
+    def __repr__(self) -> str:
+        return f"ProviderResponse(completion={self.completion!r}, usage={self.usage!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProviderResponse):
+            return NotImplemented
+        return (self.completion, self.usage) == (other.completion, other.usage)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaces
 
 
 @dataclass(slots=True)

@@ -109,9 +109,9 @@ from gateway.errors import (
 )
 from providers._common import (
     FinishReason,
+    completion_data,
     guess_image_mime,
     make_chunk,
-    make_completion,
     parse_data_url,
     retry_after_seconds,
     usage_chunk,
@@ -735,7 +735,7 @@ def to_response(response: types.GenerateContentResponse, model: str) -> Provider
         has_tool_calls=bool(tool_calls),
         blocked=_is_blocked(response),
     )
-    completion = make_completion(
+    data = completion_data(
         response_id=response.response_id or _new_response_id(),
         model=response.model_version or model,
         content="".join(texts) if texts or not tool_calls else None,
@@ -743,7 +743,7 @@ def to_response(response: types.GenerateContentResponse, model: str) -> Provider
         usage=usage,
         tool_calls=tool_calls or None,
     )
-    return ProviderResponse(completion=completion, usage=usage)
+    return ProviderResponse.from_data(data, usage)
 
 
 class _StreamTranslator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,8 +14,8 @@ from openai.types.completion_usage import (
     PromptTokensDetails,
 )
 
-from providers._common import completion_usage, make_completion, make_tool_call
-from providers.base import TokenUsage
+from providers._common import completion_data, completion_usage, make_completion, make_tool_call
+from providers.base import ProviderResponse, TokenUsage
 
 USAGE = TokenUsage(
     input_tokens=10,
@@ -85,3 +86,32 @@ def test_completion_usage_details() -> None:
     assert usage.prompt_tokens_details.cached_tokens == 3
     assert usage.completion_tokens_details is not None
     assert usage.completion_tokens_details.reasoning_tokens == 5
+
+
+@pytest.mark.parametrize("cost", [None, Decimal("0.000012300")])
+def test_a_response_from_data_is_what_the_recast_completion_is(cost: Decimal | None) -> None:
+    from gateway._attempts import GatewayInfo
+    from gateway.types import data_to_gateway_completion, to_gateway_completion
+
+    data = completion_data(
+        response_id="resp-1", model="m", content="hi", finish_reason="stop", usage=USAGE
+    )
+    response = ProviderResponse.from_data(data, USAGE)
+    info = GatewayInfo("anthropic", "m", "route", "gw-1")
+    direct = data_to_gateway_completion(data, info, cost)
+    recast = to_gateway_completion(response.completion, info, cost)
+    assert type(direct) is type(recast)
+    assert direct == recast
+    assert repr(direct) == repr(recast)
+    assert direct.model_dump(exclude_unset=True) == recast.model_dump(exclude_unset=True)
+    assert direct.usage is not None and direct.usage.cost is cost
+    assert direct.gateway is info
+    assert "cost" not in data["usage"]  # the adapter's data is left as it was
+    assert response.completion == make_completion(
+        response_id="resp-1",
+        model="m",
+        content="hi",
+        finish_reason="stop",
+        usage=USAGE,
+        created=data["created"],
+    )
