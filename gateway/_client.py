@@ -204,9 +204,18 @@ class _Call:
     tags: Mapping[str, str] | None
 
 
+#: Draws request ids: seeded from os.urandom, reseeded in a forked child (which would
+#: otherwise repeat its parent's ids); private, so ``random.seed()`` elsewhere cannot repeat
+#: ids across processes sharing a credit ledger.
+_request_ids = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_request_ids.seed)
+
+
 def _new_request_id() -> str:
-    # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID (~2.5 µs).
-    return "gw-" + os.urandom(16).hex()
+    # 128 random bits as 32 hex digits, like uuid4().hex but with no UUID object and no
+    # getrandom system call per call (~3 µs together).
+    return f"gw-{_request_ids.getrandbits(128):032x}"
 
 
 class CreateArgs(TypedDict, total=False):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -284,3 +286,23 @@ async def test_async_errors_match_sync() -> None:
         await agw.chat.completions.create(model="smart", messages=HELLO)
     with pytest.raises(InvalidRequest):
         await agw.chat.completions.create(model="smart", messages=HELLO, n=3)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_request_ids_are_random_hex_and_differ_in_a_forked_child() -> None:
+    from gateway._client import _new_request_id
+
+    ids = {_new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"gw-[0-9a-f]{32}", i) for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its first id and leave at once
+        os.write(write, _new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child_id = os.read(read, 100).decode()
+    os.close(read)
+    assert re.fullmatch(r"gw-[0-9a-f]{32}", child_id)
+    assert child_id != _new_request_id()
