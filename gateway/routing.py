@@ -184,6 +184,30 @@ class CallPlan:
     target is left or the deadline has passed.
     """
 
+    __slots__ = (
+        "_breaker_skipped",
+        "_clock",
+        "_current",
+        "_deadline",
+        "_fallback_on",
+        "_forced_probe",
+        "_health",
+        "_hook",
+        "_next_index",
+        "_order",
+        "_retry_wait",
+        "_rng",
+        "_started",
+        "_timeout",
+        "_tokens",
+        "_too_small",
+        "_tries",
+        "_waited",
+        "attempts",
+        "request_id",
+        "route",
+    )
+
     def __init__(
         self,
         route: ResolvedRoute,
