@@ -54,10 +54,11 @@ class Billing:
         self.service: CreditService | None = None
         self._local_hold_type: type[LocalHold] | None = None
         if config.credits is not None:
-            from gateway.credits.service import CreditService
+            from gateway.credits.service import CreditService, check_tags
             from gateway.credits.spender import LocalHold
 
             self._local_hold_type = LocalHold
+            self._check_tags = check_tags
 
             prices = self.prices
             prices.check_config(config)
@@ -168,18 +169,17 @@ class Billing:
         attempt: int,
     ) -> LocalHold:
         """A batched hold, its input validated as :meth:`CreditService.hold` validates it."""
-        from gateway.credits.service import check_tags
-
-        assert self.service is not None and self._local_hold_type is not None
-        return self._local_hold_type(
-            hold_id=f"{request_id}#{attempt}",
-            account=self.service.account_name(account),
-            request_id=request_id,
-            amount_nanos=to_nanos(amount),
-            route=route,
-            provider=target.provider,
-            model=target.model,
-            tags=check_tags(tags),
+        service, local_hold = self.service, self._local_hold_type
+        assert service is not None and local_hold is not None
+        return local_hold(
+            f"{request_id}#{attempt}",
+            service.default_account if account is None else service.account_name(account),
+            request_id,
+            to_nanos(amount),
+            route,
+            target.provider,
+            target.model,
+            {} if tags is None else self._check_tags(tags),
         )
 
     async def abill(
@@ -277,11 +277,12 @@ class AttemptBill:
         self._done = True
         billing = self._billing
         cost = billing.cost(self._target, usage)
-        held = self._held
-        if estimated and cost is not None and held is not None:
-            cost = min(cost, held)
+        if estimated and cost is not None:
+            held = self._held
+            if held is not None:
+                cost = min(cost, held)
         service = billing.service
-        if held is None or service is None:
+        if (self._hold is None and self._local is None) or service is None:
             self.charged = None if cost is None else cost.quantize(_NANO)
             return self.charged
         latency_us = max(0, round((billing._clock.monotonic() - self._started) * 1_000_000))
@@ -302,7 +303,7 @@ class AttemptBill:
         assert self._hold is not None
         self.charged = service.settle(
             self._hold,
-            cost=cost if cost is not None else held,
+            cost=cost if cost is not None else self._hold.amount,
             usage=usage,
             status=status,
             latency_us=latency_us,
