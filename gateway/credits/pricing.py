@@ -72,6 +72,9 @@ DEFAULT_BATCH_MULTIPLIER = Decimal("0.5")
 _GENAI_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 _PER_TOKENS = Decimal(1_000_000)
 _ZERO = Decimal(0)
+#: USD per 1M tokens -> nano-dollars per token.
+_NANOS_PER_MTOK = Decimal(1000)
+_NANOS_PER_USD = Decimal(1_000_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,25 +86,46 @@ class Rates:
     cached_input: Decimal
     cache_write: Decimal
     reasoning: Decimal
+    #: The same five rates in nano-dollars per token, when every one is a whole number (a
+    #: price with at most three decimals per 1M tokens, as nearly all are): a cost is then
+    #: integer arithmetic. None otherwise (the Decimal path, exact all the same).
+    nanos: tuple[int, int, int, int, int] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        input: Decimal,
+        output: Decimal,
+        cached_input: Decimal,
+        cache_write: Decimal,
+        reasoning: Decimal,
+    ) -> Rates:
+        rates = (input, output, cached_input, cache_write, reasoning)
+        per_token = [rate * _NANOS_PER_MTOK for rate in rates]
+        nanos = None
+        if all(value == value.to_integral_value() for value in per_token):
+            a, b, c, d, e = (int(value) for value in per_token)
+            nanos = (a, b, c, d, e)
+        return cls(input, output, cached_input, cache_write, reasoning, nanos)
 
     @classmethod
     def standard(cls, price: ModelPrice) -> Rates:
-        return cls(
-            input=price.input,
-            output=price.output,
-            cached_input=_or(price.cached_input, price.input),
-            cache_write=_or(price.cache_write, price.input),
-            reasoning=_or(price.reasoning, price.output),
+        return cls.of(
+            price.input,
+            price.output,
+            _or(price.cached_input, price.input),
+            _or(price.cache_write, price.input),
+            _or(price.reasoning, price.output),
         )
 
     @classmethod
     def long(cls, tier: LongContextPrice) -> Rates:
-        return cls(
-            input=tier.input,
-            output=tier.output,
-            cached_input=_or(tier.cached_input, tier.input),
-            cache_write=_or(tier.cache_write, tier.input),
-            reasoning=tier.output,
+        return cls.of(
+            tier.input,
+            tier.output,
+            _or(tier.cached_input, tier.input),
+            _or(tier.cache_write, tier.input),
+            tier.output,
         )
 
 
@@ -129,6 +153,11 @@ def _rates_for(price: ModelPrice, input_tokens: int) -> Rates:
 #: A Decimal context that raises instead of rounding (so a cost is provably exact). Used
 #: through its methods, never installed: it is shared by every thread and never changed.
 _EXACT = Context(prec=80, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+
+
+def _from_nanos(nanos: int) -> Decimal:
+    """Whole nano-dollars as exact USD (the same value the Decimal path gives)."""
+    return _EXACT.divide(nanos, _NANOS_PER_USD)
 
 
 def _exact_price(terms: Iterable[tuple[int, Decimal]], multiplier: Decimal) -> Decimal:
@@ -355,6 +384,15 @@ def cost_of(price: ModelPrice, usage: TokenUsage, *, batch: bool = False) -> Dec
     # is still charged in full (never below the total) rather than refused after the call.
     uncached = max(0, usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens)
     visible_output = max(0, usage.output_tokens - usage.reasoning_tokens)
+    nanos = rates.nanos
+    if nanos is not None and not batch:
+        return _from_nanos(
+            uncached * nanos[0]
+            + visible_output * nanos[1]
+            + usage.cached_input_tokens * nanos[2]
+            + usage.cache_write_tokens * nanos[3]
+            + usage.reasoning_tokens * nanos[4]
+        )
     return _exact_price(
         (
             (uncached, rates.input),
@@ -380,6 +418,12 @@ def worst_case_of(
         else:
             multiplier = _or(price.batch_discount, DEFAULT_BATCH_MULTIPLIER)
     rates = _rates_for(price, input_tokens)
+    nanos = rates.nanos
+    if nanos is not None and not batch:
+        return _from_nanos(
+            input_tokens * max(nanos[0], nanos[2], nanos[3])
+            + max_output_tokens * max(nanos[1], nanos[4])
+        )
     return _exact_price(
         (
             (input_tokens, max(rates.input, rates.cache_write, rates.cached_input)),

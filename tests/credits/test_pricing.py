@@ -20,6 +20,7 @@ Each expected cost below was worked out by hand (shown in the comment) and must 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -311,3 +312,46 @@ def test_a_fake_standing_in_for_a_real_provider_costs_what_the_real_model_would(
     assert book.price_of("fake", "gpt-4o", provider="openai") == book.price_of("openai", "gpt-4o")
     assert book.price_of("fake", "gpt-4o-like", provider="openai") == FAKE_PRICE
     assert book.price_of("fake", "gpt-4o", provider="backup") == FAKE_PRICE
+
+
+@given(
+    input_tokens=st.integers(0, 10**8),
+    output_tokens=st.integers(0, 10**7),
+    cached=st.integers(0, 10**6),
+    cache_write=st.integers(0, 10**6),
+    reasoning=st.integers(0, 10**6),
+)
+def test_whole_nano_rates_price_exactly_as_the_decimal_path(
+    input_tokens: int, output_tokens: int, cached: int, cache_write: int, reasoning: int
+) -> None:
+    """Prices with at most three decimals per 1M tokens are computed in integer nano-dollars;
+    the result is the same exact Decimal the general path gives."""
+    from gateway.credits import pricing
+
+    price = ModelPrice(
+        input=Decimal("0.15"),
+        output=Decimal("0.6"),
+        cached_input=Decimal("0.075"),
+        cache_write=Decimal("3.75"),
+        reasoning=Decimal("20"),
+    )
+    rates = pricing._rates_for(price, input_tokens)
+    assert rates.nanos == (150, 600, 75, 3750, 20000)
+    usage = TokenUsage(input_tokens, output_tokens, cached, cache_write, reasoning)
+    general = replace(rates, nanos=None)
+    slow = pricing._exact_price(
+        (
+            (max(0, input_tokens - cached - cache_write), general.input),
+            (cached, general.cached_input),
+            (cache_write, general.cache_write),
+            (max(0, output_tokens - reasoning), general.output),
+            (reasoning, general.reasoning),
+        ),
+        Decimal(1),
+    )
+    assert pricing.cost_of(price, usage) == slow
+    worst = pricing.worst_case_of(price, input_tokens=input_tokens, max_output_tokens=output_tokens)
+    assert worst == (input_tokens * Decimal("3.75") + output_tokens * Decimal("20")) / 10**6
+    assert (
+        pricing._rates_for(ModelPrice(input=Decimal("0.0375"), output=Decimal(1)), 1).nanos is None
+    )
