@@ -278,6 +278,18 @@ class AsyncGatewayStream:
             self._native.usage, self._relay.delivered_chars, attempts=len(self.gateway.attempts)
         )
 
+    def __del__(self) -> None:
+        # A stream dropped unread still pays for what it used. No await is possible here, so
+        # the settlement runs synchronously: in memory against the lease (the default), or one
+        # short store transaction with ``flush_interval_ms: 0``. The connection is left to the
+        # HTTP client's own clean-up.
+        with contextlib.suppress(Exception):  # interpreter shutdown
+            self._bill.settle_incomplete(
+                self._native.usage,
+                self._relay.delivered_chars,
+                attempts=len(self.gateway.attempts),
+            )
+
     async def __aenter__(self) -> AsyncGatewayStream:
         return self
 

@@ -294,3 +294,23 @@ async def test_async_gateway_holds_and_settles_without_blocking(tmp_path: Path) 
     assert len(rows) == 2 and agw.credits.balance().held == 0
     agw.credits.verify()
     await agw.close()
+
+
+async def test_async_stream_dropped_without_close_is_still_charged(tmp_path: Path) -> None:
+    import gc
+
+    path = tmp_path / "gateway.yaml"
+    path.write_text(config_text(tmp_path))
+    agw = AsyncGateway.from_config(path, clock=ManualClock())
+    agw.credits.purchase(Decimal("5"))
+    stream = await agw.chat.completions.create(
+        model="smart", messages=HELLO, stream=True, max_tokens=100
+    )
+    request_id = stream.gateway.request_id
+    del stream
+    gc.collect()
+    rows = agw.credits.requests()
+    assert [(r.request_id, r.status) for r in rows] == [(request_id, "incomplete")]
+    assert rows[0].cost > 0 and agw.credits.balance().held == 0
+    agw.credits.verify()
+    await agw.close()
