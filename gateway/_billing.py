@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ from providers.base import TokenUsage
 
 if TYPE_CHECKING:
     from gateway._clock import Clock
+    from gateway.config import ModelPrice
     from gateway.credits.account import CreditAccount
     from gateway.credits.payment import PaymentMethod
     from gateway.credits.pricing import PriceBook
@@ -40,6 +41,7 @@ logger = logging.getLogger("gateway.credits")
 #: limited; a longer answer settles above its hold, which the ledger allows).
 DEFAULT_HOLD_OUTPUT_TOKENS = 4096
 _NANO = Decimal("1e-9")
+_UNSET = object()
 
 
 class Billing:
@@ -51,6 +53,9 @@ class Billing:
         self._config = config
         self._clock = clock
         self._prices: PriceBook | None = None
+        self._target_prices: dict[str, ModelPrice | object | None] = {}
+        self._cost_of: Callable[[ModelPrice, TokenUsage], Decimal]
+        self._worst_case_of: Callable[..., Decimal]
         self.service: CreditService | None = None
         self._local_hold_type: type[LocalHold] | None = None
         if config.credits is not None:
@@ -85,32 +90,36 @@ class Billing:
             )
         return self.service.account()
 
-    def _provider_type(self, target: ResolvedTarget) -> str:
-        return self._config.providers[target.provider].type
+    def _price(self, target: ResolvedTarget) -> ModelPrice | None:
+        """The price of ``target`` (None if unknown), looked up once per target: the price
+        book never changes a price it has answered with."""
+        known = self._target_prices.get(target.label, _UNSET)
+        if known is _UNSET:
+            from gateway.credits import pricing
+
+            self._cost_of, self._worst_case_of = pricing.cost_of, pricing.worst_case_of
+            provider_type = self._config.providers[target.provider].type
+            known = self.prices.price_of(provider_type, target.model, provider=target.provider)
+            self._target_prices[target.label] = known
+        return known  # type: ignore[return-value]
 
     def estimate(
         self, target: ResolvedTarget, input_tokens: int, max_tokens: int | None
     ) -> Decimal | None:
         """The worst-case cost of a call at ``target``; None when its price is unknown."""
-        try:
-            return self.prices.worst_case(
-                self._provider_type(target),
-                target.model,
-                input_tokens=input_tokens,
-                max_output_tokens=max_tokens or DEFAULT_HOLD_OUTPUT_TOKENS,
-                provider=target.provider,
-            )
-        except ConfigError:
+        price = self._price(target)
+        if price is None:
             return None
+        return self._worst_case_of(
+            price,
+            input_tokens=input_tokens,
+            max_output_tokens=max_tokens or DEFAULT_HOLD_OUTPUT_TOKENS,
+        )
 
     def cost(self, target: ResolvedTarget, usage: TokenUsage) -> Decimal | None:
         """The exact cost of ``usage`` at ``target`` (None when the price is unknown)."""
-        try:
-            return self.prices.cost(
-                self._provider_type(target), target.model, usage, provider=target.provider
-            )
-        except ConfigError:
-            return None
+        price = self._price(target)
+        return None if price is None else self._cost_of(price, usage)
 
     def check_call(self, account: str | None) -> None:
         if account is not None and self.service is None:
