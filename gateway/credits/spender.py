@@ -219,7 +219,6 @@ class Spender:
             attempts=attempts,
             status=status,
         )
-        due = False
         with self._lock:
             lease = self._leases.get(hold.account)
             amount = None if lease is None else lease.holds.pop(hold.hold_id, None)
@@ -231,13 +230,15 @@ class Spender:
             now = self._monotonic()
             if lease.first_pending is None:
                 lease.first_pending = now
-            due = len(lease.pending) >= self._max_batch or now - lease.first_pending >= (
+            # A due batch is written here, by the call that finds it due, not handed to the
+            # flush thread: a thread competing for the GIL with a busy event loop gets it back
+            # only every switch interval (5 ms) after each store call, and would hold the
+            # lease's lock for the whole slow write. The flush thread writes only what no later
+            # call comes to write (the last calls before a pause).
+            if len(lease.pending) >= self._max_batch or now - lease.first_pending >= (
                 self._interval
-            )
-            if due and not self._background:
+            ):
                 self._flush_quietly(lease)
-        if due and self._background:
-            self._wake.set()
 
     def release(self, hold: LocalHold) -> None:
         """Give ``hold`` back to the lease (its try failed before any usage)."""
@@ -406,7 +407,7 @@ class Spender:
 def _background_flusher(
     ref: weakref.ref[Spender], wake: threading.Event, interval: Seconds
 ) -> None:
-    """Wake every ``interval`` seconds (or when a batch is full) and write what is due; stop
+    """Wake every ``interval`` seconds and write what is due; stop
     when the spender is closed or collected."""
     while True:
         wake.wait(interval)
