@@ -59,7 +59,6 @@ from typing import Any, Protocol
 
 import anthropic
 import httpx2
-from anthropic.types import Message
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import (
     ChoiceDelta,
@@ -225,7 +224,9 @@ def map_error(exc: BaseException, *, provider: str, model: str) -> GatewayError 
             f"stream broken: {type(exc).__name__}", provider=provider, model=model
         )
     if isinstance(exc, json.JSONDecodeError):
-        return ProviderUnavailable("malformed event in the stream", provider=provider, model=model)
+        return ProviderUnavailable(
+            "malformed JSON from the provider", provider=provider, model=model
+        )
     if isinstance(exc, anthropic.CredentialsError):
         return AuthenticationFailed(
             "credentials could not be loaded", provider=provider, model=model
@@ -528,38 +529,46 @@ def _build_params(model: str, request: ChatRequest) -> dict[str, Any]:
 # Response translation
 
 
-def _usage(usage: Any) -> TokenUsage:
-    cache_write = usage.cache_creation_input_tokens or 0
-    cache_read = usage.cache_read_input_tokens or 0
-    details = usage.output_tokens_details
-    return TokenUsage(
-        input_tokens=(usage.input_tokens or 0) + cache_write + cache_read,
-        output_tokens=usage.output_tokens or 0,
-        cached_input_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=(details.thinking_tokens or 0) if details is not None else 0,
-    )
+def _response(body: Mapping[str, Any], model: str) -> ProviderResponse:
+    """A Message as its JSON body -> the OpenAI-shaped completion.
 
-
-def _response(message: Message, model: str) -> ProviderResponse:
+    The body is read as sent, not through the SDK's ``Message`` model: building that model
+    (its recursive ``construct``) was a sixth of the SDK's CPU per call, only to be read once
+    and thrown away here."""
     texts: list[str] = []
     tool_calls = []
-    for block in message.content:
-        if block.type == "text":
-            texts.append(block.text)
-        elif block.type == "tool_use":
-            tool_calls.append(make_tool_call(block.id, block.name, block.input))
+    for block in body.get("content") or ():
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text") or "")
+        elif kind == "tool_use":
+            tool_calls.append(make_tool_call(block["id"], block["name"], block.get("input") or {}))
         # thinking, redacted_thinking and server-tool blocks have no OpenAI equivalent
-    usage = _usage(message.usage)
+    usage = _usage_of_body(body.get("usage") or {})
     data = completion_data(
-        response_id=message.id,
-        model=message.model or model,
+        response_id=body.get("id") or "",
+        model=body.get("model") or model,
         content="".join(texts) if texts else None,
-        finish_reason=_finish_reason(message.stop_reason),
+        finish_reason=_finish_reason(body.get("stop_reason")),
         usage=usage,
         tool_calls=tool_calls,
     )
     return ProviderResponse.from_data(data, usage)
+
+
+def _usage_of_body(usage: Mapping[str, Any]) -> TokenUsage:
+    """Anthropic's usage (its JSON) -> TokenUsage: the prompt's three parts add up to
+    ``input_tokens``; thinking tokens are the reasoning part of the output."""
+    cache_write = usage.get("cache_creation_input_tokens") or 0
+    cache_read = usage.get("cache_read_input_tokens") or 0
+    details = usage.get("output_tokens_details") or {}
+    return TokenUsage(
+        input_tokens=(usage.get("input_tokens") or 0) + cache_write + cache_read,
+        output_tokens=usage.get("output_tokens") or 0,
+        cached_input_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=details.get("thinking_tokens") or 0,
+    )
 
 
 class _StreamTranslator:
@@ -761,15 +770,29 @@ class AnthropicAdapter:
         params = build_params(model, request, provider=self.name)
         client = self._get_client()
         with _mapped_errors(self.name, model):
-            message = client.messages.create(**params, timeout=self._call_timeout(request))
-        return _response(message, model)
+            raw = client.messages.with_raw_response.create(
+                **params, timeout=self._call_timeout(request)
+            )
+            body = raw.http_response.json()
+        if not isinstance(body, dict):
+            raise ProviderUnavailable(
+                "response did not match the API schema", provider=self.name, model=model
+            )
+        return _response(body, model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
         params = build_params(model, request, provider=self.name)
         client = self._get_async_client()
         with _mapped_errors(self.name, model):
-            message = await client.messages.create(**params, timeout=self._call_timeout(request))
-        return _response(message, model)
+            raw = await client.messages.with_raw_response.create(
+                **params, timeout=self._call_timeout(request)
+            )
+            body = raw.http_response.json()
+        if not isinstance(body, dict):
+            raise ProviderUnavailable(
+                "response did not match the API schema", provider=self.name, model=model
+            )
+        return _response(body, model)
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
         params = build_params(model, request, provider=self.name)

@@ -1105,3 +1105,23 @@ def httpx2_response(status: int, req: Any) -> Any:
 def test_map_error_credentials_error() -> None:
     mapped = map_error(anthropic.CredentialsError("no profile"), provider="a", model=MODEL)
     assert isinstance(mapped, AuthenticationFailed)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"<html>502 from a proxy</html>", b'["not", "a", "message"]'],
+    ids=["not-json", "not-an-object"],
+)
+async def test_a_200_whose_body_is_not_a_message_is_a_provider_failure(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str, content: bytes
+) -> None:
+    """The body is read as JSON by the adapter (not through the SDK's Message model), so a
+    broken one must still come out as a gateway error that falls back, not a crash."""
+    httpx2_mock.post(URL).mock(
+        return_value=httpx.Response(
+            200, content=content, headers={"content-type": "application/json"}
+        )
+    )
+    error = await failure(adapter, request(), mode)
+    assert isinstance(error, ProviderUnavailable)
+    assert error.provider == "anthropic" and error.retryable
