@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from gateway._attempts import GatewayInfo
+from providers.base import completion_of
 
 __all__ = ["GatewayChatCompletion", "GatewayChatCompletionChunk", "GatewayUsage"]
 
@@ -109,9 +110,13 @@ def data_to_gateway_completion(
     """
     usage = data.get("usage")
     if usage is None:
-        completion = ChatCompletion.model_validate(data)
-        return to_gateway_completion(completion, info, cost)
-    result: GatewayChatCompletion = _validate_completion({**data, "usage": {**usage, "cost": cost}})
+        return to_gateway_completion(completion_of(data), info, cost)
+    try:
+        result: GatewayChatCompletion = _validate_completion(
+            {**data, "usage": {**usage, "cost": cost}}
+        )
+    except ValidationError:  # kept as it came, as the SDK keeps it (see completion_of)
+        return to_gateway_completion(completion_of(data), info, cost)
     _set_private(result, {"_gateway": info})
     return result
 

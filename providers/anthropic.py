@@ -777,7 +777,7 @@ class AnthropicAdapter:
         if not isinstance(body, dict):
             raise ProviderUnavailable(
                 "response did not match the API schema", provider=self.name, model=model
-            )
+            ) from None
         return _response(body, model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
@@ -791,7 +791,7 @@ class AnthropicAdapter:
         if not isinstance(body, dict):
             raise ProviderUnavailable(
                 "response did not match the API schema", provider=self.name, model=model
-            )
+            ) from None
         return _response(body, model)
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:

@@ -108,10 +108,8 @@ class ProviderResponse:
     @property
     def completion(self) -> ChatCompletion:
         if self._completion is None:
-            from openai.types.chat import ChatCompletion
-
             assert self.data is not None
-            self._completion = ChatCompletion.model_validate(self.data)
+            self._completion = completion_of(self.data)
         return self._completion
 
     def __repr__(self) -> str:
@@ -123,6 +121,19 @@ class ProviderResponse:
         return (self.completion, self.usage) == (other.completion, other.usage)
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaces
+
+
+def completion_of(data: dict[str, Any]) -> ChatCompletion:
+    """``ChatCompletion.model_validate(data)``; a body the model's types refuse (a finish reason
+    or field value newer than the SDK) is kept as it came, like the SDK itself keeps it
+    (``ChatCompletion.construct``), rather than failing a call that succeeded."""
+    from openai.types.chat import ChatCompletion
+    from pydantic import ValidationError
+
+    try:
+        return ChatCompletion.model_validate(data)
+    except ValidationError:
+        return ChatCompletion.construct(**data)
 
 
 @dataclass(slots=True)

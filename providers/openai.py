@@ -38,7 +38,7 @@ from typing import Any
 import httpx2
 import openai
 from openai import AsyncOpenAI, AsyncStream, OpenAI, Stream
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
 
 from gateway.config import ProviderConfig
@@ -301,6 +301,21 @@ def token_usage(usage: CompletionUsage | None) -> TokenUsage:
     )
 
 
+def usage_of_body(usage: Any) -> TokenUsage:
+    """:func:`token_usage` of a usage object as its JSON (a dict, or None)."""
+    if not isinstance(usage, dict):
+        return TokenUsage()
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    completion_details = usage.get("completion_tokens_details") or {}
+    return TokenUsage(
+        input_tokens=usage.get("prompt_tokens") or 0,
+        output_tokens=usage.get("completion_tokens") or 0,
+        cached_input_tokens=prompt_details.get("cached_tokens") or 0,
+        cache_write_tokens=prompt_details.get("cache_write_tokens") or 0,
+        reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Streams
 
@@ -467,17 +482,30 @@ class OpenAIAdapter:
         """Send a non-streamed call with the sync client."""
         kwargs = self._call_options(model, request, stream=False)
         with _MappedErrors(self.name, model):
-            completion: ChatCompletion = self._sync_client().chat.completions.create(**kwargs)
-        return ProviderResponse(completion=completion, usage=token_usage(completion.usage))
+            raw = self._sync_client().chat.completions.with_raw_response.create(**kwargs)
+        return self._response(raw.http_response, model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
         """Send a non-streamed call with the async client."""
         kwargs = self._call_options(model, request, stream=False)
         with _MappedErrors(self.name, model):
-            completion: ChatCompletion = await self._async_sdk_client().chat.completions.create(
-                **kwargs
-            )
-        return ProviderResponse(completion=completion, usage=token_usage(completion.usage))
+            client = self._async_sdk_client()
+            raw = await client.chat.completions.with_raw_response.create(**kwargs)
+        return self._response(raw.http_response, model)
+
+    def _response(self, http_response: httpx2.Response, model: str) -> ProviderResponse:
+        """The completion as its JSON body, validated once into the gateway's own type later
+        (the SDK's ``ChatCompletion.construct`` of the same body, built only to be copied into
+        that type, cost ~700 Python calls per call)."""
+        try:
+            body = http_response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ProviderUnavailable(
+                "response was not a chat completion", provider=self.name, model=model
+            ) from None
+        return ProviderResponse.from_data(body, usage_of_body(body.get("usage")))
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
         """Open a stream with the sync client; an HTTP error status raises here."""

@@ -889,3 +889,46 @@ def test_tool_calls_answered_by_gemini_lose_extra_content_before_reaching_openai
     assert "extra_content" in call, "the caller's message is not modified"
     plain = [{"role": "user", "content": "hi"}]
     assert native_kwargs("gpt-4o", ChatRequest(messages=plain), stream=False)["messages"] is plain
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"<html>502 from a proxy</html>", b'["not", "a", "completion"]'],
+    ids=["not-json", "not-an-object"],
+)
+async def test_a_200_whose_body_is_not_a_completion_is_a_provider_failure(
+    httpx2_mock: Any, adapter: OpenAIAdapter, mode: str, content: bytes
+) -> None:
+    """The adapter reads the body as JSON itself (not through the SDK's model), so a broken
+    one must still be a gateway error that falls back, not a crash."""
+    httpx2_mock.post(URL).mock(
+        return_value=httpx.Response(
+            200, content=content, headers={"content-type": "application/json"}
+        )
+    )
+    error = await raised(complete(adapter, mode, ChatRequest(messages=HELLO)))
+    assert isinstance(error, ProviderUnavailable) and error.provider == "openai"
+
+
+async def test_a_finish_reason_newer_than_the_sdk_is_kept_not_refused(
+    httpx2_mock: Any, mode: str
+) -> None:
+    """A value the SDK's types do not list yet comes through as the SDK itself would keep it
+    (the gateway validates bodies into its own type and falls back to the SDK's construct)."""
+    from gateway import AsyncGateway, Gateway
+
+    body = wire.chat_completion(text="hi", usage=wire.usage(3, 1))
+    body["choices"][0]["finish_reason"] = "a_reason_from_the_future"
+    respond(httpx2_mock, body)
+    config = {
+        "providers": {"openai": {"api_key": CANARY_KEY}},
+        "routes": {"r": {"targets": ["openai/gpt-4o"]}},
+    }
+    if mode == "sync":
+        resp = Gateway(config=config).chat.completions.create(model="r", messages=HELLO)
+    else:
+        resp = await AsyncGateway(config=config).chat.completions.create(model="r", messages=HELLO)
+    assert resp.choices[0].finish_reason == "a_reason_from_the_future"
+    assert resp.choices[0].message.content == "hi"
+    assert resp.usage is not None and resp.usage.prompt_tokens == 3
+    assert resp.gateway.provider == "openai"
