@@ -17,10 +17,10 @@ most of what a credited call costs a gateway. With ``credits.flush_interval_ms``
    total (usage entries burn the lots as for any call), each call gets its request row, and
    a new lease is placed for what is still in flight plus the next calls.
 
-A lease covers :data:`LEASE_CALLS` worst cases of the latest call, never more than a quarter
-of what the account could still hold (balance, caps): other processes keep room, and an
-account close to empty is held call by call, as without batching. A lease with nothing in
-flight and no new call since the last write is given back.
+A lease covers what is in flight plus :data:`LEASE_CALLS` worst cases of the latest call,
+never more than a quarter of what the account could still hold (balance, caps): other
+processes keep room, and an account close to empty is held call by call, as without
+batching. A lease with nothing in flight and no new call since the last write is given back.
 
 The price of batching (documented in docs/ARCHITECTURE.md): a process killed without running
 its exit handlers (SIGKILL, power loss) loses the calls settled in its last
@@ -102,6 +102,8 @@ class _Lease:
     pending: list[RequestRow] = field(default_factory=list)
     spent: int = 0
     first_pending: Seconds | None = None
+    #: When a call last settled (the flush thread leaves a batch in use to the calls).
+    last_settle: Seconds = 0.0
     #: A hold was placed since the last write (an idle lease is given back).
     active: bool = False
     #: The worst case of the latest call that needed a new lease (sizes the next one).
@@ -228,6 +230,7 @@ class Spender:
             lease.spent += cost
             lease.pending.append(row)
             now = self._monotonic()
+            lease.last_settle = now
             if lease.first_pending is None:
                 lease.first_pending = now
             # A due batch is written here, by the call that finds it due, not handed to the
@@ -267,12 +270,16 @@ class Spender:
         with self._lock:
             now = self._monotonic()
             for lease in list(self._leases.values()):
-                aged = lease.first_pending is not None and now - lease.first_pending >= (
-                    self._interval
+                # A batch that calls are still settling into is theirs to write (see settle);
+                # this thread writes one only after a quiet interval, or as a last resort.
+                quiet = now - lease.last_settle >= self._interval
+                first = lease.first_pending
+                aged = first is not None and (
+                    (quiet and now - first >= self._interval) or now - first >= 4 * self._interval
                 )
                 idle = lease.hold_id is not None and not lease.active and not lease.pending
                 stale = lease.hold_id is not None and now >= lease.renew_at
-                if aged or len(lease.pending) >= self._max_batch or idle or stale:
+                if aged or idle or stale:
                     self._flush_quietly(lease)
 
     def _flush_quietly(self, lease: _Lease) -> None:
@@ -293,7 +300,9 @@ class Spender:
         batch, cost, in_flight = lease.pending, lease.spent, lease.reserved
         if need:
             lease.last_need = need
-        want = LEASE_CALLS * lease.last_need if (need or lease.active) else 0
+        # Room for LEASE_CALLS more calls on top of those in flight (at 50 in flight, a lease
+        # of 64 worst cases ran out after a few actual costs and sent calls to the store).
+        want = in_flight + LEASE_CALLS * lease.last_need if (need or lease.active) else 0
         old_id, new_id = lease.hold_id, self._next_id
         ttl_us = service.hold_ttl_us
 

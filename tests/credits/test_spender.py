@@ -257,6 +257,9 @@ def test_a_failed_write_keeps_the_batch_and_the_next_one_writes_it(
     assert spender.pending == 4
     service.write = original  # type: ignore[method-assign]
     spender.flush_due()
+    assert spender.pending == 4, "calls settled just now: the batch is theirs to write"
+    clock.advance(0.1)
+    spender.flush_due()  # a quiet interval: the flush thread writes it
     assert spender.pending == 0 and len(service.store.requests()) == 4
     assert account.balance().posted == D("10") - 4 * D("0.004")
     account.verify()
