@@ -588,6 +588,7 @@ def _plain_config(
     temperature: float | None,
     top_p: float | None,
     stop: tuple[str, ...] | None,
+    raw_body: bool = False,
 ) -> types.GenerateContentConfig:
     """The config of a request with no tools, output format, timeout or extra body: made
     once per distinct set of values (validating it cost ~30 µs a call). The SDK never changes
@@ -600,11 +601,12 @@ def _plain_config(
         stop_sequences=list(stop) if stop else None,
         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         automatic_continuation=False,
+        should_return_http_response=raw_body or None,
     )
 
 
 def build_request(
-    request: ChatRequest, *, provider: str
+    request: ChatRequest, *, provider: str, raw_body: bool = False
 ) -> tuple[list[types.ContentDict] | types.ContentDict, types.GenerateContentConfig]:
     """The ``contents`` and ``config`` of ``generate_content`` for an OpenAI-shaped request.
 
@@ -634,7 +636,7 @@ def build_request(
     try:
         if tools is None and mime_type is None and json_schema is None and http_options is None:
             config = _plain_config(
-                system, request.max_tokens, request.temperature, request.top_p, stop
+                system, request.max_tokens, request.temperature, request.top_p, stop, raw_body
             )
         else:
             # The config stays a model: validated here, a bad value (temperature="hot") is an
@@ -654,6 +656,7 @@ def build_request(
                 automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
                 automatic_continuation=False,
                 http_options=http_options,
+                should_return_http_response=raw_body or None,
             )
     except pydantic.ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
@@ -689,11 +692,6 @@ def _finish_reason(reason: Any, *, has_tool_calls: bool, blocked: bool) -> Finis
     return _FINISH_REASONS.get(reason, "stop")
 
 
-def _is_blocked(response: types.GenerateContentResponse) -> bool:
-    feedback = response.prompt_feedback
-    return feedback is not None and feedback.block_reason is not None
-
-
 def _call_fields(part: types.Part, index: int) -> tuple[str, str, str, dict[str, Any]]:
     """(id, name, arguments JSON, extra fields) of the OpenAI tool call for a functionCall part."""
     call = part.function_call
@@ -710,40 +708,72 @@ def _new_response_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
-def to_response(response: types.GenerateContentResponse, model: str) -> ProviderResponse:
-    """A ``ProviderResponse`` (OpenAI ChatCompletion + usage) for a Gemini response."""
-    usage = _usage(response.usage_metadata)
-    candidate = response.candidates[0] if response.candidates else None
+def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
+    """A ``ProviderResponse`` (OpenAI ChatCompletion + usage) for a Gemini response, read from
+    its JSON body (``should_return_http_response``): building the SDK's
+    ``GenerateContentResponse`` only to read it here cost as much as the rest of the gateway."""
+    meta = body.get("usageMetadata") or {}
+    thoughts = meta.get("thoughtsTokenCount") or 0
+    usage = TokenUsage(
+        input_tokens=(meta.get("promptTokenCount") or 0)
+        + (meta.get("toolUsePromptTokenCount") or 0),
+        output_tokens=(meta.get("candidatesTokenCount") or 0) + thoughts,
+        cached_input_tokens=meta.get("cachedContentTokenCount") or 0,
+        reasoning_tokens=thoughts,
+    )
+    candidates = body.get("candidates") or ()
+    candidate = candidates[0] if candidates else None
     texts: list[str] = []
     tool_calls: list[ChatCompletionMessageFunctionToolCall] = []
-    if candidate is not None and candidate.content is not None and candidate.content.parts:
-        for part in candidate.content.parts:
-            if part.function_call is not None:
-                call_id, name, arguments, extra = _call_fields(part, len(tool_calls))
-                tool_calls.append(
-                    ChatCompletionMessageFunctionToolCall(
-                        id=call_id,
-                        type="function",
-                        function=Function(name=name, arguments=arguments),
-                        **extra,
-                    )
+    content = candidate.get("content") if candidate is not None else None
+    for part in (content or {}).get("parts") or ():
+        call = part.get("functionCall")
+        if call is not None:
+            extra: dict[str, Any] = {}
+            if part.get("thoughtSignature"):  # base64 on the wire, as the OpenAI shape wants it
+                extra["extra_content"] = {"google": {"thought_signature": part["thoughtSignature"]}}
+            arguments = json.dumps(
+                call.get("args") or {}, separators=(",", ":"), ensure_ascii=False
+            )
+            tool_calls.append(
+                ChatCompletionMessageFunctionToolCall(
+                    id=call.get("id") or f"call_{len(tool_calls)}",
+                    type="function",
+                    function=Function(name=call.get("name") or "", arguments=arguments),
+                    **extra,
                 )
-            elif part.text is not None and not part.thought:
-                texts.append(part.text)
+            )
+        elif part.get("text") is not None and not part.get("thought"):
+            texts.append(part["text"])
+    feedback = body.get("promptFeedback") or {}
     finish = _finish_reason(
-        candidate.finish_reason if candidate is not None else None,
+        candidate.get("finishReason") if candidate is not None else None,
         has_tool_calls=bool(tool_calls),
-        blocked=_is_blocked(response),
+        blocked=feedback.get("blockReason") is not None,
     )
     data = completion_data(
-        response_id=response.response_id or _new_response_id(),
-        model=response.model_version or model,
+        response_id=body.get("responseId") or _new_response_id(),
+        model=body.get("modelVersion") or model,
         content="".join(texts) if texts or not tool_calls else None,
         finish_reason=finish,
         usage=usage,
         tool_calls=tool_calls or None,
     )
     return ProviderResponse.from_data(data, usage)
+
+
+def _body_of(response: types.GenerateContentResponse, provider: str, model: str) -> dict[str, Any]:
+    """The JSON body the SDK handed back unparsed."""
+    raw = response.sdk_http_response
+    try:
+        body = json.loads(raw.body) if raw is not None and raw.body else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ProviderUnavailable(
+            "response was not a GenerateContentResponse", provider=provider, model=model
+        ) from None
+    return body
 
 
 class _StreamTranslator:
@@ -928,7 +958,7 @@ class GeminiAdapter:
     # -- calls ----------------------------------------------------------------------------------
 
     def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
-        contents, config = build_request(request, provider=self.name)
+        contents, config = build_request(request, provider=self.name, raw_body=True)
         client = self._sync_client()
         with _mapped_errors(self.name, model):
             response = client.models.generate_content(
@@ -936,16 +966,16 @@ class GeminiAdapter:
                 contents=contents,
                 config=config,
             )
-        return to_response(response, model)
+        return to_response(_body_of(response, self.name, model), model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
-        contents, config = build_request(request, provider=self.name)
+        contents, config = build_request(request, provider=self.name, raw_body=True)
         client = self._async_client()
         with _mapped_errors(self.name, model):
             response = await client.aio.models.generate_content(
                 model=model, contents=contents, config=config
             )
-        return to_response(response, model)
+        return to_response(_body_of(response, self.name, model), model)
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
         contents, config = build_request(request, provider=self.name)

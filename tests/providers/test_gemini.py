@@ -1307,3 +1307,23 @@ def test_vertex_env_does_not_reroute(monkeypatch: pytest.MonkeyPatch, httpx2_moc
     make_adapter().complete(MODEL, ChatRequest(messages=HELLO))
 
     assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"<html>502 from a proxy</html>", b'["not", "a", "response"]'],
+    ids=["not-json", "not-an-object"],
+)
+async def test_a_200_whose_body_is_not_a_response_is_a_provider_failure(
+    httpx2_mock: Any, adapter: GeminiAdapter, mode: str, content: bytes
+) -> None:
+    """The adapter reads the body itself (``should_return_http_response``), so a broken one
+    must still be a gateway error that falls back, not a crash."""
+    httpx2_mock.post(URL).mock(
+        return_value=httpx.Response(
+            200, content=content, headers={"content-type": "application/json"}
+        )
+    )
+    with pytest.raises(ProviderUnavailable) as info:
+        await complete(adapter, mode, ChatRequest(messages=[{"role": "user", "content": "hi"}]))
+    assert info.value.provider == "gemini"
