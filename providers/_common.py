@@ -24,11 +24,12 @@ from openai.types.completion_usage import (
     CompletionUsage,
 )
 
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, ProviderUnavailable
 from providers.base import TokenUsage
 
 __all__ = [
     "FinishReason",
+    "completion_body",
     "completion_data",
     "completion_usage",
     "make_chunk",
@@ -48,6 +49,22 @@ _validate_completion: Callable[[Any], ChatCompletion] = (
 )
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+
+
+def completion_body(raw: str | bytes | None, *, provider: str, model: str) -> dict[str, Any]:
+    """A non-streamed response's body as the JSON object it must be. Adapters read the body
+    themselves (not through the SDK's model of it), so a body that is not JSON, or not an
+    object, is a ProviderUnavailable here, and the call falls back like on any failure."""
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ProviderUnavailable(
+            "response body was not a JSON object", provider=provider, model=model
+        ) from None
+    return body
+
 
 #: Longest Retry-After we take literally; anything longer is clamped (the router caps again).
 _MAX_RETRY_AFTER_S = 3600.0

@@ -82,6 +82,7 @@ from gateway.errors import (
 )
 from providers._common import (
     FinishReason,
+    completion_body,
     completion_data,
     make_chunk,
     make_tool_call,
@@ -773,11 +774,7 @@ class AnthropicAdapter:
             raw = client.messages.with_raw_response.create(
                 **params, timeout=self._call_timeout(request)
             )
-            body = raw.http_response.json()
-        if not isinstance(body, dict):
-            raise ProviderUnavailable(
-                "response did not match the API schema", provider=self.name, model=model
-            ) from None
+        body = completion_body(raw.http_response.content, provider=self.name, model=model)
         return _response(body, model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
@@ -787,11 +784,7 @@ class AnthropicAdapter:
             raw = await client.messages.with_raw_response.create(
                 **params, timeout=self._call_timeout(request)
             )
-            body = raw.http_response.json()
-        if not isinstance(body, dict):
-            raise ProviderUnavailable(
-                "response did not match the API schema", provider=self.name, model=model
-            ) from None
+        body = completion_body(raw.http_response.content, provider=self.name, model=model)
         return _response(body, model)
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:

@@ -109,6 +109,7 @@ from gateway.errors import (
 )
 from providers._common import (
     FinishReason,
+    completion_body,
     completion_data,
     guess_image_mime,
     make_chunk,
@@ -763,17 +764,9 @@ def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
 
 
 def _body_of(response: types.GenerateContentResponse, provider: str, model: str) -> dict[str, Any]:
-    """The JSON body the SDK handed back unparsed."""
+    """The JSON body the SDK handed back unparsed (``should_return_http_response``)."""
     raw = response.sdk_http_response
-    try:
-        body = json.loads(raw.body) if raw is not None and raw.body else None
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise ProviderUnavailable(
-            "response was not a GenerateContentResponse", provider=provider, model=model
-        ) from None
-    return body
+    return completion_body(raw.body if raw is not None else None, provider=provider, model=model)
 
 
 class _StreamTranslator:

@@ -55,7 +55,7 @@ from gateway.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from providers._common import retry_after_seconds, usage_chunk
+from providers._common import completion_body, retry_after_seconds, usage_chunk
 from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderResponse, TokenUsage
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIAdapter", "map_error", "native_kwargs", "token_usage"]
@@ -497,14 +497,7 @@ class OpenAIAdapter:
         """The completion as its JSON body, validated once into the gateway's own type later
         (the SDK's ``ChatCompletion.construct`` of the same body, built only to be copied into
         that type, cost ~700 Python calls per call)."""
-        try:
-            body = http_response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise ProviderUnavailable(
-                "response was not a chat completion", provider=self.name, model=model
-            ) from None
+        body = completion_body(http_response.content, provider=self.name, model=model)
         return ProviderResponse.from_data(body, usage_of_body(body.get("usage")))
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
