@@ -213,8 +213,11 @@ class Billing:
             amount = self.estimate(target, input_tokens, max_tokens)
             assert amount is not None, "check_config refused unpriced targets at load"
             local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
-            if spender.try_hold(local):
-                return AttemptBill(self, target, input_tokens, self._clock.monotonic(), local=local)
+            if not spender.try_hold(local):  # the lease needs the store: off the loop
+                await asyncio.to_thread(
+                    spender.hold, local, target=f"{target.provider}/{target.model}"
+                )
+            return AttemptBill(self, target, input_tokens, self._clock.monotonic(), local=local)
         return await asyncio.to_thread(
             self.bill,
             target,
