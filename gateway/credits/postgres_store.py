@@ -66,6 +66,7 @@ from gateway.credits.store import (
     SnapshotCache,
     at_us_window,
     entries_query,
+    entry_from_row,
     safe_url,
 )
 from gateway.errors import (
@@ -508,7 +509,7 @@ class PostgresStore:
             mark="%s",
         )
         return self._run(
-            lambda conn: [_entry(row) for row in conn.execute(sql, args)],
+            lambda conn: [entry_from_row(row) for row in conn.execute(sql, args)],
             what="reading the ledger",
         )
 
@@ -606,7 +607,7 @@ class _Transaction:
     def entries(self) -> list[LedgerEntry]:
         stored = self._read(
             lambda conn: [
-                _entry(row)
+                entry_from_row(row)
                 for row in conn.execute(
                     f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE account = %s ORDER BY id",
                     (self._account,),
@@ -809,25 +810,7 @@ def _find_entry(conn: Connection, account: str, key: str) -> LedgerEntry | None:
     row = conn.execute(
         f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE account = %s AND key = %s", (account, key)
     ).fetchone()
-    return None if row is None else _entry(row)
-
-
-def _entry(row: Sequence[Any]) -> LedgerEntry:
-    (id_, account, at_us, kind, amount, held, lot_id, hold_id, request_id, key, note, meta) = row
-    return LedgerEntry(
-        kind=kind,
-        amount_nanos=amount,
-        held_nanos=held,
-        lot_id=lot_id,
-        hold_id=hold_id,
-        request_id=request_id,
-        key=key,
-        note=note,
-        meta=meta,
-        at_us=at_us,
-        account=account,
-        id=id_,
-    )
+    return None if row is None else entry_from_row(row)
 
 
 def _dumps(rows: list[tuple[Any, ...]]) -> str:

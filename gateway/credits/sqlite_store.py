@@ -27,7 +27,13 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.credits.ledger import AccountState, LedgerEntry, compact_json
-from gateway.credits.store import RequestRow, SnapshotCache, at_us_window, entries_query
+from gateway.credits.store import (
+    RequestRow,
+    SnapshotCache,
+    at_us_window,
+    entries_query,
+    entry_from_row,
+)
 from gateway.errors import ConfigError, CreditsError
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -226,7 +232,7 @@ class SQLiteStore:
             mark="?",
         )
         with self._reading() as conn:
-            return [_entry(row) for row in conn.execute(sql, args)]
+            return [entry_from_row(row) for row in conn.execute(sql, args)]
 
     def requests(
         self,
@@ -377,7 +383,7 @@ class _Transaction:
         rows = self._conn.execute(
             f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE account = ? ORDER BY id", (self._account,)
         )
-        return [_entry(row) for row in rows]
+        return [entry_from_row(row) for row in rows]
 
     def request_total(self) -> int:
         row = self._conn.execute(
@@ -421,25 +427,7 @@ def _find_entry(conn: sqlite3.Connection, account: str, key: str) -> LedgerEntry
     row = conn.execute(
         f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE account = ? AND key = ?", (account, key)
     ).fetchone()
-    return None if row is None else _entry(row)
-
-
-def _entry(row: Sequence[Any]) -> LedgerEntry:
-    (id_, account, at_us, kind, amount, held, lot_id, hold_id, request_id, key, note, meta) = row
-    return LedgerEntry(
-        kind=kind,
-        amount_nanos=amount,
-        held_nanos=held,
-        lot_id=lot_id,
-        hold_id=hold_id,
-        request_id=request_id,
-        key=key,
-        note=note,
-        meta=json.loads(meta),
-        at_us=at_us,
-        account=account,
-        id=id_,
-    )
+    return None if row is None else entry_from_row(row)
 
 
 def _request(row: Sequence[Any]) -> RequestRow:

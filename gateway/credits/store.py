@@ -17,6 +17,7 @@ and nothing else.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ __all__ = [
     "StoreTransaction",
     "at_us_window",
     "entries_query",
+    "entry_from_row",
     "migrate",
     "open_store",
     "request_row",
@@ -287,6 +289,27 @@ def entries_query(
         sql += f" LIMIT {mark}"
         args.append(limit)
     return sql, [account, *args]
+
+
+def entry_from_row(row: Sequence[Any]) -> LedgerEntry:
+    """A row of the ``entries`` columns (id, account, at_us, kind, amount, held, lot_id,
+    hold_id, request_id, key, note, meta), as every store selects them; ``meta`` is JSON text
+    (SQLite) or already decoded (PostgreSQL's jsonb)."""
+    (id_, account, at_us, kind, amount, held, lot_id, hold_id, request_id, key, note, meta) = row
+    return LedgerEntry(
+        kind=kind,
+        amount_nanos=amount,
+        held_nanos=held,
+        lot_id=lot_id,
+        hold_id=hold_id,
+        request_id=request_id,
+        key=key,
+        note=note,
+        meta=meta if isinstance(meta, dict) else json.loads(meta),
+        at_us=at_us,
+        account=account,
+        id=id_,
+    )
 
 
 def safe_url(url: str) -> str:
