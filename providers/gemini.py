@@ -670,14 +670,15 @@ def build_request(
 # Response translation
 
 
-def _usage(meta: types.GenerateContentResponseUsageMetadata | None) -> TokenUsage:
-    if meta is None:
-        return TokenUsage()
-    thoughts = meta.thoughts_token_count or 0
+def _usage(meta: Mapping[str, Any]) -> TokenUsage:
+    """Gemini's ``usageMetadata`` (its JSON) -> TokenUsage: tool-use prompt tokens are input,
+    thoughts are the reasoning part of the output."""
+    thoughts = meta.get("thoughtsTokenCount") or 0
     return TokenUsage(
-        input_tokens=(meta.prompt_token_count or 0) + (meta.tool_use_prompt_token_count or 0),
-        output_tokens=(meta.candidates_token_count or 0) + thoughts,
-        cached_input_tokens=meta.cached_content_token_count or 0,
+        input_tokens=(meta.get("promptTokenCount") or 0)
+        + (meta.get("toolUsePromptTokenCount") or 0),
+        output_tokens=(meta.get("candidatesTokenCount") or 0) + thoughts,
+        cached_input_tokens=meta.get("cachedContentTokenCount") or 0,
         reasoning_tokens=thoughts,
     )
 
@@ -713,15 +714,7 @@ def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
     """A ``ProviderResponse`` (OpenAI ChatCompletion + usage) for a Gemini response, read from
     its JSON body (``should_return_http_response``): building the SDK's
     ``GenerateContentResponse`` only to read it here cost as much as the rest of the gateway."""
-    meta = body.get("usageMetadata") or {}
-    thoughts = meta.get("thoughtsTokenCount") or 0
-    usage = TokenUsage(
-        input_tokens=(meta.get("promptTokenCount") or 0)
-        + (meta.get("toolUsePromptTokenCount") or 0),
-        output_tokens=(meta.get("candidatesTokenCount") or 0) + thoughts,
-        cached_input_tokens=meta.get("cachedContentTokenCount") or 0,
-        reasoning_tokens=thoughts,
-    )
+    usage = _usage(body.get("usageMetadata") or {})
     candidates = body.get("candidates") or ()
     candidate = candidates[0] if candidates else None
     texts: list[str] = []
@@ -839,7 +832,8 @@ class _StreamTranslator:
         return self._chunk(ChoiceDelta(), finish)
 
     def final_usage(self) -> TokenUsage:
-        return _usage(self.usage_meta)
+        meta = self.usage_meta
+        return _usage(meta.model_dump(by_alias=True, exclude_none=True) if meta else {})
 
     def usage_chunk(self, usage: TokenUsage) -> ChatCompletionChunk:
         return usage_chunk(

@@ -288,17 +288,7 @@ def token_usage(usage: CompletionUsage | None) -> TokenUsage:
     ``prompt_tokens`` already includes cached (and cache-written) tokens and
     ``completion_tokens`` already includes reasoning tokens, which is what TokenUsage wants.
     """
-    if usage is None:
-        return TokenUsage()
-    prompt_details = usage.prompt_tokens_details
-    completion_details = usage.completion_tokens_details
-    return TokenUsage(
-        input_tokens=usage.prompt_tokens,
-        output_tokens=usage.completion_tokens,
-        cached_input_tokens=(prompt_details.cached_tokens or 0) if prompt_details else 0,
-        cache_write_tokens=(prompt_details.cache_write_tokens or 0) if prompt_details else 0,
-        reasoning_tokens=(completion_details.reasoning_tokens or 0) if completion_details else 0,
-    )
+    return usage_of_body(None if usage is None else usage.model_dump())
 
 
 def usage_of_body(usage: Any) -> TokenUsage:
