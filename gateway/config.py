@@ -39,6 +39,7 @@ __all__ = [
     "BreakerConfig",
     "CreditsConfig",
     "GatewayConfig",
+    "JournalConfig",
     "ModelPrice",
     "ProviderConfig",
     "RetryConfig",
@@ -321,6 +322,19 @@ class LimitsConfig(_Model):
     monthly: Money | None = None
 
 
+class JournalConfig(_Model):
+    """The settlement journal (docs/ARCHITECTURE.md, "The settlement journal"): each
+    settled call is appended to a local file before its answer is returned, so a process
+    that dies before its batch is written loses no call."""
+
+    enabled: bool = True
+    #: Where journals live. Default: beside an SQLite ledger (``<file>.journal``); for
+    #: PostgreSQL ``$XDG_STATE_HOME/llm-gateway/journal/<store hash>`` (per host).
+    dir: str | None = None
+    #: Flush every record to disk (survives a power cut too; costs a disk flush per call).
+    fsync: bool = False
+
+
 class CreditsConfig(_Model):
     """The credit account: where it is stored and how it behaves."""
 
@@ -341,6 +355,11 @@ class CreditsConfig(_Model):
     flush_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = 200
     #: At most this many settled calls are kept in memory before they are written.
     max_batch: Annotated[int, Field(ge=1, le=100_000)] = 500
+    #: Settled calls not written yet are journaled locally first (see JournalConfig).
+    journal: JournalConfig = Field(default_factory=JournalConfig)
+    #: On SIGTERM / SIGINT, write pending calls before the process ends (the handlers the
+    #: application installed earlier still run, after it). Only from the main thread.
+    flush_on_signals: bool = True
     #: Time zone of the daily and monthly windows.
     timezone: str = "UTC"
     default_account: str = "default"

@@ -119,9 +119,16 @@ def m001_initial(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def m002_requests_unique_hold(conn: sqlite3.Connection) -> None:
+    # A settled hold has exactly one request row: what makes replaying a process's journal
+    # (spender.py) idempotent, enforced by the database as well as checked before writing.
+    conn.execute("CREATE UNIQUE INDEX requests_account_hold ON requests (account, hold_id)")
+
+
 #: Numbered schema migrations, applied in order, each recorded in ``schema_migrations``.
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = (
     (1, "initial", m001_initial),
+    (2, "requests_unique_hold", m002_requests_unique_hold),
 )
 
 
@@ -390,6 +397,19 @@ class _Transaction:
             "SELECT COALESCE(SUM(cost), 0) FROM requests WHERE account = ?", (self._account,)
         ).fetchone()
         return int(row[0])
+
+    def billed_holds(self, hold_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        ids = list(hold_ids)
+        for start in range(0, len(ids), _BATCH):
+            chunk = ids[start : start + _BATCH]
+            rows = self._conn.execute(
+                "SELECT hold_id FROM requests WHERE account = ? AND hold_id IN "
+                f"({', '.join('?' * len(chunk))})",
+                (self._account, *chunk),
+            )
+            found.update(row[0] for row in rows)
+        return found
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -11,7 +11,7 @@ All writes to one account happen inside :meth:`Store.transaction`, which holds t
 account's lock from the read of the snapshot to the commit (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: ``SELECT ... FOR UPDATE`` on the account's row). The ledger's rules run in
 between, in Python, identically for every store. Both stores (:mod:`.sqlite_store`,
-:mod:`.postgres_store`) implement these methods (seven on the store, six on a transaction)
+:mod:`.postgres_store`) implement these methods (seven on the store, seven on a transaction)
 and nothing else.
 """
 
@@ -208,6 +208,10 @@ class StoreTransaction(Protocol):
 
     def request_total(self) -> int:
         """The sum of the account's request rows' costs, nano-dollars (for ``verify``)."""
+        ...
+
+    def billed_holds(self, hold_ids: Sequence[str]) -> set[str]:
+        """Which of these holds already have their request row (replaying a journal)."""
         ...
 
 
