@@ -42,6 +42,7 @@ from gateway.errors import (
 )
 
 if TYPE_CHECKING:
+    from gateway.credits.journal import Recovery
     from gateway.credits.service import CreditService, _Step
 
 __all__ = ["AccountSettings", "Balance", "CreditAccount", "LotBalance", "Verification"]
@@ -272,6 +273,13 @@ class CreditAccount:
             requests_cost=from_nanos(request_total),
             unbilled=self._unbilled(stored),
         )
+
+    def recover(self) -> Recovery:
+        """Replay the settlement journals of gateway processes that died before writing
+        their settled calls, for every account of the store (each call exactly once; see
+        :mod:`gateway.credits.journal`). Every gateway also does this on its first write
+        and then every minute; this is for doing it now (``gateway credits recover``)."""
+        return self._service.recover()
 
     def _unbilled(self, state: AccountState) -> tuple[str, ...]:
         """What :class:`Verification` reports as possibly unbilled (see its ``unbilled``)."""
