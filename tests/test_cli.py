@@ -487,11 +487,11 @@ def test_credits_migrate(tmp_path: Path) -> None:
     with chdir(tmp_path):
         first = invoke("credits", "migrate")
         assert first.exit_code == 0, first.output
-        assert "Migrated the credit store sqlite:///gateway-demo.db from schema 0 to 1" in flat(
+        assert "Migrated the credit store sqlite:///gateway-demo.db from schema 0 to 2" in flat(
             first.stdout
         )
         again = invoke("credits", "migrate")
-        assert "is up to date (schema 1)" in again.stdout
+        assert "is up to date (schema 2)" in again.stdout
 
 
 def test_credits_migrate_without_a_credits_section_is_one_line(tmp_path: Path) -> None:

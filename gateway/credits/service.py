@@ -37,7 +37,13 @@ from gateway.credits.ledger import AccountState, Calendar, LedgerEntry, Limits, 
 from gateway.credits.money import MAX_AMOUNT, from_micros, from_nanos, to_micros, to_nanos
 from gateway.credits.payment import PaymentMethod, PaymentResult
 from gateway.credits.pricing import PriceBook
-from gateway.credits.store import Store, StoreTransaction, open_store, request_row
+from gateway.credits.store import (
+    UNSTORABLE_TEXT,
+    Store,
+    StoreTransaction,
+    open_store,
+    request_row,
+)
 from gateway.errors import (
     ConfigError,
     CreditStoreUnavailable,
@@ -625,8 +631,25 @@ def check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
             raise InvalidCreditsInput(f"tag {key!r}: keys and values must be strings")
         if not key or len(key) > _MAX_NAME or len(value) > _MAX_NAME:
             raise InvalidCreditsInput(f"tag {key!r}: keys and values are 1-200 characters")
+        bad = _UNSTORABLE.search(key) or _UNSTORABLE.search(value)
+        if bad is not None:
+            raise InvalidCreditsInput(
+                f"tag {key!r}: {_describe_char(bad.group())} cannot be stored (control "
+                "characters and lone surrogates are refused by every credit store)"
+            )
         clean[key] = value
     return clean
+
+
+_UNSTORABLE = UNSTORABLE_TEXT
+
+
+def _describe_char(char: str) -> str:
+    if char == "\x00":
+        return "the NUL character (\\x00)"
+    if "\ud800" <= char <= "\udfff":
+        return f"a lone surrogate (\\u{ord(char):04x})"
+    return f"the control character \\x{ord(char):02x}"
 
 
 def _hold_from_entry(entry: LedgerEntry) -> Hold:

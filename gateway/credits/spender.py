@@ -32,6 +32,7 @@ docs/ARCHITECTURE.md): the daily and monthly windows count a call when its batch
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import itertools
 import logging
 import os
@@ -46,8 +47,13 @@ from gateway.credits import ledger
 from gateway.credits.journal import Journal
 from gateway.credits.ledger import Limits
 from gateway.credits.money import from_nanos
-from gateway.credits.store import RequestRow, request_row
-from gateway.errors import InsufficientCredits, SpendLimitExceeded
+from gateway.credits.store import UNSTORABLE_TEXT, RequestRow, request_row
+from gateway.errors import (
+    CreditStoreUnavailable,
+    InsufficientCredits,
+    SpendLimitExceeded,
+    UnknownAccount,
+)
 
 if TYPE_CHECKING:
     from gateway.credits.service import CreditService, _Step
@@ -455,7 +461,17 @@ class Spender:
             return _Written(new_id if size > 0 else None, size, error)
 
         create = lease.account == service.default_account or not prepaid
-        written = service.write(lease.account, decide, create=create)
+        try:
+            written = service.write(lease.account, decide, create=create)
+        except (InsufficientCredits, SpendLimitExceeded, CreditStoreUnavailable, UnknownAccount):
+            raise
+        except Exception:
+            # Something in the batch the store cannot keep (a value no check caught): make
+            # the offending rows storable and write everything, rather than retry a batch
+            # that can never be written while the calls behind it pile up.
+            if not _make_storable(batch):
+                raise
+            written = service.write(lease.account, decide, create=create)
         self._next_id = f"{self._prefix}-{next(self._numbers)}"
         lease.pending, lease.spent, lease.first_pending = [], 0, None
         lease.hold_id, lease.leased, lease.active = written.hold_id, written.leased, False
@@ -539,6 +555,39 @@ class Spender:
         """Settled calls not written yet."""
         with self._lock:
             return sum(len(lease.pending) for lease in self._leases.values())
+
+
+_UNSTORABLE = UNSTORABLE_TEXT
+_TEXT_FIELDS = ("request_id", "hold_id", "route", "provider", "model", "status")
+
+
+def _make_storable(batch: list[RequestRow]) -> bool:
+    """Replace, in place, rows of ``batch`` holding text no store can keep by copies with
+    each such character as U+FFFD (the cost and token counts unchanged), reporting each;
+    False when no row needed it (the failure was something else)."""
+    changed = False
+    for i, row in enumerate(batch):
+        fixes: dict[str, object] = {
+            name: _UNSTORABLE.sub("\ufffd", getattr(row, name))
+            for name in _TEXT_FIELDS
+            if _UNSTORABLE.search(getattr(row, name))
+        }
+        if any(_UNSTORABLE.search(k) or _UNSTORABLE.search(v) for k, v in row.tags.items()):
+            fixes["tags"] = {
+                _UNSTORABLE.sub("\ufffd", k): _UNSTORABLE.sub("\ufffd", v)
+                for k, v in row.tags.items()
+            }
+        if fixes:
+            batch[i] = dataclasses.replace(row, **fixes)  # type: ignore[arg-type]
+            changed = True
+            logger.error(
+                "settled call %r of account %r had text no credit store can keep in %s; it "
+                "is written with U+FFFD in place of those characters",
+                _UNSTORABLE.sub("?", row.request_id),
+                _UNSTORABLE.sub("?", row.account),
+                ", ".join(fixes),
+            )
+    return changed
 
 
 def _background_flusher(

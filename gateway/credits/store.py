@@ -18,6 +18,7 @@ and nothing else.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from providers.base import TokenUsage
 
 __all__ = [
+    "UNSTORABLE_TEXT",
     "Migrated",
     "RequestRow",
     "SnapshotCache",
@@ -49,6 +51,11 @@ __all__ = [
     "request_row",
     "safe_url",
 ]
+
+
+#: Characters no credit store keeps faithfully: C0/C1 controls (PostgreSQL refuses NUL) and
+#: lone surrogates (not encodable as UTF-8). Refused in tags; see service.check_tags.
+UNSTORABLE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
