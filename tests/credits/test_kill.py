@@ -29,9 +29,16 @@ pytestmark = [
 ]
 
 
-def start(store_url: str, mode: str) -> subprocess.Popen[bytes]:
+def start(store_url: str, mode: str, flush_interval_ms: int = 200) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.credits._gateway_worker", store_url, mode],
+        [
+            sys.executable,
+            "-m",
+            "tests.credits._gateway_worker",
+            store_url,
+            mode,
+            str(flush_interval_ms),
+        ],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -118,9 +125,13 @@ def verified(store_url: str) -> None:
         gw.close()
 
 
-def test_workers_killed_mid_load_lose_no_answered_call(store_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flush_interval_ms", [200, 0], ids=["batched", "per-call"])
+def test_workers_killed_mid_load_lose_no_answered_call(
+    store_url: str, tmp_path: Path, flush_interval_ms: int
+) -> None:
     funded(store_url)
-    killed, terminated = start(store_url, "loop"), start(store_url, "loop")
+    killed = start(store_url, "loop", flush_interval_ms)
+    terminated = start(store_url, "loop", flush_interval_ms)
     seen_lines = read_until(killed, 300) + read_until(terminated, 300)
 
     rest, _ = stop(killed, signal.SIGKILL)
