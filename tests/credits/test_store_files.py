@@ -112,14 +112,12 @@ def test_another_applications_database_is_not_written_into(tmp_path: Path) -> No
     before = path.read_bytes()
     refused(f"sqlite:///{path}", "another application's SQLite database (tables users)")
     assert path.read_bytes() == before and no_sqlite_files_beside(path)
-
-
-def test_an_sqlite_database_without_tables_becomes_a_ledger(tmp_path: Path) -> None:
-    path = tmp_path / "credits.db"
-    conn = sqlite3.connect(path)
+    # An SQLite file without any table holds nothing to lose: it becomes a ledger.
+    fresh = tmp_path / "credits.db"
+    conn = sqlite3.connect(fresh)
     conn.execute("PRAGMA user_version = 7")  # writes the header; no table
     conn.close()
-    store = open_store(f"sqlite:///{path}")
+    store = open_store(f"sqlite:///{fresh}")
     assert isinstance(store, SQLiteStore) and store.schema_version() >= 1
     store.close()
 
@@ -213,6 +211,16 @@ def test_a_relative_ledger_is_beside_the_config_file(
     assert result.exit_code == 0, result.output
     assert "$7.00" in result.output
     assert not (elsewhere / "credits.db").exists()  # no second, empty ledger
+    # A config given as a dict has no file: its relative path is the current directory's.
+    config = {
+        "providers": {"fake": {}},
+        "routes": {"r": {"targets": ["fake/m"]}},
+        "pricing": {"fake/m": {"input": "1", "output": "2"}},
+        "credits": {"store": "sqlite:///credits.db"},
+    }
+    with Gateway(config=config) as gw:
+        gw.credits.grant(Decimal("1"))
+    assert (elsewhere / "credits.db").exists()
 
 
 def test_store_options_survive_and_absolute_paths_are_kept(tmp_path: Path) -> None:
@@ -226,21 +234,6 @@ def test_store_options_survive_and_absolute_paths_are_kept(tmp_path: Path) -> No
     path.write_text(CONFIG.replace("STORE", "sqlite:////srv/ledger.db"))
     credits = load_config(path).credits
     assert credits is not None and credits.store == "sqlite:////srv/ledger.db"
-
-
-def test_a_dict_config_keeps_the_current_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    config = {
-        "providers": {"fake": {}},
-        "routes": {"r": {"targets": ["fake/m"]}},
-        "pricing": {"fake/m": {"input": "1", "output": "2"}},
-        "credits": {"store": "sqlite:///credits.db"},
-    }
-    with Gateway(config=config) as gw:
-        gw.credits.grant(Decimal("1"))
-    assert (tmp_path / "credits.db").exists()
 
 
 # -- 7. private files; symbolic links only when asked for -------------------------------------
