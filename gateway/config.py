@@ -443,7 +443,23 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Ga
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the file: {exc.strerror}", file=file) from None
-    return _validate(load_yaml_text(text, file=file, env=env))
+    return _store_beside(_validate(load_yaml_text(text, file=file, env=env)), Path(path))
+
+
+def _store_beside(config: GatewayConfig, file: Path) -> GatewayConfig:
+    """A relative ``sqlite:///`` ledger path made absolute against the config file's folder,
+    so that the ledger does not depend on the directory a command runs in."""
+    import os
+
+    store = config.credits.store if config.credits is not None else ""
+    path, sep, options = store.removeprefix("sqlite:///").partition("?")
+    if config.credits is None or not store.startswith("sqlite:///") or not path:
+        return config
+    if path == ":memory:" or Path(path).is_absolute():
+        return config
+    url = f"sqlite:///{Path(os.path.abspath(file)).parent / path}{sep}{options}"
+    credits = config.credits.model_copy(update={"store": url})
+    return config.model_copy(update={"credits": credits})
 
 
 def parse_config(

@@ -332,10 +332,13 @@ def safe_url(url: str) -> str:
 def open_store(url: str) -> Store:
     """The store a ``credits.store`` URL names.
 
-    ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (either may end in
-    ``?synchronous=FULL``), ``sqlite://`` or ``memory://`` (a private in-memory database,
-    for tests and demos), ``postgresql://user:password@host:5432/database`` (needs the
-    ``postgres`` extra; connects on first use, see :mod:`.postgres_store`).
+    ``sqlite:///relative/path.db`` (relative to the current directory here; a config file's
+    relative path is made absolute against the file's folder when it is loaded),
+    ``sqlite:////absolute/path.db``, either with options ``?synchronous=FULL`` and
+    ``?allow_symlink=1`` (joined with ``&``; a path that is a symbolic link is refused
+    without it), ``sqlite://`` or ``memory://`` (a private in-memory database, for tests and
+    demos), ``postgresql://user:password@host:5432/database`` (needs the ``postgres`` extra;
+    connects on first use, see :mod:`.postgres_store`).
     """
     if url in ("sqlite://", "sqlite:///:memory:", "memory://") or url.startswith("memory://"):
         from gateway.credits.sqlite_store import SQLiteStore
@@ -347,15 +350,22 @@ def open_store(url: str) -> Store:
         from gateway.credits.sqlite_store import SQLiteStore
 
         path, _, query = url[len("sqlite:///") :].partition("?")
-        options = {k: v[-1] for k, v in parse_qs(query).items()}
+        if not path:
+            raise ConfigError(
+                "the SQLite store URL names no file",
+                key="credits.store",
+                fix="use sqlite:///path.db, or sqlite:// for a private in-memory store",
+            )
+        options = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
         synchronous = options.pop("synchronous", "NORMAL")
+        allow_symlink = _flag(options.pop("allow_symlink", "0"), "allow_symlink")
         if options:
             raise ConfigError(
                 f"unknown SQLite store option(s): {', '.join(options)}",
                 key="credits.store",
-                fix="the only option is ?synchronous=NORMAL|FULL",
+                fix="the options are ?synchronous=NORMAL|FULL and ?allow_symlink=1",
             )
-        return SQLiteStore(path, synchronous=synchronous)
+        return SQLiteStore(path, synchronous=synchronous, allow_symlink=allow_symlink)
     if url.startswith(("postgresql://", "postgres://")):
         try:
             from gateway.credits.postgres_store import PostgresStore
@@ -372,6 +382,17 @@ def open_store(url: str) -> Store:
         f"'{safe_url(url)}' is not a store URL",
         key="credits.store",
         fix="use sqlite:///path.db or postgresql://user@host/database",
+    )
+
+
+def _flag(value: str, name: str) -> bool:
+    """A yes/no store option: ``1``/``true``/``yes`` or ``0``/``false``/``no``."""
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise ConfigError(
+        f"{name}={value} is not a yes/no value", key="credits.store", fix=f"use ?{name}=1"
     )
 
 
