@@ -56,6 +56,7 @@ _KINDS = (
     "recharge_requested",
     "recharge_declined",
     "recharge_skipped",
+    "purchase_requested",
     "purchase_declined",
     "settings",
 )

@@ -14,6 +14,7 @@ Accounts:
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from gateway.credits.money import (
     parse_amount,
     to_micros,
 )
+from gateway.credits.payment import charged_nanos
 from gateway.credits.reports import Statement, UsageRow
 from gateway.credits.store import RequestRow
 from gateway.errors import (
@@ -311,11 +313,15 @@ class CreditAccount:
 
     def purchase(self, amount: Decimal, *, idempotency_key: str | None = None) -> LedgerEntry:
         """Buy credit. With a payment method configured it is charged first (a decline
-        raises :class:`~gateway.errors.PaymentDeclined` and adds nothing); without one, this
-        records a purchase paid for elsewhere. The lot expires after ``expiry_days``.
+        raises :class:`~gateway.errors.PaymentDeclined` and adds nothing) and the account is
+        credited what it charged; without one, this records a purchase paid for elsewhere.
+        The lot expires after ``expiry_days``.
 
-        A repeat with the same ``idempotency_key`` returns the first purchase and charges
-        nothing; the same key with another amount raises IdempotencyConflict.
+        A repeat with the same ``idempotency_key`` and amount returns the first purchase and
+        charges nothing more; if the first never finished (its process stopped mid-payment)
+        the repeat finishes it, crediting once what was charged. The same key with another
+        amount raises :class:`~gateway.errors.IdempotencyConflict` and charges nothing, even
+        while the first purchase is still being paid.
         """
         config = self._service.config
         nanos = parse_amount(
@@ -324,56 +330,61 @@ class CreditAccount:
             minimum=config.min_purchase,
             maximum=config.max_purchase,
         )
-        key = None
-        if idempotency_key is not None:
-            if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= _MAX_KEY:
-                raise InvalidCreditsInput(f"idempotency_key must be 1-{_MAX_KEY} characters")
-            key = f"purchase:{idempotency_key}"
-            existing = self._service.store.find_entry(self._name, key)
-            if existing is not None:
-                return _same_purchase(existing, nanos, idempotency_key)
-        reference: str | None = None
-        if self._service.payment_method is not None:
-            payment_key = idempotency_key or f"purchase-{uuid.uuid4().hex}"
-            result = self._service.charge(from_nanos(nanos), payment_key)
-            if not result.ok:
-                reason = result.reason or "declined"
-                self._write(
-                    lambda step: step.add(
-                        [
-                            ledger.LedgerEntry(
-                                ledger.PURCHASE_DECLINED,
-                                note=reason,
-                                meta={"amount": nanos, "payment_key": payment_key},
-                            )
-                        ]
-                    )
-                )
-                raise PaymentDeclined(
-                    f"the payment of {format_usd(nanos)} for account '{self._name}' was "
-                    f"declined: {reason}. No credit was added",
-                    reason=reason,
-                )
-            reference = result.reference
-
-        def decide(step: _Step) -> LedgerEntry:
-            if key is not None:
-                existing = step.tx.find_entry(key)
-                if existing is not None:
-                    assert idempotency_key is not None
-                    return _same_purchase(existing, nanos, idempotency_key)
-            meta = {"reference": reference} if reference else None
-            entries = ledger.credit(
-                step.state,
-                source=ledger.PURCHASE,
-                amount=nanos,
-                expires_us=self._service.expiry_for(step.now_us),
-                key=key,
-                meta=meta,
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= _MAX_KEY
+        ):
+            raise InvalidCreditsInput(f"idempotency_key must be 1-{_MAX_KEY} characters")
+        if self._service.payment_method is None:
+            return self._write(
+                lambda step: _record_purchase(step, self._service, nanos, idempotency_key)
             )
-            return step.add(entries)[0]
-
-        return self._write(decide)
+        # Paid: (1) the intent is committed under the account's lock, so a racing purchase
+        # with the key sees it; (2) the payment method is asked, outside the lock; (3) what it
+        # charged is credited, once (a racer with the same amount may have credited it).
+        if idempotency_key is None:
+            payment_key = f"purchase-{uuid.uuid4().hex}"
+        else:
+            payment_key = _payment_key(self._name, idempotency_key)
+        start = self._write(
+            lambda step: _request_purchase(step, nanos, idempotency_key, payment_key),
+            housekeeping=False,  # the credit's write does it, as before the intent existed
+        )
+        if isinstance(start, LedgerEntry):
+            return start
+        payment_key = start  # a repeat pays with the key its first request recorded
+        result = self._service.charge(from_nanos(nanos), payment_key)
+        if not result.ok:
+            reason = result.reason or "declined"
+            self._write(
+                lambda step: step.add(
+                    [
+                        ledger.LedgerEntry(
+                            ledger.PURCHASE_DECLINED,
+                            note=reason,
+                            meta={"amount": nanos, "payment_key": payment_key},
+                        )
+                    ]
+                )
+            )
+            raise PaymentDeclined(
+                f"the payment of {format_usd(nanos)} for account '{self._name}' was "
+                f"declined: {reason}. No credit was added",
+                reason=reason,
+            )
+        charged = charged_nanos(result, nanos)
+        meta = {"payment_key": payment_key}
+        if result.reference:
+            meta["reference"] = result.reference
+        entry = self._write(
+            lambda step: _credit_purchase(step, self._service, charged, idempotency_key, meta)
+        )
+        if entry.amount_nanos != nanos:
+            raise IdempotencyConflict(
+                f"the payment method charged {format_usd(entry.amount_nanos)} for idempotency "
+                f"key {idempotency_key!r} (its first charge with that key), not "
+                f"{format_usd(nanos)}; the account was credited {format_usd(entry.amount_nanos)}"
+            )
+        return entry
 
     def grant(
         self,
@@ -465,9 +476,11 @@ class CreditAccount:
             lambda step: [e for e in step.entries if e.kind in written_off], create=False
         )
 
-    def _write(self, decide: Callable[[_Step], T], *, create: bool = True) -> T:
+    def _write(
+        self, decide: Callable[[_Step], T], *, create: bool = True, housekeeping: bool = True
+    ) -> T:
         self._service.drain(self._name)
-        return self._service.write(self._name, decide, create=create)
+        return self._service.write(self._name, decide, create=create, housekeeping=housekeeping)
 
     def _instant(self, value: datetime | date | None, what: str) -> int | None:
         if value is None:
@@ -492,13 +505,111 @@ def _lot(lot: Lot) -> LotBalance:
     )
 
 
-def _same_purchase(existing: LedgerEntry, nanos: int, key: str) -> LedgerEntry:
-    if existing.amount_nanos != nanos:
+def _purchase_key(idempotency_key: str) -> str:
+    """The ledger key of a keyed purchase's lot."""
+    return f"purchase:{idempotency_key}"
+
+
+def _request_key(idempotency_key: str) -> str:
+    """The ledger key of a keyed purchase's intent (its ``purchase_requested`` entry)."""
+    return f"requested:purchase:{idempotency_key}"
+
+
+def _payment_key(account: str, idempotency_key: str) -> str:
+    """The payment method's key for a keyed purchase: scoped to the account, because the
+    processor answers a key with its first charge, and another account using the same key
+    must not be credited that charge too. At most 255 characters (Stripe's limit)."""
+    scoped = f"purchase:{account}:{idempotency_key}"
+    if len(scoped) <= _MAX_KEY:
+        return scoped
+    return "purchase:" + hashlib.sha256(scoped.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _completed_purchase(step: _Step, nanos: int, idempotency_key: str) -> LedgerEntry | None:
+    """The purchase this key already made (None if none); IdempotencyConflict if it was
+    made, or asked for, with another amount."""
+    existing = step.tx.find_entry(_purchase_key(idempotency_key))
+    if existing is not None:
+        if existing.amount_nanos != nanos:
+            raise IdempotencyConflict(
+                f"idempotency key {idempotency_key!r} was used for a purchase of "
+                f"{format_usd(existing.amount_nanos)}, not {format_usd(nanos)}; "
+                "nothing was charged"
+            )
+        return existing
+    requested = step.tx.find_entry(_request_key(idempotency_key))
+    if requested is not None and int(requested.meta["amount"]) != nanos:
+        asked = format_usd(int(requested.meta["amount"]))
         raise IdempotencyConflict(
-            f"idempotency key {key!r} was used for a purchase of "
-            f"{format_usd(existing.amount_nanos)}, not {format_usd(nanos)}; nothing was charged"
+            f"idempotency key {idempotency_key!r} was used for a purchase of {asked} that "
+            f"has not completed (it is being paid, was declined, or its process stopped), "
+            f"not {format_usd(nanos)}; nothing was charged. Repeat it with {asked} to "
+            "complete it"
         )
-    return existing
+    return None
+
+
+def _record_purchase(
+    step: _Step, service: CreditService, nanos: int, idempotency_key: str | None
+) -> LedgerEntry:
+    """A purchase paid for elsewhere (no payment method): credited in one transaction."""
+    if idempotency_key is not None:
+        existing = _completed_purchase(step, nanos, idempotency_key)
+        if existing is not None:
+            return existing
+    return _credit_purchase(step, service, nanos, idempotency_key, None)
+
+
+def _request_purchase(
+    step: _Step, nanos: int, idempotency_key: str | None, payment_key: str
+) -> LedgerEntry | str:
+    """Step 1 of a paid purchase, under the account's lock: the purchase this key already
+    made, or else the payment key to charge, with the intent recorded (once per key)."""
+    key = None
+    if idempotency_key is not None:
+        existing = _completed_purchase(step, nanos, idempotency_key)
+        if existing is not None:
+            return existing
+        key = _request_key(idempotency_key)
+        requested = step.tx.find_entry(key)
+        if requested is not None:  # a repeat, or a racer, with the same amount: pay again
+            return str(requested.meta["payment_key"])
+    step.add(
+        [
+            LedgerEntry(
+                ledger.PURCHASE_REQUESTED,
+                key=key,
+                meta={"amount": nanos, "payment_key": payment_key},
+            )
+        ]
+    )
+    return payment_key
+
+
+def _credit_purchase(
+    step: _Step,
+    service: CreditService,
+    charged: int,
+    idempotency_key: str | None,
+    meta: dict[str, str] | None,
+) -> LedgerEntry:
+    """A lot of what was ``charged``, once per idempotency key (a racer with the same key
+    and amount may have credited the same charge first)."""
+    key = None
+    if idempotency_key is not None:
+        key = _purchase_key(idempotency_key)
+        existing = step.tx.find_entry(key)
+        if existing is not None:
+            return existing
+    entries = ledger.credit(
+        step.state,
+        source=ledger.PURCHASE,
+        amount=charged,
+        expires_us=service.expiry_for(step.now_us),
+        key=key,
+        meta=meta,
+    )
+    return step.add(entries)[0]
 
 
 def _tags(tags: Mapping[str, str] | None) -> dict[str, str] | None:

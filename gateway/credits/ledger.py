@@ -93,6 +93,9 @@ RECHARGE_REQUESTED = "recharge_requested"
 RECHARGE_DECLINED = "recharge_declined"
 RECHARGE_SKIPPED = "recharge_skipped"
 PURCHASE_DECLINED = "purchase_declined"
+#: A purchase about to be paid (written before the payment method is asked, so that a racing
+#: or repeated purchase with the same idempotency key sees it; moves no money).
+PURCHASE_REQUESTED = "purchase_requested"
 SETTINGS = "settings"
 #: Kinds that create a lot of credit.
 CREDIT_KINDS = frozenset({PURCHASE, GRANT, AUTO_RECHARGE})
@@ -436,7 +439,10 @@ def apply(state: AccountState, entry: LedgerEntry) -> None:
         )
         state.lots_created += 1
         if kind == AUTO_RECHARGE:
-            state.pending_recharges.pop(str(entry.meta["recharge_key"]), None)
+            pending = state.pending_recharges.pop(str(entry.meta["recharge_key"]), None)
+            if pending is not None and state.recharged_month.key == pending["month"]:
+                # the month's tally counts what was charged, when it differs from the ask
+                state.recharged_month.total += entry.amount_nanos - int(pending["amount"])
     elif kind == HOLD:
         assert entry.hold_id is not None
         state.holds[entry.hold_id] = OpenHold(
@@ -801,16 +807,22 @@ def recharge_due(
 
 
 def recharge_paid(
-    state: AccountState, *, key: str, expires_us: int, reference: str | None = None
+    state: AccountState,
+    *,
+    key: str,
+    expires_us: int,
+    reference: str | None = None,
+    charged: int | None = None,
 ) -> list[LedgerEntry]:
-    """The payment for a requested recharge went through: add its lot."""
+    """The payment for a requested recharge went through: add its lot of what was
+    ``charged`` (None: the amount asked). Once: a recharge already paid adds nothing."""
     pending = state.pending_recharges.get(key)
     if pending is None:
         return []
     return credit(
         state,
         source=AUTO_RECHARGE,
-        amount=int(pending["amount"]),
+        amount=int(pending["amount"]) if charged is None else charged,
         expires_us=expires_us,
         key=f"paid:{key}",
         meta={"recharge_key": key, **({"reference": reference} if reference else {})},

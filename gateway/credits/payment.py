@@ -4,7 +4,9 @@ The gateway never talks to a card network itself. Give :class:`~.service.CreditS
 (or the Gateway) an object with a ``charge(amount, idempotency_key)`` method, e.g. a thin
 wrapper around Stripe's PaymentIntents, and it is used for auto-recharge and for
 ``purchase()``. ``charge`` must be idempotent on the key: the gateway may repeat a charge
-with the same key after a crash, and expects no second payment.
+with the same key after a crash (or two callers may race with one purchase's key), and
+expects no second payment, but the first charge's result again. Report what was charged in
+``PaymentResult.amount``: the ledger credits exactly that (see ``CreditAccount.purchase``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
+
+from gateway.credits.money import to_nanos
 
 __all__ = ["InMemoryPaymentMethod", "PaymentMethod", "PaymentResult"]
 
@@ -25,14 +29,23 @@ class PaymentResult:
     reason: str | None = None
     #: The payment processor's id for the payment (recorded in the ledger entry's meta).
     reference: str | None = None
+    #: USD the processor charged (for a repeated key: what the first charge took). The
+    #: ledger credits this; None means exactly the amount asked.
+    amount: Decimal | None = None
 
     @classmethod
-    def approved(cls, reference: str | None = None) -> PaymentResult:
-        return cls(ok=True, reference=reference)
+    def approved(cls, reference: str | None = None, amount: Decimal | None = None) -> PaymentResult:
+        return cls(ok=True, reference=reference, amount=amount)
 
     @classmethod
     def declined(cls, reason: str) -> PaymentResult:
         return cls(ok=False, reason=reason)
+
+
+def charged_nanos(result: PaymentResult, asked: int) -> int:
+    """What an approved charge took, in nano-dollars: the processor's ``amount`` (for a
+    repeated idempotency key, its first charge's), else the ``asked`` amount."""
+    return asked if result.amount is None else to_nanos(result.amount)
 
 
 @runtime_checkable
@@ -55,9 +68,10 @@ class Charge:
 class InMemoryPaymentMethod:
     """A payment method for tests and demos: approves everything unless told otherwise.
 
-    ``charges`` lists every distinct charge (a repeated key returns the first result and
-    is not listed twice). ``decline_next(n, reason)`` declines the next ``n`` charges;
-    ``declining = "reason"`` declines all until set back to None.
+    ``charges`` lists every distinct charge (a repeated key returns the first result, with
+    the first amount, whatever amount it asks, and is not listed twice).
+    ``decline_next(n, reason)`` declines the next ``n`` charges; ``declining = "reason"``
+    declines all until set back to None.
     """
 
     def __init__(self, *, declining: str | None = None) -> None:
@@ -77,7 +91,7 @@ class InMemoryPaymentMethod:
             elif self.declining is not None:
                 result = PaymentResult.declined(self.declining)
             else:
-                result = PaymentResult.approved(f"mem-{len(self.charges) + 1}")
+                result = PaymentResult.approved(f"mem-{len(self.charges) + 1}", amount)
             self._by_key[idempotency_key] = result
             self.charges.append(Charge(amount, idempotency_key, result))
             return result

@@ -35,7 +35,7 @@ from gateway.config import CreditsConfig
 from gateway.credits import ledger
 from gateway.credits.ledger import AccountState, Calendar, LedgerEntry, Limits, RechargeRule
 from gateway.credits.money import MAX_AMOUNT, from_micros, from_nanos, to_micros, to_nanos
-from gateway.credits.payment import PaymentMethod, PaymentResult
+from gateway.credits.payment import PaymentMethod, PaymentResult, charged_nanos
 from gateway.credits.pricing import PriceBook
 from gateway.credits.store import (
     UNSTORABLE_TEXT,
@@ -465,20 +465,32 @@ class CreditService:
                 logger.warning("credit store write failed (%s); trying again", exc.message)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def write(self, name: str, decide: Callable[[_Step], T], *, create: bool) -> T:
+    def write(
+        self, name: str, decide: Callable[[_Step], T], *, create: bool, housekeeping: bool = True
+    ) -> T:
         """Run ``decide`` on the locked account, then commit what it added.
 
         Before ``decide``: the account is opened if new (when ``create``), expired lots are
-        written off and lapsed holds released. After it: an auto-recharge is requested if the
-        balance just crossed its threshold; the payment runs after the commit, outside the
-        lock. If ``decide`` raises, nothing is written.
+        written off and lapsed holds released (unless not ``housekeeping``: for a record that
+        moves no money, so that the write which does move it judges the auto-recharge
+        threshold on the expiry and its own change together, as one write did before the
+        record existed). After it: an auto-recharge is requested if the balance just crossed
+        its threshold; the payment runs after the commit, outside the lock. If ``decide``
+        raises, nothing is written.
         """
         now = self.now_us()
         recharges: list[tuple[str, int]] = []
         writing = self._writing
         writing.depth = getattr(writing, "depth", 0) + 1
         try:
-            result = self._write_locked(name, decide, create=create, now=now, recharges=recharges)
+            result = self._write_locked(
+                name,
+                decide,
+                create=create,
+                now=now,
+                recharges=recharges,
+                housekeeping=housekeeping,
+            )
         finally:
             writing.depth -= 1
         for key, amount in recharges:
@@ -496,6 +508,7 @@ class CreditService:
         create: bool,
         now: int,
         recharges: list[tuple[str, int]],
+        housekeeping: bool,
     ) -> T:
         with self.store.transaction(name) as tx:
             state = tx.state
@@ -510,7 +523,8 @@ class CreditService:
                 if state.tz != self.config.timezone:
                     step.add(ledger.change_settings(tz=self.config.timezone))
             posted_before = state.posted
-            step.add(ledger.housekeeping(state, now))
+            if housekeeping:
+                step.add(ledger.housekeeping(state, now))
             result = decide(step)
             # A recharge left unanswered for a hold TTL (its process died mid-payment) is
             # asked again with the same idempotency key, so it is never paid twice.
@@ -538,6 +552,10 @@ class CreditService:
         return result
 
     def _pay_recharge(self, name: str, key: str, amount: int) -> None:
+        """Pay a requested recharge and credit what was charged. The request (its key and
+        amount) was committed before this, so a repeat after a crash, or a second process
+        asking the same stale request, gets the processor's first result for the key and
+        the lot is added once (``recharge_paid`` adds nothing for a request already paid)."""
         result = self.charge(from_nanos(amount), key)
 
         def decide(step: _Step) -> None:
@@ -548,6 +566,7 @@ class CreditService:
                         key=key,
                         expires_us=step.now_us + self.expiry_us,
                         reference=result.reference,
+                        charged=charged_nanos(result, amount),
                     )
                 )
             else:
@@ -558,7 +577,8 @@ class CreditService:
             logger.warning("auto-recharge of account '%s' declined: %s", name, result.reason)
 
     def charge(self, amount: Decimal, key: str) -> PaymentResult:
-        """Charge through the payment method; a missing method or an exception is a decline."""
+        """Charge through the payment method; a missing method, an exception or an approval
+        of an amount that is not a positive Decimal is a decline."""
         if self.payment_method is None:
             return PaymentResult.declined("no payment method is configured")
         try:
@@ -568,6 +588,13 @@ class CreditService:
             return PaymentResult.declined(f"the payment method raised {type(exc).__name__}: {exc}")
         if not isinstance(result, PaymentResult):
             return PaymentResult.declined(f"the payment method returned {result!r}")
+        charged = result.amount
+        if result.ok and charged is not None and not _valid_charge(charged):
+            logger.error("payment method approved %r for key %r", charged, key)
+            return PaymentResult.declined(
+                f"the payment method approved an invalid amount {charged!r} "
+                "(PaymentResult.amount must be a positive Decimal of USD)"
+            )
         return result
 
     def unknown(self, name: str) -> UnknownAccount:
@@ -582,6 +609,15 @@ class CreditService:
 
     def snapshot(self, name: str) -> AccountState | None:
         return self.store.load(name)
+
+
+def _valid_charge(amount: object) -> bool:
+    return (
+        isinstance(amount, Decimal)
+        and amount.is_finite()
+        and 0 < amount < MAX_AMOUNT
+        and to_nanos(amount) > 0
+    )
 
 
 def _opt_nanos(value: Decimal | None) -> int | None:
