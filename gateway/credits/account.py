@@ -15,6 +15,7 @@ Accounts:
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AccountSettings", "Balance", "CreditAccount", "LotBalance", "Verification"]
 
+logger = logging.getLogger("gateway.credits")
 T = TypeVar("T")
 _MAX_NOTE = 1000
 _MAX_KEY = 255
@@ -379,10 +381,20 @@ class CreditAccount:
             lambda step: _credit_purchase(step, self._service, charged, idempotency_key, meta)
         )
         if entry.amount_nanos != nanos:
+            credited = format_usd(entry.amount_nanos)
+            if idempotency_key is None:  # an error would invite a repeat, i.e. a second charge
+                logger.warning(
+                    "the payment method charged %s, not the %s asked; %s was credited",
+                    credited,
+                    format_usd(nanos),
+                    credited,
+                )
+                return entry
             raise IdempotencyConflict(
-                f"the payment method charged {format_usd(entry.amount_nanos)} for idempotency "
-                f"key {idempotency_key!r} (its first charge with that key), not "
-                f"{format_usd(nanos)}; the account was credited {format_usd(entry.amount_nanos)}"
+                f"the payment method charged {credited} for idempotency key "
+                f"{idempotency_key!r} (a processor answers a repeated key with its first "
+                f"charge), not {format_usd(nanos)}; the account was credited {credited}, "
+                "what was charged"
             )
         return entry
 
