@@ -340,9 +340,12 @@ class CreditAccount:
             return self._write(
                 lambda step: _record_purchase(step, self._service, nanos, idempotency_key)
             )
-        # Paid: (1) the intent is committed under the account's lock, so a racing purchase
-        # with the key sees it; (2) the payment method is asked, outside the lock; (3) what it
-        # charged is credited, once (a racer with the same amount may have credited it).
+        return self._paid_purchase(nanos, idempotency_key)
+
+    def _paid_purchase(self, nanos: int, idempotency_key: str | None) -> LedgerEntry:
+        """(1) The intent is committed under the account's lock, so a racing purchase with the
+        key sees it; (2) the payment method is asked, outside the lock; (3) what it charged is
+        credited, once (a racer with the same amount may have credited it first)."""
         if idempotency_key is None:
             payment_key = f"purchase-{uuid.uuid4().hex}"
         else:
