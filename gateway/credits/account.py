@@ -110,7 +110,8 @@ class Verification:
     held: Decimal
     requests_cost: Decimal
     #: Work that may be unbilled, as far as it can be found (the ledger itself matches):
-    #: journals of dead processes not replayed yet, holds past their TTL still open.
+    #: journals of dead processes not replayed yet, holds past their TTL still open, and
+    #: purchases asked of the payment method whose outcome the ledger never heard.
     unbilled: tuple[str, ...] = ()
 
 
@@ -275,7 +276,7 @@ class CreditAccount:
             posted=from_nanos(sum(e.amount_nanos for e in entries)),
             held=from_nanos(sum(e.held_nanos for e in entries)),
             requests_cost=from_nanos(request_total),
-            unbilled=self._unbilled(stored),
+            unbilled=self._unbilled(stored) + _unanswered_purchases(entries),
         )
 
     def recover(self) -> Recovery:
@@ -518,6 +519,35 @@ def _lot(lot: Lot) -> LotBalance:
         created_at=from_micros(lot.created_us),
         expires_at=from_micros(lot.expires_us),
     )
+
+
+def _unanswered_purchases(entries: Sequence[LedgerEntry]) -> tuple[str, ...]:
+    """Purchase requests with no purchase or decline after them: being paid right now, or
+    their process stopped after asking the payment method (it may have charged)."""
+    answered = {
+        e.meta.get("payment_key")
+        for e in entries
+        if e.kind in (ledger.PURCHASE, ledger.PURCHASE_DECLINED)
+    }
+    found: list[str] = []
+    for e in entries:
+        if e.kind != ledger.PURCHASE_REQUESTED or e.meta["payment_key"] in answered:
+            continue
+        amount = format_usd(int(e.meta["amount"]))
+        if e.key is not None:
+            key = e.key.removeprefix(_request_key(""))
+            fix = (
+                f"repeat purchase({amount}, idempotency_key={key!r}): it credits what was "
+                "charged, without charging again"
+            )
+        else:
+            fix = f"look for payment key {e.meta['payment_key']!r} at the payment processor"
+        found.append(
+            f"a purchase of {amount} requested at {from_micros(e.at_us).isoformat()} has no "
+            f"outcome in the ledger (it is being paid, or its process stopped after asking "
+            f"the payment method): {fix}"
+        )
+    return tuple(found)
 
 
 def _purchase_key(idempotency_key: str) -> str:

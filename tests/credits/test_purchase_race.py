@@ -41,7 +41,7 @@ Outcome = tuple[str, str, str]  # amount asked, "ok" / "conflict", entry id / me
 def credited_once(service: CreditService, charged: list[D]) -> LedgerEntry:
     """One charge at the processor, one purchase in the ledger, of the same amount."""
     credits = service.account()
-    credits.verify()
+    assert credits.verify().unbilled == ()  # no purchase is left without its outcome
     assert len(charged) == 1, f"the processor charged {charged}"
     (purchase_entry,) = credits.history(kinds=["purchase"])
     assert purchase_entry.amount == charged[0], "the ledger credits what was charged"
@@ -179,6 +179,9 @@ def test_a_process_killed_between_charge_and_credit_is_credited_once_by_the_repe
     assert [amount for _, amount in FilePaymentMethod.charges(processor)] == [D("5")]
     credits = service.account()
     assert credits.balance().posted == 0
+    (unanswered,) = credits.verify().unbilled
+    assert "a purchase of $5.00 requested at" in unanswered
+    assert "repeat purchase($5.00, idempotency_key='order-1')" in unanswered
 
     with pytest.raises(IdempotencyConflict) as conflict:
         credits.purchase(D("5000"), idempotency_key=KEY)
