@@ -17,7 +17,9 @@ No I/O and no SDK call: :func:`build_params` returns the keyword arguments, or r
 - ``temperature`` / ``top_p`` are not parameters of ``messages.create`` since anthropic 1.0
   (TypeError); they travel in ``extra_body``. Anthropic's temperature range is 0-1 where
   OpenAI's is 0-2, so a larger value is clamped to 1.0: a call written for OpenAI that falls
-  back to Claude must not turn into a non-retryable invalid request.
+  back to Claude must not turn into a non-retryable invalid request. For the same reason
+  only one of the two is sent (current Claude models refuse both): temperature when the
+  caller gave both; a ``temperature`` or ``top_p`` in ``extra_body`` replaces both.
 - ``stop`` -> ``stop_sequences``; ``tools`` -> ``{name, description, input_schema, strict}``;
   ``tool_choice`` auto/none/required/function -> auto/none/any/tool.
 - ``response_format`` json_schema -> ``output_config.format`` with the schema (``name`` and
@@ -263,6 +265,21 @@ def _translate_response_format(response_format: dict[str, Any]) -> dict[str, Any
     raise _Untranslatable(f"response_format type {kind!r} is not supported")
 
 
+def _sampling(request: ChatRequest, extra_body: Mapping[str, Any]) -> dict[str, Any]:
+    """``temperature`` or ``top_p``, never both: current Claude models refuse the pair (400).
+
+    When the caller gave both, temperature is sent and top_p dropped. Sampling given natively
+    in ``extra_body`` replaces the translated one, so the pair cannot form there either.
+    """
+    if "temperature" in extra_body or "top_p" in extra_body:
+        return {}
+    if request.temperature is not None:
+        return {"temperature": min(request.temperature, _MAX_TEMPERATURE)}
+    if request.top_p is not None:
+        return {"top_p": request.top_p}
+    return {}
+
+
 def build_params(
     model: str, request: ChatRequest, *, provider: str = "anthropic"
 ) -> dict[str, Any]:
@@ -297,12 +314,9 @@ def _build_params(model: str, request: ChatRequest) -> dict[str, Any]:
             params["output_config"] = output_config
     if request.user:
         params["metadata"] = {"user_id": request.user}
-    extra: dict[str, Any] = {}
-    if request.temperature is not None:
-        extra["temperature"] = min(request.temperature, _MAX_TEMPERATURE)
-    if request.top_p is not None:
-        extra["top_p"] = request.top_p
-    for key, value in (request.extra_body or {}).items():
+    extra_body = request.extra_body or {}
+    extra = _sampling(request, extra_body)
+    for key, value in extra_body.items():
         current = params.get(key)
         if isinstance(current, dict) and isinstance(value, Mapping):
             params[key] = {**current, **value}

@@ -493,14 +493,31 @@ async def test_stop_max_tokens_sampling_user_and_extra_body(
     body = sent(route)
     assert body["stop_sequences"] == ["\n\n", "END"]
     assert body["max_tokens"] == 321
-    assert body["top_p"] == 0.9
-    assert body["temperature"] == 0.1  # extra_body wins
+    assert body["temperature"] == 0.1  # extra_body's sampling replaces the translated one
+    assert "top_p" not in body
     assert body["top_k"] == 5
     assert body["metadata"] == {"user_id": "user-42"}  # OpenAI metadata has no equivalent
     assert body["output_config"] == {
         "format": {"type": "json_schema", "schema": {"type": "object"}},
         "effort": "low",
     }
+
+
+async def test_temperature_and_top_p_together_send_only_temperature(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # Current Claude models answer 400 to both; an OpenAI-shaped call with both must work.
+    route = respond(httpx2_mock, wire.message())
+    await complete(adapter, request(temperature=0.3, top_p=0.9), mode)
+    body = sent(route)
+    assert body["temperature"] == 0.3
+    assert "top_p" not in body
+    await complete(adapter, request(top_p=0.9), mode)
+    assert sent(route)["top_p"] == 0.9
+    assert "temperature" not in sent(route)
+    await complete(adapter, request(temperature=0.3, extra_body={"top_p": 0.5}), mode)
+    assert sent(route)["top_p"] == 0.5
+    assert "temperature" not in sent(route)
 
 
 async def test_openai_range_temperature_is_clamped_to_anthropics(
