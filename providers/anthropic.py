@@ -16,6 +16,8 @@ Usage: Anthropic's ``input_tokens`` excludes cache reads and writes, so ours is
 Streams use the raw event stream (``messages.create(stream=True)``), not the SDK's
 accumulating ``messages.stream`` helper. A stream that ends before ``message_delta`` (no stop
 reason) raises ProviderConnectionError rather than passing off a truncated answer as complete.
+A tool call without arguments streams no argument fragment at all; it gets ``"{}"`` when its
+block ends, as OpenAI's arguments are always a JSON object.
 
 Errors (:func:`map_error`) are keyed on the HTTP status first, so SDK subclasses added later
 still map; an ``error`` event inside a 200 stream (``status_code == 200`` on the SDK error) is
@@ -284,6 +286,7 @@ class _StreamTranslator:
         "_output",
         "_reasoning",
         "_tool_index",
+        "_tools_without_arguments",
         "created",
         "done",
         "finish_reason",
@@ -302,6 +305,8 @@ class _StreamTranslator:
         self._input = self._output = self._reasoning = self._cache_read = self._cache_write = 0
         #: Content block index -> OpenAI tool-call index (counting tool calls only).
         self._tool_index: dict[int, int] = {}
+        #: Content blocks of tool calls that have streamed no arguments yet.
+        self._tools_without_arguments: set[int] = set()
 
     def _chunk(self, delta: ChoiceDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
         return make_chunk(
@@ -356,6 +361,7 @@ class _StreamTranslator:
                 tool_index = self._tool_index.get(event.index)
                 if tool_index is None or not delta.partial_json:
                     return None
+                self._tools_without_arguments.discard(event.index)
                 self.state.content_chunks += 1
                 function = ChoiceDeltaToolCallFunction(arguments=delta.partial_json)
                 call = ChoiceDeltaToolCall(index=tool_index, function=function)
@@ -366,6 +372,7 @@ class _StreamTranslator:
             if block.type == "tool_use":
                 tool_index = len(self._tool_index)
                 self._tool_index[event.index] = tool_index
+                self._tools_without_arguments.add(event.index)
                 self.state.content_chunks += 1
                 function = ChoiceDeltaToolCallFunction(name=block.name, arguments="")
                 call = ChoiceDeltaToolCall(
@@ -389,7 +396,14 @@ class _StreamTranslator:
             return self._chunk(ChoiceDelta(), self.finish_reason)
         if kind == "message_stop":
             return self.usage_chunk()
-        return None  # content_block_stop, and event types newer than this adapter
+        if kind == "content_block_stop" and event.index in self._tools_without_arguments:
+            # A call without arguments streams none (not even "{}"), but OpenAI's are always
+            # JSON: send "{}" so json.loads and the SDK's own accumulator work.
+            self._tools_without_arguments.discard(event.index)
+            function = ChoiceDeltaToolCallFunction(arguments="{}")
+            call = ChoiceDeltaToolCall(index=self._tool_index[event.index], function=function)
+            return self._chunk(ChoiceDelta(tool_calls=[call]))
+        return None  # event types newer than this adapter
 
     def end(self, provider: str) -> ChatCompletionChunk | None:
         """Called when the events run out: the usage chunk if still owed, or an error."""

@@ -14,6 +14,7 @@ import anthropic
 import httpcore2
 import httpx
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
 from gateway._yaml import MissingEnv
@@ -742,6 +743,26 @@ async def test_stream_tool_calls(adapter: AnthropicAdapter, httpx2_mock: Any, mo
     # 1 text delta + per call: 1 head + its fragments
     fragments = sum(1 for d in deltas for c in d.tool_calls or [] if c.id is None)
     assert stream.content_chunks == 1 + 2 + fragments
+
+
+async def test_stream_tool_call_without_arguments_streams_an_empty_object(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # Anthropic streams no argument fragment for a call with no input (non-streamed: "{}").
+    calls = [wire.ToolUse("get_time", {}, id="toolu_a"), wire.ToolUse("get_date", {}, id="toolu_b")]
+    respond_stream(httpx2_mock, wire.stream_body(text_chunks=[], tool_uses=calls))
+    chunks, _ = await stream_all(adapter, request(), mode)
+
+    state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
+    for chunk in chunks:
+        state.handle_chunk(chunk)
+    message = state.get_final_completion().choices[0].message
+    assert message.tool_calls is not None
+    assert [(c.id, c.function.arguments) for c in message.tool_calls] == [
+        ("toolu_a", "{}"),
+        ("toolu_b", "{}"),
+    ]
+    assert all(json.loads(c.function.arguments) == {} for c in message.tool_calls)
 
 
 async def test_stream_usage_counts_replace_not_add(
