@@ -20,8 +20,10 @@ No I/O and no SDK call: :func:`build_params` returns the keyword arguments, or r
   back to Claude must not turn into a non-retryable invalid request. For the same reason
   only one of the two is sent (current Claude models refuse both): temperature when the
   caller gave both; a ``temperature`` or ``top_p`` in ``extra_body`` replaces both.
-- ``stop`` -> ``stop_sequences``; ``tools`` -> ``{name, description, input_schema, strict}``;
-  ``tool_choice`` auto/none/required/function -> auto/none/any/tool.
+- ``stop`` -> ``stop_sequences``, without whitespace-only ones (``"\\n"``), which Anthropic
+  refuses (400): they are dropped, so the answer may run past a line break.
+- ``tools`` -> ``{name, description, input_schema, strict}``; ``tool_choice``
+  auto/none/required/function -> auto/none/any/tool.
 - ``response_format`` json_schema -> ``output_config.format`` with the schema (``name`` and
   ``strict`` have no equivalent: Anthropic's JSON output is always constrained); json_object
   -> the same with the permissive schema ``{"type": "object"}`` (any JSON object).
@@ -303,7 +305,11 @@ def _build_params(model: str, request: ChatRequest) -> dict[str, Any]:
     if system is not None:
         params["system"] = system
     if request.stop:
-        params["stop_sequences"] = list(request.stop)
+        # Anthropic refuses a stop sequence that is only whitespace (400): such stops are
+        # dropped rather than failing a call that OpenAI or Gemini would serve.
+        stops = [stop for stop in request.stop if not stop.isspace()]
+        if stops:
+            params["stop_sequences"] = stops
     if request.tools:
         params["tools"] = _translate_tools(request.tools)
     if request.tool_choice is not None:

@@ -492,7 +492,7 @@ async def test_stop_max_tokens_sampling_user_and_extra_body(
     )
     await complete(adapter, req, mode)
     body = sent(route)
-    assert body["stop_sequences"] == ["\n\n", "END"]
+    assert body["stop_sequences"] == ["END"]  # "\n\n" is whitespace only: dropped
     assert body["max_tokens"] == 321
     assert body["temperature"] == 0.1  # extra_body's sampling replaces the translated one
     assert "top_p" not in body
@@ -502,6 +502,17 @@ async def test_stop_max_tokens_sampling_user_and_extra_body(
         "format": {"type": "json_schema", "schema": {"type": "object"}},
         "effort": "low",
     }
+
+
+async def test_whitespace_only_stop_sequences_are_dropped(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # Anthropic answers 400 "stop_sequences: each stop sequence must contain non-whitespace".
+    route = respond(httpx2_mock, wire.message())
+    await complete(adapter, request(stop=["\n", "END", " \t", "\nUser:"]), mode)
+    assert sent(route)["stop_sequences"] == ["END", "\nUser:"]
+    await complete(adapter, request(stop=["\n\n"]), mode)
+    assert "stop_sequences" not in sent(route)
 
 
 async def test_temperature_and_top_p_together_send_only_temperature(
