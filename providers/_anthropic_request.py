@@ -24,9 +24,12 @@ No I/O and no SDK call: :func:`build_params` returns the keyword arguments, or r
   refuses (400): they are dropped, so the answer may run past a line break.
 - ``tools`` -> ``{name, description, input_schema, strict}``; ``tool_choice``
   auto/none/required/function -> auto/none/any/tool.
-- ``response_format`` json_schema -> ``output_config.format`` with the schema (``name`` and
-  ``strict`` have no equivalent: Anthropic's JSON output is always constrained); json_object
-  -> the same with the permissive schema ``{"type": "object"}`` (any JSON object).
+- ``response_format`` json_schema -> ``output_config.format`` with the schema as the anthropic
+  SDK's own ``transform_schema`` rewrites it (``additionalProperties: false`` on every object,
+  constraints Claude cannot enforce, such as ``minimum``, moved into the description); ``name``
+  and ``strict`` have no equivalent: Anthropic's JSON output is always constrained.
+  json_object is refused (InvalidRequest, before any call): Claude's structured output needs
+  the object's properties, and an object schema without them allows only ``{}``.
 - ``user`` -> ``metadata.user_id``, the only metadata field Anthropic has; ``metadata`` (free
   key/value pairs in OpenAI) has no equivalent and is dropped.
 - ``extra_body`` is merged into the body last (it wins); a dict given for ``output_config`` or
@@ -41,6 +44,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from anthropic import transform_schema
+
 from gateway.errors import InvalidRequest
 from providers._common import parse_data_url
 from providers.base import ChatRequest
@@ -51,9 +56,6 @@ __all__ = ["DEFAULT_MAX_TOKENS", "build_params"]
 DEFAULT_MAX_TOKENS = 4096
 #: Anthropic accepts temperatures up to 1.0 (OpenAI up to 2.0).
 _MAX_TEMPERATURE = 1.0
-
-#: ``{"type": "object"}``: any JSON object, for OpenAI's schema-less JSON mode.
-_JSON_OBJECT_SCHEMA: Mapping[str, Any] = {"type": "object"}
 
 _TOOL_CHOICES: Mapping[str, dict[str, str]] = {
     "auto": {"type": "auto"},
@@ -257,13 +259,24 @@ def _translate_response_format(response_format: dict[str, Any]) -> dict[str, Any
     if kind == "text":
         return None
     if kind == "json_object":
-        return {"format": {"type": "json_schema", "schema": dict(_JSON_OBJECT_SCHEMA)}}
+        raise _Untranslatable(
+            "response_format json_object has no Anthropic equivalent: Claude's JSON output "
+            "follows a schema that lists the object's properties. Give response_format="
+            "{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}} instead "
+            "(every provider supports it)"
+        )
     if kind == "json_schema":
         spec = response_format.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, dict) else None
         if not isinstance(schema, dict):
             raise _Untranslatable("response_format.json_schema.schema must be a JSON schema object")
-        return {"format": {"type": "json_schema", "schema": schema}}
+        try:
+            native = transform_schema(schema)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise _Untranslatable(
+                f"response_format.json_schema.schema cannot be used by Anthropic: {exc}"
+            ) from None
+        return {"format": {"type": "json_schema", "schema": native}}
     raise _Untranslatable(f"response_format type {kind!r} is not supported")
 
 

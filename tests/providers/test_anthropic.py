@@ -466,12 +466,50 @@ async def test_json_schema_output(adapter: AnthropicAdapter, httpx2_mock: Any, m
     assert sent(route)["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
 
 
-async def test_json_mode(adapter: AnthropicAdapter, httpx2_mock: Any, mode: str) -> None:
-    route = respond(httpx2_mock, wire.message(text="{}"))
-    await complete(adapter, request(response_format={"type": "json_object"}), mode)
-    assert sent(route)["output_config"] == {
-        "format": {"type": "json_schema", "schema": {"type": "object"}}
+async def test_json_schema_goes_through_the_sdks_schema_transform(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # A schema as OpenAI users write it: no additionalProperties, constraints Claude's
+    # structured output does not take (minimum, pattern).
+    schema = {
+        "type": "object",
+        "properties": {
+            "age": {"type": "integer", "minimum": 0},
+            "email": {"type": "string", "format": "email"},
+            "tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$"}},
+            "address": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+        "required": ["age"],
     }
+    original = json.loads(json.dumps(schema))
+    route = respond(httpx2_mock, wire.message(text='{"age": 3}'))
+    response_format = {"type": "json_schema", "json_schema": {"name": "person", "schema": schema}}
+    await complete(adapter, request(response_format=response_format), mode)
+    native = sent(route)["output_config"]["format"]["schema"]
+    assert native == anthropic.transform_schema(original)
+    assert native["additionalProperties"] is False
+    assert native["properties"]["address"]["additionalProperties"] is False
+    assert "minimum" not in native["properties"]["age"]
+    assert "minimum: 0" in native["properties"]["age"]["description"]
+    assert native["properties"]["email"]["format"] == "email"
+    assert schema == original  # the caller's schema is not changed
+
+
+async def test_json_mode_is_refused_before_any_call(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # Claude's structured output needs a schema with the object's properties: {"type":
+    # "object"} is refused by the API (or, made strict, allows only {}).
+    route = respond(httpx2_mock, wire.message(text="{}"))
+    with pytest.raises(InvalidRequest) as info:
+        await complete(adapter, request(response_format={"type": "json_object"}), mode)
+    assert "json_object" in str(info.value) and "json_schema" in str(info.value)
+    assert info.value.provider == "anthropic" and info.value.model == MODEL
+    assert route.call_count == 0
+    bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"minimum": 1}}}
+    with pytest.raises(InvalidRequest, match=r"json_schema\.schema"):
+        await complete(adapter, request(response_format=bad), mode)
+    assert route.call_count == 0
     await complete(adapter, request(response_format={"type": "text"}), mode)
     assert "output_config" not in sent(route)
 
@@ -487,7 +525,7 @@ async def test_stop_max_tokens_sampling_user_and_extra_body(
         top_p=0.9,
         user="user-42",
         metadata={"feature": "search"},
-        response_format={"type": "json_object"},
+        response_format={"type": "json_schema", "json_schema": {"schema": {"type": "object"}}},
         extra_body={"top_k": 5, "output_config": {"effort": "low"}, "temperature": 0.1},
     )
     await complete(adapter, req, mode)
@@ -499,7 +537,10 @@ async def test_stop_max_tokens_sampling_user_and_extra_body(
     assert body["top_k"] == 5
     assert body["metadata"] == {"user_id": "user-42"}  # OpenAI metadata has no equivalent
     assert body["output_config"] == {
-        "format": {"type": "json_schema", "schema": {"type": "object"}},
+        "format": {
+            "type": "json_schema",
+            "schema": {"type": "object", "properties": {}, "additionalProperties": False},
+        },
         "effort": "low",
     }
 
