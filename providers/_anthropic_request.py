@@ -23,7 +23,8 @@ No I/O and no SDK call: :func:`build_params` returns the keyword arguments, or r
 - ``stop`` -> ``stop_sequences``, without whitespace-only ones (``"\\n"``), which Anthropic
   refuses (400): they are dropped, so the answer may run past a line break.
 - ``tools`` -> ``{name, description, input_schema, strict}``; ``tool_choice``
-  auto/none/required/function -> auto/none/any/tool.
+  auto/none/required/function -> auto/none/any/tool (``tool_choice`` without ``tools`` is
+  not sent: there is nothing to choose from, and Anthropic refuses it).
 - ``response_format`` json_schema -> ``output_config.format`` with the schema as the anthropic
   SDK's own ``transform_schema`` rewrites it (``additionalProperties: false`` on every object,
   constraints Claude cannot enforce, such as ``minimum``, moved into the description); ``name``
@@ -325,7 +326,8 @@ def _build_params(model: str, request: ChatRequest) -> dict[str, Any]:
             params["stop_sequences"] = stops
     if request.tools:
         params["tools"] = _translate_tools(request.tools)
-    if request.tool_choice is not None:
+    if request.tool_choice is not None and request.tools:
+        # Without tools there is nothing to choose from (Anthropic refuses the pair).
         params["tool_choice"] = _translate_tool_choice(request.tool_choice)
     if request.response_format:
         output_config = _translate_response_format(request.response_format)

@@ -8,7 +8,9 @@ blocks become ``tool_calls``. Thinking blocks (and server-tool blocks such as we
 results) have no place in the OpenAI shape and are skipped; their tokens still count in
 ``output_tokens`` (thinking tokens also in ``reasoning_tokens``). Stop reasons: end_turn,
 stop_sequence, pause_turn -> stop; max_tokens, model_context_window_exceeded -> length;
-tool_use -> tool_calls; refusal -> content_filter.
+tool_use -> tool_calls; refusal -> content_filter, with ``message.refusal`` (in a stream: the
+``refusal`` of the finishing chunk's delta) set to :data:`REFUSAL_MESSAGE`; any text Claude wrote
+before it stopped stays in ``content``.
 
 Usage: Anthropic's ``input_tokens`` excludes cache reads and writes, so ours is
 ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``.
@@ -74,7 +76,7 @@ from providers.base import (
     TokenUsage,
 )
 
-__all__ = ["DEFAULT_MAX_TOKENS", "AnthropicAdapter", "build_params", "map_error"]
+__all__ = ["DEFAULT_MAX_TOKENS", "REFUSAL_MESSAGE", "AnthropicAdapter", "build_params", "map_error"]
 
 #: Total seconds per request when neither the config nor the call sets one (the SDK's default).
 DEFAULT_TIMEOUT_S = 600.0
@@ -88,6 +90,10 @@ _FINISH_REASONS: Mapping[str, FinishReason] = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+
+
+#: ``message.refusal`` when Claude stops with ``stop_reason: "refusal"``.
+REFUSAL_MESSAGE = "Claude declined to continue this request (stop_reason: refusal)"
 
 
 def _finish_reason(stop_reason: str | None) -> FinishReason:
@@ -250,13 +256,15 @@ def _response(body: Mapping[str, Any], model: str) -> ProviderResponse:
             tool_calls.append(make_tool_call(block["id"], block["name"], block.get("input") or {}))
         # thinking, redacted_thinking and server-tool blocks have no OpenAI equivalent
     usage = _usage_of_body(body.get("usage") or {})
+    stop_reason = body.get("stop_reason")
     data = completion_data(
         response_id=body.get("id") or "",
         model=body.get("model") or model,
         content="".join(texts) if texts else None,
-        finish_reason=_finish_reason(body.get("stop_reason")),
+        finish_reason=_finish_reason(stop_reason),
         usage=usage,
         tool_calls=tool_calls,
+        refusal=REFUSAL_MESSAGE if stop_reason == "refusal" else None,
     )
     return ProviderResponse.from_data(data, usage)
 
@@ -391,9 +399,11 @@ class _StreamTranslator:
             return self._chunk(ChoiceDelta(role="assistant", content=""))
         if kind == "message_delta":
             self._take_usage(event.usage)
-            self.finish_reason = _finish_reason(event.delta.stop_reason)
+            stop_reason = event.delta.stop_reason
+            self.finish_reason = _finish_reason(stop_reason)
             self.state.usage = self.usage()
-            return self._chunk(ChoiceDelta(), self.finish_reason)
+            refusal = REFUSAL_MESSAGE if stop_reason == "refusal" else None
+            return self._chunk(ChoiceDelta(refusal=refusal), self.finish_reason)
         if kind == "message_stop":
             return self.usage_chunk()
         if kind == "content_block_stop" and event.index in self._tools_without_arguments:

@@ -34,7 +34,13 @@ from gateway.errors import (
 )
 from gateway.testing.wire import anthropic as wire
 from providers import load_adapter_class
-from providers.anthropic import DEFAULT_MAX_TOKENS, AnthropicAdapter, build_params, map_error
+from providers.anthropic import (
+    DEFAULT_MAX_TOKENS,
+    REFUSAL_MESSAGE,
+    AnthropicAdapter,
+    build_params,
+    map_error,
+)
 from providers.base import (
     AsyncChunkStream,
     ChatRequest,
@@ -48,6 +54,7 @@ from tests.conftest import CANARY_KEY
 URL = wire.MESSAGES_URL
 MODEL = "claude-sonnet-4-6"
 HELLO = [{"role": "user", "content": "Hello"}]
+TIME_TOOL = {"type": "function", "function": {"name": "get_time"}}
 PNG_DATA = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
 
 
@@ -404,6 +411,17 @@ def test_tool_choice(choice: Any, native: dict[str, str]) -> None:
     assert build_params(MODEL, request(tools=tools, tool_choice=choice))["tool_choice"] == native
 
 
+async def test_tool_choice_without_tools_is_not_sent(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # Anthropic answers 400 to a tool_choice with no tools; OpenAI ignores it.
+    route = respond(httpx2_mock, wire.message())
+    for choice in ("auto", "none", "required", {"type": "function", "function": {"name": "f"}}):
+        await complete(adapter, request(tool_choice=choice), mode)
+        body = sent(route)
+        assert "tool_choice" not in body and "tools" not in body
+
+
 def test_assistant_tool_call_without_text_sends_no_empty_text() -> None:
     messages: list[dict[str, Any]] = [
         *HELLO,
@@ -604,6 +622,33 @@ async def test_finish_reasons(
     assert result.completion.choices[0].finish_reason == finish_reason
 
 
+async def test_refusal_sets_message_refusal(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    respond(httpx2_mock, wire.message(text="I can", stop_reason="refusal"))
+    choice = (await complete(adapter, request(), mode)).completion.choices[0]
+    assert choice.finish_reason == "content_filter"
+    assert choice.message.refusal == REFUSAL_MESSAGE
+    assert choice.message.content == "I can"  # what was written before the refusal stays
+    respond(httpx2_mock, wire.message(text="Hi"))
+    assert (await complete(adapter, request(), mode)).completion.choices[0].message.refusal is None
+
+
+async def test_stream_refusal_sets_the_delta_refusal(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    respond_stream(httpx2_mock, wire.stream_body(text_chunks=["I can"], stop_reason="refusal"))
+    chunks, _ = await stream_all(adapter, request(), mode)
+    state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
+    for chunk in chunks:
+        state.handle_chunk(chunk)
+    # (get_final_completion() raises ContentFilterFinishReasonError here, as for OpenAI)
+    choice = state.current_completion_snapshot.choices[0]
+    assert choice.finish_reason == "content_filter"
+    assert choice.message.refusal == REFUSAL_MESSAGE
+    assert choice.message.content == "I can"
+
+
 async def test_usage_with_cache_and_reasoning(
     adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
 ) -> None:
@@ -708,7 +753,7 @@ async def test_only_tool_calls_gives_null_content(
             "messages[0]: a tool message needs a tool_call_id",
         ),
         (HELLO, {"tools": [{"type": "custom", "custom": {}}]}, "tools[0]"),
-        (HELLO, {"tool_choice": "sometimes"}, "tool_choice"),
+        (HELLO, {"tools": [TIME_TOOL], "tool_choice": "sometimes"}, "tool_choice"),
         (HELLO, {"response_format": {"type": "yaml"}}, "response_format type 'yaml'"),
         (HELLO, {"response_format": {"type": "json_schema", "json_schema": {}}}, "schema"),
     ],
