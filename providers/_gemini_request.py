@@ -7,11 +7,14 @@
 - content parts: ``text``; ``image_url`` with a data URL -> ``inline_data`` (bytes), with an
   ``http(s)://`` or ``gs://`` URL -> ``file_data`` (MIME type guessed from the extension). Any
   other part type is an :class:`~gateway.errors.InvalidRequest` naming the message and part.
-- assistant ``tool_calls`` -> ``functionCall`` parts (arguments parsed to an object). Tool call
-  ids are not sent: Gemini pairs calls and results by order and name. A ``role: "tool"`` result
-  -> a ``functionResponse`` part in a user turn, named after the earlier assistant tool call with
-  that id; its ``response`` must be an object, so anything else (a JSON list, a number, plain
-  text) is wrapped as ``{"result": ...}``.
+- assistant ``tool_calls`` -> ``functionCall`` parts (arguments parsed to an object). A
+  ``role: "tool"`` result -> a ``functionResponse`` part in a user turn, named after the earlier
+  assistant tool call with that id; its ``response`` must be an object, so anything else (a JSON
+  list, a number, plain text) is wrapped as ``{"result": ...}``. Ids: a call that Gemini gave
+  an id (kept in ``extra_content.google.function_call_id`` of the OpenAI tool call) gets it
+  back on both its ``functionCall`` and its ``functionResponse``; other ids (generated for
+  Gemini's calls without one, or another provider's) are not sent, and Gemini pairs those calls
+  and results by order and name.
 - Thought signatures (Gemini 2.5+/3 thinking models attach an opaque ``thoughtSignature`` to
   function calls, and Gemini 3 rejects a replayed call without it): a returned signature rides
   on the OpenAI tool call as ``extra_content.google.thought_signature`` (the field Google's own
@@ -130,14 +133,23 @@ def _user_parts(content: Any, where: str, provider: str) -> list[types.PartDict]
     return parts
 
 
-def _signature_bytes(call: Mapping[str, Any]) -> bytes | None:
-    """The thought signature an earlier Gemini response attached to this tool call."""
+#: What a tool call id of the conversation means to Gemini: the function's name, and the
+#: ``functionCall.id`` Gemini gave the call (None when it gave none).
+_CallNames = dict[str, tuple[str, str | None]]
+
+
+def _google_extra(call: Mapping[str, Any], key: str) -> str | None:
+    """A string an earlier Gemini response put in ``extra_content.google`` of this tool call."""
     extra = call.get("extra_content")
     google = extra.get("google") if isinstance(extra, Mapping) else None
-    signature = google.get("thought_signature") if isinstance(google, Mapping) else None
-    if not isinstance(signature, str) or not signature:
-        return None
-    return _decode_signature(signature)
+    value = google.get(key) if isinstance(google, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _signature_bytes(call: Mapping[str, Any]) -> bytes | None:
+    """The thought signature an earlier Gemini response attached to this tool call."""
+    signature = _google_extra(call, "thought_signature")
+    return None if signature is None else _decode_signature(signature)
 
 
 def _decode_signature(signature: str) -> bytes | None:
@@ -150,7 +162,7 @@ def _decode_signature(signature: str) -> bytes | None:
 
 
 def _assistant_parts(
-    message: Mapping[str, Any], where: str, provider: str, tool_names: dict[str, str]
+    message: Mapping[str, Any], where: str, provider: str, tool_names: _CallNames
 ) -> list[types.PartDict]:
     parts: list[types.PartDict] = []
     content = message.get("content")
@@ -189,21 +201,29 @@ def _assistant_parts(
         signature = _signature_bytes(call)
         if signature is None and k == 0:
             signature = _SKIP_SIGNATURE_BYTES
-        call_part: types.PartDict = {"function_call": {"name": name, "args": args}}
+        # Only an id Gemini itself gave goes back; other ids (generated for Gemini's calls
+        # that had none, or another provider's) stay on our side of the translation.
+        gemini_id = _google_extra(call, "function_call_id")
+        function_call: types.FunctionCallDict = {"name": name, "args": args}
+        if gemini_id is not None:
+            function_call["id"] = gemini_id
+        call_part: types.PartDict = {"function_call": function_call}
         if signature is not None:
             call_part["thought_signature"] = signature
         parts.append(call_part)
         call_id = call.get("id")
         if isinstance(call_id, str):
-            tool_names[call_id] = name
+            tool_names[call_id] = (name, gemini_id)
     return parts
 
 
 def _function_response_part(
-    message: Mapping[str, Any], where: str, provider: str, tool_names: Mapping[str, str]
+    message: Mapping[str, Any], where: str, provider: str, tool_names: _CallNames
 ) -> types.PartDict:
     call_id = message.get("tool_call_id")
-    name = tool_names.get(call_id) if isinstance(call_id, str) else None
+    name, gemini_id = (
+        tool_names.get(call_id, (None, None)) if isinstance(call_id, str) else (None, None)
+    )
     if name is None:
         legacy_name = message.get("name")
         if not isinstance(legacy_name, str) or not legacy_name:
@@ -219,7 +239,10 @@ def _function_response_part(
     except ValueError:
         value = text
     response = value if isinstance(value, dict) else {"result": value}
-    return {"function_response": {"name": name, "response": response}}
+    function_response: types.FunctionResponseDict = {"name": name, "response": response}
+    if gemini_id is not None:
+        function_response["id"] = gemini_id
+    return {"function_response": function_response}
 
 
 def _contents(
@@ -235,7 +258,7 @@ def _contents(
     """
     system: list[str] = []
     turns: list[tuple[str, list[types.PartDict]]] = []
-    tool_names: dict[str, str] = {}
+    tool_names: _CallNames = {}
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, Mapping):

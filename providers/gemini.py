@@ -5,8 +5,9 @@ Request translation (``ChatRequest`` -> ``generateContent``) is in
 
 Response translation:
 
-- Gemini has no tool call ids: calls get ``call_<n>`` (n counts the calls of the response)
-  unless ``functionCall.id`` is present; ``args`` become a JSON string.
+- tool call ids: Gemini's own ``functionCall.id`` when it sends one (also kept in
+  ``extra_content.google.function_call_id``, from where a replayed turn sends it back), else a
+  new random ``call_<hex>``, unique across the conversation; ``args`` become a JSON string.
 - finish reasons: ``STOP`` -> ``stop`` (``tool_calls`` whenever the candidate has function
   calls, since Gemini says STOP for those too); ``MAX_TOKENS``/``CONTINUATION`` -> ``length``;
   ``SAFETY``, ``RECITATION``, ``BLOCKLIST``, ``PROHIBITED_CONTENT``, ``SPII``, the ``IMAGE_*``
@@ -300,16 +301,34 @@ def _finish_reason(reason: Any, *, has_tool_calls: bool, blocked: bool) -> Finis
     return _FINISH_REASONS.get(reason, "stop")
 
 
-def _call_fields(part: types.Part, index: int) -> tuple[str, str, str, dict[str, Any]]:
+def _call_identity(gemini_id: str | None, signature: str | None) -> tuple[str, dict[str, Any]]:
+    """(OpenAI tool call id, extra fields) for a Gemini functionCall.
+
+    Gemini's own id when it sent one (kept in ``extra_content.google.function_call_id`` too,
+    so a replayed turn sends it back), else a new random one: ids must be unique across a
+    conversation (Anthropic refuses repeated ``tool_use`` ids; apps key results on them).
+    """
+    google: dict[str, Any] = {}
+    if signature:
+        google["thought_signature"] = signature
+    if gemini_id:
+        google["function_call_id"] = gemini_id
+        call_id = gemini_id
+    else:
+        call_id = f"call_{uuid.uuid4().hex[:24]}"
+    return call_id, {"extra_content": {"google": google}} if google else {}
+
+
+def _call_fields(part: types.Part) -> tuple[str, str, str, dict[str, Any]]:
     """(id, name, arguments JSON, extra fields) of the OpenAI tool call for a functionCall part."""
     call = part.function_call
     assert call is not None
     arguments = json.dumps(call.args or {}, separators=(",", ":"), ensure_ascii=False)
-    extra: dict[str, Any] = {}
-    if part.thought_signature:
-        signature = base64.b64encode(part.thought_signature).decode("ascii")
-        extra["extra_content"] = {"google": {"thought_signature": signature}}
-    return call.id or f"call_{index}", call.name or "", arguments, extra
+    signature = (
+        base64.b64encode(part.thought_signature).decode("ascii") if part.thought_signature else None
+    )
+    call_id, extra = _call_identity(call.id, signature)
+    return call_id, call.name or "", arguments, extra
 
 
 def _new_response_id() -> str:
@@ -329,15 +348,14 @@ def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
     for part in (content or {}).get("parts") or ():
         call = part.get("functionCall")
         if call is not None:
-            extra: dict[str, Any] = {}
-            if part.get("thoughtSignature"):  # base64 on the wire, as the OpenAI shape wants it
-                extra["extra_content"] = {"google": {"thought_signature": part["thoughtSignature"]}}
+            # The signature is base64 on the wire, as the OpenAI shape wants it.
+            call_id, extra = _call_identity(call.get("id"), part.get("thoughtSignature"))
             arguments = json.dumps(
                 call.get("args") or {}, separators=(",", ":"), ensure_ascii=False
             )
             tool_calls.append(
                 ChatCompletionMessageFunctionToolCall(
-                    id=call.get("id") or f"call_{len(tool_calls)}",
+                    id=call_id,
                     type="function",
                     function=Function(name=call.get("name") or "", arguments=arguments),
                     **extra,
@@ -415,7 +433,7 @@ class _StreamTranslator:
                 if text:
                     chunks.append(self._chunk(ChoiceDelta(content=text)))
                     text = ""
-                call_id, name, arguments, extra = _call_fields(part, self.tool_calls)
+                call_id, name, arguments, extra = _call_fields(part)
                 delta_call = ChoiceDeltaToolCall(
                     index=self.tool_calls,
                     id=call_id,

@@ -274,12 +274,11 @@ async def test_tools_round_trip(httpx2_mock: Any, adapter: GeminiAdapter, mode: 
     assert result.completion.choices[0].finish_reason == "tool_calls"  # Gemini said STOP
     assert message.content is None
     assert message.tool_calls is not None
-    assert [
-        (c.id, c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls
-    ] == [
-        ("call_0", "get_weather", {"city": "Paris"}),
-        ("call_1", "get_weather", {"city": "Lyon"}),
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "Lyon"}),
     ]
+    paris_id, lyon_id = (c.id for c in message.tool_calls)
     assert message.tool_calls[0].model_dump()["extra_content"] == {
         "google": {"thought_signature": "c2lnLTE+/w=="}
     }
@@ -290,8 +289,8 @@ async def test_tools_round_trip(httpx2_mock: Any, adapter: GeminiAdapter, mode: 
         messages=[
             *first.messages,
             message.model_dump(exclude_none=True),
-            {"role": "tool", "tool_call_id": "call_0", "content": '{"temp_c": 21}'},
-            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            {"role": "tool", "tool_call_id": paris_id, "content": '{"temp_c": 21}'},
+            {"role": "tool", "tool_call_id": lyon_id, "content": "sunny"},
         ],
         tools=[WEATHER_TOOL],
     )
@@ -353,17 +352,64 @@ async def test_tool_history_without_signature_gets_the_placeholder(
     ]
 
 
-async def test_gemini_function_call_ids_are_kept(
+async def test_gemini_function_call_ids_are_kept_and_sent_back(
     httpx2_mock: Any, adapter: GeminiAdapter, mode: str
 ) -> None:
-    call = wire.FunctionCall("lookup", {"q": "x"}, id="fc-abc")
-    respond(httpx2_mock, wire.generate_content_response("Looking.", function_calls=[call]))
+    calls = [wire.FunctionCall("lookup", {"q": "x"}, id="fc-abc"), wire.FunctionCall("lookup")]
+    respond(httpx2_mock, wire.generate_content_response("Looking.", function_calls=calls))
 
     result = await complete(adapter, mode, ChatRequest(messages=HELLO, tools=[WEATHER_TOOL]))
 
     message = result.completion.choices[0].message
     assert message.content == "Looking."
-    assert message.tool_calls is not None and message.tool_calls[0].id == "fc-abc"
+    assert message.tool_calls is not None
+    own, generated = message.tool_calls
+    assert own.id == "fc-abc"
+    assert own.model_dump()["extra_content"] == {"google": {"function_call_id": "fc-abc"}}
+    assert generated.id.startswith("call_") and "extra_content" not in generated.model_dump()
+
+    route = respond(httpx2_mock, wire.generate_content_response("Found."))
+    history = [
+        *HELLO,
+        message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": generated.id, "content": "2"},
+        {"role": "tool", "tool_call_id": "fc-abc", "content": "1"},
+    ]
+    await complete(adapter, mode, ChatRequest(messages=history, tools=[WEATHER_TOOL]))
+
+    contents = sent(route)["contents"]
+    # Gemini's own id goes back on the call and its result; a generated one is ours alone.
+    assert [p["functionCall"] for p in contents[1]["parts"][1:]] == [
+        {"id": "fc-abc", "name": "lookup", "args": {"q": "x"}},
+        {"name": "lookup", "args": {}},
+    ]
+    assert [p["functionResponse"] for p in contents[2]["parts"]] == [
+        {"name": "lookup", "response": {"result": 2}},
+        {"id": "fc-abc", "name": "lookup", "response": {"result": 1}},
+    ]
+
+
+async def test_tool_call_ids_are_unique_across_turns(
+    httpx2_mock: Any, adapter: GeminiAdapter, mode: str
+) -> None:
+    # Gemini sends no ids: positional ids (call_0, call_1) repeated every turn, and a history
+    # with repeated ids is refused by Anthropic (fallback) and breaks apps keyed on ids.
+    calls = [wire.FunctionCall("get_weather", {"city": "Paris"}), wire.FunctionCall("lookup")]
+    respond(httpx2_mock, wire.generate_content_response(None, function_calls=calls))
+    ids: list[str] = []
+    for _ in range(3):
+        result = await complete(adapter, mode, ChatRequest(messages=HELLO, tools=[WEATHER_TOOL]))
+        ids += [c.id for c in result.completion.choices[0].message.tool_calls or []]
+    respond_stream(httpx2_mock, wire.stream_response([], function_calls=calls))
+    _, chunks = await stream_all(adapter, mode, ChatRequest(messages=HELLO, tools=[WEATHER_TOOL]))
+    ids += [
+        call.id
+        for c in chunks
+        if c.choices and c.choices[0].delta.tool_calls
+        for call in c.choices[0].delta.tool_calls
+    ]
+    assert len(ids) == 8 and len(set(ids)) == 8
+    assert all(i.startswith("call_") and len(i) > len("call_1") for i in ids)
 
 
 @pytest.mark.parametrize(
@@ -862,14 +908,15 @@ async def test_stream_tool_calls(httpx2_mock: Any, adapter: GeminiAdapter, mode:
     ]
     assert len(deltas) == 2
     first, second = deltas[0][0], deltas[1][0]
-    assert (first.index, first.id, first.type) == (0, "call_0", "function")
+    assert (first.index, first.type) == (0, "function")
+    assert first.id is not None and first.id.startswith("call_")
     assert first.function is not None
     assert (first.function.name, json.loads(first.function.arguments or "")) == (
         "get_weather",
         {"city": "Paris"},
     )
     assert first.model_dump()["extra_content"] == {"google": {"thought_signature": "c2ln"}}
-    assert (second.index, second.id) == (1, "call_1")
+    assert second.index == 1 and second.id is not None and second.id != first.id
     assert chunks[-2].choices[0].finish_reason == "tool_calls"
     assert chunks[-1].choices == []
     assert stream.content_chunks == 3
