@@ -2,7 +2,8 @@
 ``contents`` and ``config``. No I/O.
 
 - ``system`` / ``developer`` messages -> ``config.system_instruction`` (all of them, joined by a
-  blank line, wherever they appear); ``assistant`` -> role ``model``; consecutive turns of the
+  blank line, wherever they appear; the text parts of one message joined by a line break, as
+  are those of a tool result); ``assistant`` -> role ``model``; consecutive turns of the
   same role are merged, since Gemini expects them to alternate.
 - content parts: ``text``; ``image_url`` with a data URL -> ``inline_data`` (bytes), with an
   ``http(s)://`` or ``gs://`` URL -> ``file_data`` (MIME type guessed from the extension). Any
@@ -87,7 +88,7 @@ def _text_of(content: Any, where: str, provider: str) -> str:
                     provider,
                 )
             texts.append(str(part.get("text", "")))
-        return "".join(texts)
+        return "\n".join(texts)  # separate parts: their words must not run together
     raise _invalid(f"{where}.content must be a string or a list of parts", provider)
 
 

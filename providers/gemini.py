@@ -12,8 +12,11 @@ Response translation:
   calls, since Gemini says STOP for those too); ``MAX_TOKENS``/``CONTINUATION`` -> ``length``;
   ``SAFETY``, ``RECITATION``, ``BLOCKLIST``, ``PROHIBITED_CONTENT``, ``SPII``, the ``IMAGE_*``
   filters, ``MODEL_ARMOR`` and a blocked prompt (``promptFeedback.blockReason``) ->
-  ``content_filter``; ``MALFORMED_FUNCTION_CALL`` -> ``stop`` (Gemini returns no call to run,
-  so ``tool_calls`` would be a lie); anything else -> ``stop``.
+  ``content_filter``. A blocked prompt also sets ``message.refusal`` (in a stream: the
+  ``refusal`` of the finishing chunk's delta) to why: "Gemini blocked the prompt: SAFETY
+  (HARM_CATEGORY_...)" with Gemini's ``blockReasonMessage`` when it sends one.
+  ``MALFORMED_FUNCTION_CALL`` -> ``stop`` (Gemini returns no call to run, so ``tool_calls``
+  would be a lie); anything else -> ``stop``.
 - thought-summary parts (``thought: true``) are not part of the answer and are dropped.
 - usage: ``promptTokenCount`` (which includes the cached part) + ``toolUsePromptTokenCount`` ->
   input; ``candidatesTokenCount`` + ``thoughtsTokenCount`` -> output; ``thoughtsTokenCount`` ->
@@ -290,6 +293,28 @@ def _usage(meta: Mapping[str, Any]) -> TokenUsage:
     )
 
 
+def _block_message(feedback: Mapping[str, Any] | None) -> str | None:
+    """``message.refusal`` for a prompt Gemini blocked (``promptFeedback`` as JSON), saying
+    why: the block reason, Gemini's own message if any, and the safety categories it blocked.
+    None when the prompt was not blocked."""
+    reason = feedback.get("blockReason") if feedback else None
+    if reason is None:
+        return None
+    assert feedback is not None
+    why = str(reason)
+    categories = [
+        str(rating.get("category"))
+        for rating in feedback.get("safetyRatings") or ()
+        if isinstance(rating, Mapping) and rating.get("blocked")
+    ]
+    if categories:
+        why += f" ({', '.join(categories)})"
+    message = feedback.get("blockReasonMessage")
+    if message:
+        why += f": {message}"
+    return f"Gemini blocked the prompt: {why}"
+
+
 def _finish_reason(reason: Any, *, has_tool_calls: bool, blocked: bool) -> FinishReason:
     if blocked:
         return "content_filter"
@@ -363,11 +388,11 @@ def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
             )
         elif part.get("text") is not None and not part.get("thought"):
             texts.append(part["text"])
-    feedback = body.get("promptFeedback") or {}
+    blocked = _block_message(body.get("promptFeedback"))
     finish = _finish_reason(
         candidate.get("finishReason") if candidate is not None else None,
         has_tool_calls=bool(tool_calls),
-        blocked=feedback.get("blockReason") is not None,
+        blocked=blocked is not None,
     )
     data = completion_data(
         response_id=body.get("responseId") or _new_response_id(),
@@ -376,6 +401,7 @@ def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
         finish_reason=finish,
         usage=usage,
         tool_calls=tool_calls or None,
+        refusal=blocked,
     )
     return ProviderResponse.from_data(data, usage)
 
@@ -397,7 +423,8 @@ class _StreamTranslator:
         self.created = int(time.time())
         self.tool_calls = 0
         self.finish: Any = None
-        self.blocked = False
+        #: The refusal for a blocked prompt (see _block_message), None while not blocked.
+        self.blocked: str | None = None
         self.usage_meta: types.GenerateContentResponseUsageMetadata | None = None
 
     def _chunk(self, delta: ChoiceDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
@@ -416,8 +443,11 @@ class _StreamTranslator:
         """The content chunks of one event (text, whole tool calls); records finish and usage."""
         if event.usage_metadata is not None:
             self.usage_meta = event.usage_metadata
-        if event.prompt_feedback is not None and event.prompt_feedback.block_reason is not None:
-            self.blocked = True
+        feedback = event.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            self.blocked = _block_message(
+                feedback.model_dump(mode="json", by_alias=True, exclude_none=True)
+            )
         if not event.candidates:
             return []
         candidate = event.candidates[0]
@@ -451,9 +481,9 @@ class _StreamTranslator:
 
     def closing(self) -> ChatCompletionChunk:
         finish = _finish_reason(
-            self.finish, has_tool_calls=self.tool_calls > 0, blocked=self.blocked
+            self.finish, has_tool_calls=self.tool_calls > 0, blocked=self.blocked is not None
         )
-        return self._chunk(ChoiceDelta(), finish)
+        return self._chunk(ChoiceDelta(refusal=self.blocked), finish)
 
     def final_usage(self) -> TokenUsage:
         meta = self.usage_meta

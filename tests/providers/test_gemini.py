@@ -229,6 +229,29 @@ async def test_system_prompt_and_multi_turn(
     ]
 
 
+async def test_text_parts_of_system_and_tool_messages_keep_apart(
+    httpx2_mock: Any, adapter: GeminiAdapter, mode: str
+) -> None:
+    # Joined with "" the last word of one part ran into the first of the next.
+    route = respond(httpx2_mock, wire.generate_content_response("ok"))
+    parts = [{"type": "text", "text": "Be terse."}, {"type": "text", "text": "Answer in French."}]
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": parts},
+        {"role": "user", "content": "Go"},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": parts},
+    ]
+
+    await complete(adapter, mode, ChatRequest(messages=messages))
+
+    body = sent(route)
+    assert body["systemInstruction"]["parts"] == [{"text": "Be terse.\nAnswer in French."}]
+    assert body["contents"][2]["parts"][0]["functionResponse"]["response"] == {
+        "result": "Be terse.\nAnswer in French."
+    }
+
+
 WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
@@ -721,12 +744,24 @@ async def test_finish_reasons(
 async def test_blocked_prompt_is_content_filter(
     httpx2_mock: Any, adapter: GeminiAdapter, mode: str
 ) -> None:
-    respond(httpx2_mock, wire.generate_content_response(prompt_block_reason="SAFETY"))
+    body = wire.generate_content_response(
+        prompt_block_reason="SAFETY", blocked_categories=["HARM_CATEGORY_DANGEROUS_CONTENT"]
+    )
+    respond(httpx2_mock, body)
 
     result = await complete(adapter, mode, ChatRequest(messages=HELLO))
 
+    message = result.completion.choices[0].message
     assert result.completion.choices[0].finish_reason == "content_filter"
-    assert result.completion.choices[0].message.content == ""
+    assert message.content == ""
+    # The reason is surfaced, not just an empty answer.
+    assert message.refusal == (
+        "Gemini blocked the prompt: SAFETY (HARM_CATEGORY_DANGEROUS_CONTENT)"
+    )
+    respond(httpx2_mock, wire.generate_content_response("ok"))
+    assert (await complete(adapter, mode, ChatRequest(messages=HELLO))).completion.choices[
+        0
+    ].message.refusal is None
 
 
 async def test_thought_parts_are_not_content(
@@ -929,6 +964,7 @@ async def test_stream_blocked_prompt(httpx2_mock: Any, adapter: GeminiAdapter, m
     stream, chunks = await stream_all(adapter, mode, ChatRequest(messages=HELLO))
 
     assert chunks[-2].choices[0].finish_reason == "content_filter"
+    assert chunks[-2].choices[0].delta.refusal == "Gemini blocked the prompt: PROHIBITED_CONTENT"
     assert chunks[-1].choices == []
     assert stream.content_chunks == 0
 

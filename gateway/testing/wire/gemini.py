@@ -140,15 +140,23 @@ def generate_content_response(
     model_version: str | None = "gemini-2.5-flash",
     parts: Sequence[Mapping[str, Any]] | None = None,
     prompt_block_reason: str | None = None,
+    blocked_categories: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A ``generateContent`` response body with one candidate.
 
     ``parts`` replaces the text and function-call parts when given. ``prompt_block_reason``
-    (e.g. ``"SAFETY"``) builds a blocked-prompt response: no candidates, ``promptFeedback``.
+    (e.g. ``"SAFETY"``) builds a blocked-prompt response: no candidates, ``promptFeedback``
+    with a blocked ``safetyRatings`` entry per category of ``blocked_categories``.
     """
     body: dict[str, Any] = {}
     if prompt_block_reason is not None:
-        body["promptFeedback"] = {"blockReason": prompt_block_reason}
+        feedback: dict[str, Any] = {"blockReason": prompt_block_reason}
+        if blocked_categories:
+            feedback["safetyRatings"] = [
+                {"category": category, "probability": "HIGH", "blocked": True}
+                for category in blocked_categories
+            ]
+        body["promptFeedback"] = feedback
     else:
         if parts is None:
             built: list[dict[str, Any]] = [text_part(text)] if text is not None else []
