@@ -31,8 +31,16 @@ No I/O and no SDK call: :func:`build_params` returns the keyword arguments, or r
   and ``strict`` have no equivalent: Anthropic's JSON output is always constrained.
   json_object is refused (InvalidRequest, before any call): Claude's structured output needs
   the object's properties, and an object schema without them allows only ``{}``.
-- ``user`` -> ``metadata.user_id``, the only metadata field Anthropic has; ``metadata`` (free
-  key/value pairs in OpenAI) has no equivalent and is dropped.
+- ``user`` (else ``safety_identifier``) -> ``metadata.user_id``, the only metadata field
+  Anthropic has; ``metadata`` (free key/value pairs in OpenAI) has no equivalent and is
+  dropped, like OpenAI's other request labels (``store``, ``prompt_cache_key``, ...).
+- ``parallel_tool_calls=False`` -> ``tool_choice.disable_parallel_tool_use`` (with tools).
+- ``reasoning_effort`` -> ``thinking`` with the budget of :data:`THINKING_BUDGETS` (``none``:
+  no thinking), inside ``max_tokens`` (see :func:`_thinking`); with thinking on, neither
+  ``temperature`` nor ``top_p`` is sent.
+- ``extra_headers`` / ``extra_query`` -> the SDK's own. ``seed``, ``frequency_penalty``,
+  ``presence_penalty``, ``logprobs`` and OpenAI-only arguments (``logit_bias``, ``audio``,
+  ...) have no equivalent: InvalidRequest naming them, before any call.
 - ``extra_body`` is merged into the body last (it wins); a dict given for ``output_config`` or
   ``metadata`` is merged into the translated one instead of replacing it. Anthropic-only
   features go there, e.g. ``{"cache_control": {"type": "ephemeral"}}`` for prompt caching
@@ -48,15 +56,26 @@ from typing import Any
 from anthropic import transform_schema
 
 from gateway.errors import InvalidRequest
-from providers._common import parse_data_url
+from providers._common import parse_data_url, refuse_untranslatable
 from providers.base import ChatRequest
 
-__all__ = ["DEFAULT_MAX_TOKENS", "build_params"]
+__all__ = ["DEFAULT_MAX_TOKENS", "THINKING_BUDGETS", "build_params"]
 
 #: Output budget sent when the caller gives no ``max_tokens`` (Anthropic requires one).
 DEFAULT_MAX_TOKENS = 4096
 #: Anthropic accepts temperatures up to 1.0 (OpenAI up to 2.0).
 _MAX_TEMPERATURE = 1.0
+#: Thinking budget (``budget_tokens``) for each OpenAI ``reasoning_effort`` but ``none``.
+THINKING_BUDGETS: Mapping[str, int] = {
+    "minimal": 1024,
+    "low": 2048,
+    "medium": 8192,
+    "high": 16384,
+    "xhigh": 24576,
+    "max": 32000,
+}
+#: Claude's smallest thinking budget.
+_MIN_THINKING_BUDGET = 1024
 
 _TOOL_CHOICES: Mapping[str, dict[str, str]] = {
     "auto": {"type": "auto"},
@@ -281,13 +300,16 @@ def _translate_response_format(response_format: dict[str, Any]) -> dict[str, Any
     raise _Untranslatable(f"response_format type {kind!r} is not supported")
 
 
-def _sampling(request: ChatRequest, extra_body: Mapping[str, Any]) -> dict[str, Any]:
+def _sampling(
+    request: ChatRequest, extra_body: Mapping[str, Any], *, thinking: bool
+) -> dict[str, Any]:
     """``temperature`` or ``top_p``, never both: current Claude models refuse the pair (400).
 
     When the caller gave both, temperature is sent and top_p dropped. Sampling given natively
-    in ``extra_body`` replaces the translated one, so the pair cannot form there either.
+    in ``extra_body`` replaces the translated one, so the pair cannot form there either. With
+    thinking on, neither is sent: Claude refuses a temperature (and most top_p values) then.
     """
-    if "temperature" in extra_body or "top_p" in extra_body:
+    if thinking or "temperature" in extra_body or "top_p" in extra_body:
         return {}
     if request.temperature is not None:
         return {"temperature": min(request.temperature, _MAX_TEMPERATURE)}
@@ -296,13 +318,66 @@ def _sampling(request: ChatRequest, extra_body: Mapping[str, Any]) -> dict[str, 
     return {}
 
 
+def _continues_tool_use(messages: list[dict[str, Any]]) -> bool:
+    """Whether the last assistant message called tools: the call continues that turn."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            return bool(message.get("tool_calls"))
+    return False
+
+
+def _thinking(
+    request: ChatRequest, extra_body: Mapping[str, Any]
+) -> tuple[dict[str, Any] | None, int]:
+    """(``thinking``, ``max_tokens``) for the request's ``reasoning_effort``.
+
+    The budget is :data:`THINKING_BUDGETS` of the effort. Thinking counts inside Anthropic's
+    ``max_tokens`` as reasoning does inside OpenAI's ``max_completion_tokens``: under a
+    caller's max_tokens the budget is at most half of it (never under Claude's minimum of
+    1,024); without one, max_tokens is the default plus the budget. Thinking is left out when
+    Claude cannot take it: a tool choice that forces a tool, or a call that continues a turn
+    in which Claude called tools (Claude then wants its own thinking blocks back, which the
+    OpenAI shape does not carry).
+    """
+    max_tokens = request.max_tokens
+    effort = request.reasoning_effort
+    forced_tool = request.tools and request.tool_choice not in (None, "auto", "none")
+    if (
+        effort is None
+        or effort == "none"
+        or "thinking" in extra_body
+        or forced_tool
+        or _continues_tool_use(request.messages)
+    ):
+        return None, DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+    budget = THINKING_BUDGETS[effort]
+    if max_tokens is None:
+        return {"type": "enabled", "budget_tokens": budget}, DEFAULT_MAX_TOKENS + budget
+    budget = max(_MIN_THINKING_BUDGET, min(budget, max_tokens // 2))
+    if budget >= max_tokens:
+        raise _Untranslatable(
+            f"reasoning_effort needs max_tokens above {_MIN_THINKING_BUDGET} on Anthropic, "
+            f"got {max_tokens}: Claude thinks in at least {_MIN_THINKING_BUDGET} tokens, "
+            "and they count inside max_tokens"
+        )
+    return {"type": "enabled", "budget_tokens": budget}, max_tokens
+
+
+#: OpenAI arguments Anthropic has no equivalent for (ChatRequest fields).
+_UNTRANSLATABLE = ("seed", "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs")
+
+
 def build_params(
     model: str, request: ChatRequest, *, provider: str = "anthropic"
 ) -> dict[str, Any]:
     """Keyword arguments of ``messages.create`` for a request (no I/O, no ``stream``).
 
-    Raises InvalidRequest, naming the message / part, for what Anthropic cannot express.
+    Raises InvalidRequest, naming the message / part / argument, for what Anthropic cannot
+    express.
     """
+    refuse_untranslatable(
+        request, _UNTRANSLATABLE, target="Anthropic", provider=provider, model=model
+    )
     try:
         return _build_params(model, request)
     except _Untranslatable as exc:
@@ -311,11 +386,11 @@ def build_params(
 
 def _build_params(model: str, request: ChatRequest) -> dict[str, Any]:
     system, turns = _translate_messages(request.messages)
-    params: dict[str, Any] = {
-        "model": model,
-        "max_tokens": request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS,
-        "messages": turns,
-    }
+    extra_body = request.extra_body or {}
+    thinking, max_tokens = _thinking(request, extra_body)
+    params: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": turns}
+    if thinking is not None:
+        params["thinking"] = thinking
     if system is not None:
         params["system"] = system
     if request.stop:
@@ -326,17 +401,26 @@ def _build_params(model: str, request: ChatRequest) -> dict[str, Any]:
             params["stop_sequences"] = stops
     if request.tools:
         params["tools"] = _translate_tools(request.tools)
-    if request.tool_choice is not None and request.tools:
-        # Without tools there is nothing to choose from (Anthropic refuses the pair).
-        params["tool_choice"] = _translate_tool_choice(request.tool_choice)
+        # Without tools there is nothing to choose from (Anthropic refuses a tool_choice).
+        choice: dict[str, Any] | None = (
+            _translate_tool_choice(request.tool_choice) if request.tool_choice is not None else None
+        )
+        if request.parallel_tool_calls is False and (choice is None or choice["type"] != "none"):
+            choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
+        if choice is not None:
+            params["tool_choice"] = choice
     if request.response_format:
         output_config = _translate_response_format(request.response_format)
         if output_config is not None:
             params["output_config"] = output_config
-    if request.user:
-        params["metadata"] = {"user_id": request.user}
-    extra_body = request.extra_body or {}
-    extra = _sampling(request, extra_body)
+    user = request.user or (request.openai_only or {}).get("safety_identifier")
+    if user:
+        params["metadata"] = {"user_id": user}
+    if request.extra_headers:
+        params["extra_headers"] = request.extra_headers
+    if request.extra_query:
+        params["extra_query"] = request.extra_query
+    extra = _sampling(request, extra_body, thinking=thinking is not None)
     for key, value in extra_body.items():
         current = params.get(key)
         if isinstance(current, dict) and isinstance(value, Mapping):

@@ -25,7 +25,7 @@ from openai.types.completion_usage import (
 )
 
 from gateway.errors import InvalidRequest, ProviderUnavailable
-from providers.base import TokenUsage
+from providers.base import OPENAI_LABELS, ChatRequest, TokenUsage
 
 __all__ = [
     "FinishReason",
@@ -36,6 +36,7 @@ __all__ = [
     "make_completion",
     "make_tool_call",
     "parse_data_url",
+    "refuse_untranslatable",
     "retry_after_seconds",
     "usage_chunk",
 ]
@@ -243,3 +244,27 @@ def guess_image_mime(url: str) -> str:
         if path.endswith(ext):
             return mime
     return "image/jpeg"
+
+
+def refuse_untranslatable(
+    request: ChatRequest, arguments: tuple[str, ...], *, target: str, provider: str, model: str
+) -> None:
+    """Raise InvalidRequest, before any call, when the request carries an OpenAI argument the
+    provider has no equivalent for: one of ``arguments`` (ChatRequest fields) that is set, or
+    any ``openai_only`` argument that is not a mere label (:data:`OPENAI_LABELS`)."""
+    names = []
+    for name in arguments:
+        value = getattr(request, name)
+        if value is not None and value is not False:
+            names.append(name)
+    names += [name for name in request.openai_only or () if name not in OPENAI_LABELS]
+    if not names:
+        return
+    listed = ", ".join(names)
+    verb, them = ("has", "it") if len(names) == 1 else ("have", "them")
+    raise InvalidRequest(
+        f"{listed} {verb} no equivalent on {target}: leave {them} out for this target, or "
+        "route the call to a target that takes them (OpenAI takes every OpenAI argument)",
+        provider=provider,
+        model=model,
+    )

@@ -34,6 +34,7 @@ from gateway.errors import (
 )
 from gateway.testing.wire import anthropic as wire
 from providers import load_adapter_class
+from providers._anthropic_request import THINKING_BUDGETS
 from providers.anthropic import (
     DEFAULT_MAX_TOKENS,
     REFUSAL_MESSAGE,
@@ -599,6 +600,121 @@ async def test_openai_range_temperature_is_clamped_to_anthropics(
     assert sent(route)["temperature"] == 1.0
     await complete(adapter, request(temperature=0.4), mode)
     assert sent(route)["temperature"] == 0.4
+
+
+async def test_openai_arguments_without_an_equivalent_are_refused_before_any_call(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # No route is mocked: a request that reached HTTP would fail the test with another error.
+    req = request(
+        seed=7, logprobs=True, top_logprobs=2, presence_penalty=0.5, openai_only={"logit_bias": {}}
+    )
+    with pytest.raises(InvalidRequest) as info:
+        await complete(adapter, req, mode)
+    message = str(info.value)
+    assert message.startswith(f"anthropic/{MODEL}: ")
+    assert "seed, presence_penalty, logprobs, top_logprobs, logit_bias have no equivalent" in (
+        message
+    )
+    assert "on Anthropic" in message
+    with pytest.raises(InvalidRequest, match=r"^anthropic/.*: frequency_penalty has no equival"):
+        await complete(adapter, request(frequency_penalty=-1.0), mode)
+
+
+async def test_openai_request_labels_are_dropped_or_mapped(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    route = respond(httpx2_mock, wire.message())
+    labels = {"store": True, "prompt_cache_key": "k", "safety_identifier": "hashed-user"}
+    await complete(adapter, request(openai_only=labels), mode)
+    body = sent(route)
+    assert body["metadata"] == {"user_id": "hashed-user"}
+    assert not {"store", "prompt_cache_key", "safety_identifier"} & body.keys()
+    await complete(adapter, request(user="u-1", openai_only=labels), mode)
+    assert sent(route)["metadata"] == {"user_id": "u-1"}
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "native"),
+    [
+        (None, {"type": "auto", "disable_parallel_tool_use": True}),
+        ("auto", {"type": "auto", "disable_parallel_tool_use": True}),
+        ("required", {"type": "any", "disable_parallel_tool_use": True}),
+        (
+            {"type": "function", "function": {"name": "get_time"}},
+            {"type": "tool", "name": "get_time", "disable_parallel_tool_use": True},
+        ),
+        ("none", {"type": "none"}),
+    ],
+)
+async def test_parallel_tool_calls_false_disables_parallel_tool_use(
+    adapter: AnthropicAdapter, httpx2_mock: Any, tool_choice: Any, native: dict[str, Any]
+) -> None:
+    route = respond(httpx2_mock, wire.message())
+    req = request(tools=[TIME_TOOL], tool_choice=tool_choice, parallel_tool_calls=False)
+    adapter.complete(MODEL, req)
+    assert sent(route)["tool_choice"] == native
+    adapter.complete(MODEL, request(parallel_tool_calls=False))  # no tools: nothing to disable
+    assert "tool_choice" not in sent(route)
+
+
+async def test_reasoning_effort_becomes_a_thinking_budget(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    route = respond(httpx2_mock, wire.message(thinking="hmm"))
+    await complete(adapter, request(reasoning_effort="medium", temperature=0.5, top_p=0.9), mode)
+    body = sent(route)
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": THINKING_BUDGETS["medium"]}
+    # Without the caller's max_tokens, the answer keeps its default room beside the budget.
+    assert body["max_tokens"] == DEFAULT_MAX_TOKENS + THINKING_BUDGETS["medium"]
+    assert "temperature" not in body and "top_p" not in body  # Claude refuses them when thinking
+    # Thinking counts inside max_tokens (OpenAI's max_completion_tokens counts reasoning too).
+    await complete(adapter, request(reasoning_effort="high", max_tokens=6000), mode)
+    assert (sent(route)["thinking"]["budget_tokens"], sent(route)["max_tokens"]) == (3000, 6000)
+    await complete(adapter, request(reasoning_effort="minimal", max_tokens=1500), mode)
+    assert sent(route)["thinking"]["budget_tokens"] == 1024
+    await complete(adapter, request(reasoning_effort="none", temperature=0.5), mode)
+    assert "thinking" not in sent(route) and sent(route)["temperature"] == 0.5
+    with pytest.raises(InvalidRequest, match="reasoning_effort needs max_tokens above 1024"):
+        await complete(adapter, request(reasoning_effort="low", max_tokens=1024), mode)
+    assert route.call_count == 4
+
+
+async def test_reasoning_effort_leaves_thinking_out_where_claude_cannot_take_it(
+    adapter: AnthropicAdapter, httpx2_mock: Any
+) -> None:
+    route = respond(httpx2_mock, wire.message())
+    # A forced tool choice: Claude refuses it with thinking.
+    adapter.complete(
+        MODEL, request(tools=[TIME_TOOL], tool_choice="required", reasoning_effort="high")
+    )
+    assert "thinking" not in sent(route) and sent(route)["max_tokens"] == DEFAULT_MAX_TOKENS
+    # A tool-use turn continued: Claude would want its thinking blocks back.
+    call = {"id": "t1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    history: list[dict[str, Any]] = [
+        *HELLO,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "t1", "content": "noon"},
+    ]
+    adapter.complete(MODEL, request(history, tools=[TIME_TOOL], reasoning_effort="high"))
+    assert "thinking" not in sent(route)
+    # A new user turn after a plain answer: thinking is on.
+    history = [*HELLO, {"role": "assistant", "content": "Hi"}, {"role": "user", "content": "?"}]
+    adapter.complete(MODEL, request(history, tools=[TIME_TOOL], reasoning_effort="high"))
+    assert sent(route)["thinking"]["type"] == "enabled"
+
+
+async def test_extra_headers_and_query_reach_the_request(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    route = httpx2_mock.post(url__startswith=URL).mock(
+        return_value=httpx.Response(200, json=wire.message())
+    )
+    req = request(extra_headers={"x-trace": "t-1"}, extra_query={"beta": "true"})
+    await complete(adapter, req, mode)
+    sent_request = route.calls.last.request
+    assert sent_request.headers["x-trace"] == "t-1"
+    assert sent_request.url.params["beta"] == "true"
 
 
 @pytest.mark.parametrize(
