@@ -30,7 +30,15 @@
 - ``stop`` -> ``stop_sequences``, ``max_tokens`` -> ``max_output_tokens`` (thinking counts
   against it, as it does in OpenAI's ``max_completion_tokens``), ``temperature``, ``top_p``.
 - ``user`` and ``metadata`` are dropped: the Gemini Developer API has no per-request end-user
-  id, and ``labels`` exist only on Vertex AI.
+  id, and ``labels`` exist only on Vertex AI; so are OpenAI's other request labels (``store``,
+  ``prompt_cache_key``, ``safety_identifier``, ...).
+- ``seed``, ``frequency_penalty``, ``presence_penalty`` -> the same fields of the generation
+  config; ``logprobs`` -> ``responseLogprobs``, ``top_logprobs`` -> ``logprobs`` (the answer's
+  ``logprobsResult`` comes back as OpenAI's ``choices[0].logprobs``); ``reasoning_effort`` ->
+  ``thinkingConfig.thinkingBudget`` (:data:`THINKING_BUDGETS`); ``extra_headers`` -> the
+  request's headers. ``parallel_tool_calls=False`` (with tools), ``extra_query`` and the
+  OpenAI-only arguments (``logit_bias``, ``audio``, ...) have no equivalent: InvalidRequest
+  naming them, before any call.
 - ``extra_body`` is merged (recursively, in wire names, e.g. ``generationConfig.topK``) into
   the request body via ``HttpOptions(extra_body=...)``.
 - The SDK's automatic continuation (re-sending a request that ended with ``CONTINUATION``) is
@@ -51,15 +59,27 @@ import pydantic
 from google.genai import types
 
 from gateway.errors import InvalidRequest
-from providers._common import guess_image_mime, parse_data_url
+from providers._common import guess_image_mime, parse_data_url, refuse_untranslatable
 from providers.base import ChatRequest
 
-__all__ = ["SKIP_SIGNATURE", "build_request"]
+__all__ = ["SKIP_SIGNATURE", "THINKING_BUDGETS", "build_request"]
 
 #: Google's documented stand-in for a thought signature the caller no longer has.
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 # The SDK writes bytes URL-safe base64 encoded, so these bytes reach the wire as the placeholder.
 _SKIP_SIGNATURE_BYTES = base64.urlsafe_b64decode(SKIP_SIGNATURE)
+
+#: ``thinkingConfig.thinkingBudget`` for each OpenAI ``reasoning_effort``; 0 turns thinking
+#: off (models that always think, such as 2.5 Pro, refuse it), 24,576 is Flash's largest.
+THINKING_BUDGETS: dict[str, int] = {
+    "none": 0,
+    "minimal": 512,
+    "low": 1024,
+    "medium": 8192,
+    "high": 24576,
+    "xhigh": 24576,
+    "max": 24576,
+}
 
 _TOOL_CHOICE_MODES = {
     "auto": types.FunctionCallingConfigMode.AUTO,
@@ -374,8 +394,44 @@ def _plain_config(
     )
 
 
+#: OpenAI arguments Gemini has no equivalent for (ChatRequest fields); parallel_tool_calls
+#: only matters with tools.
+_UNTRANSLATABLE = ("extra_query",)
+_UNTRANSLATABLE_WITH_TOOLS = ("extra_query", "parallel_tool_calls")
+
+
+def _generation_extras(request: ChatRequest, provider: str, model: str | None) -> dict[str, Any]:
+    """``GenerateContentConfig`` fields for the less common OpenAI arguments (none usually).
+
+    Raises InvalidRequest, before any call, for an argument Gemini has no equivalent for.
+    """
+    refuse_untranslatable(
+        request,
+        _UNTRANSLATABLE_WITH_TOOLS if request.tools else _UNTRANSLATABLE,
+        target="Gemini",
+        provider=provider,
+        model=model,
+    )
+    extras: dict[str, Any] = {}
+    if request.seed is not None:
+        extras["seed"] = request.seed
+    if request.frequency_penalty is not None:
+        extras["frequency_penalty"] = request.frequency_penalty
+    if request.presence_penalty is not None:
+        extras["presence_penalty"] = request.presence_penalty
+    if request.logprobs:
+        extras["response_logprobs"] = True
+        if request.top_logprobs is not None:
+            extras["logprobs"] = request.top_logprobs
+    if request.reasoning_effort is not None:
+        extras["thinking_config"] = types.ThinkingConfig(
+            thinking_budget=THINKING_BUDGETS[request.reasoning_effort]
+        )
+    return extras
+
+
 def build_request(
-    request: ChatRequest, *, provider: str, raw_body: bool = False
+    request: ChatRequest, *, provider: str, model: str | None = None, raw_body: bool = False
 ) -> tuple[list[types.ContentDict] | types.ContentDict, types.GenerateContentConfig]:
     """The ``contents`` and ``config`` of ``generate_content`` for an OpenAI-shaped request.
 
@@ -396,14 +452,22 @@ def build_request(
         if request.tool_choice is not None:
             tool_config = _tool_config(request.tool_choice, provider)
     http_options = None
-    if request.timeout is not None or request.extra_body:
+    if request.timeout is not None or request.extra_body or request.extra_headers:
         http_options = types.HttpOptions(
             timeout=_millis(request.timeout) if request.timeout is not None else None,
             extra_body=dict(request.extra_body) if request.extra_body else None,
+            headers=request.extra_headers,
         )
     stop = tuple(request.stop) if request.stop else None
+    extras = _generation_extras(request, provider, model)
     try:
-        if tools is None and mime_type is None and json_schema is None and http_options is None:
+        if (
+            tools is None
+            and mime_type is None
+            and json_schema is None
+            and http_options is None
+            and not extras
+        ):
             config = _plain_config(
                 system, request.max_tokens, request.temperature, request.top_p, stop, raw_body
             )
@@ -426,6 +490,7 @@ def build_request(
                 automatic_continuation=False,
                 http_options=http_options,
                 should_return_http_response=raw_body or None,
+                **extras,
             )
     except pydantic.ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]

@@ -18,6 +18,8 @@ Response translation:
   ``MALFORMED_FUNCTION_CALL`` -> ``stop`` (Gemini returns no call to run, so ``tool_calls``
   would be a lie); anything else -> ``stop``.
 - thought-summary parts (``thought: true``) are not part of the answer and are dropped.
+- ``logprobsResult`` (asked for with ``logprobs``) -> ``choices[0].logprobs`` in OpenAI's shape;
+  in a stream, on the text chunk of the event that carried it.
 - usage: ``promptTokenCount`` (which includes the cached part) + ``toolUsePromptTokenCount`` ->
   input; ``candidatesTokenCount`` + ``thoughtsTokenCount`` -> output; ``thoughtsTokenCount`` ->
   reasoning; ``cachedContentTokenCount`` -> cached input. A stream's usage is a running total;
@@ -57,6 +59,7 @@ from openai.types.chat.chat_completion_chunk import (
     ChoiceDelta,
     ChoiceDeltaToolCall,
     ChoiceDeltaToolCallFunction,
+    ChoiceLogprobs,
 )
 from openai.types.chat.chat_completion_message_function_tool_call import (
     ChatCompletionMessageFunctionToolCall,
@@ -360,6 +363,28 @@ def _new_response_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
+def _logprobs(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A candidate's ``logprobsResult`` (its JSON) as OpenAI's ``choice.logprobs``: per token,
+    its log probability and the top alternatives at that step (``top_logprobs``)."""
+    if not result:
+        return None
+    steps = result.get("topCandidates") or ()
+    content = []
+    for i, chosen in enumerate(result.get("chosenCandidates") or ()):
+        top = steps[i].get("candidates") or () if i < len(steps) else ()
+        content.append({**_token_logprob(chosen), "top_logprobs": [_token_logprob(t) for t in top]})
+    return {"content": content, "refusal": None}
+
+
+def _token_logprob(candidate: Mapping[str, Any]) -> dict[str, Any]:
+    token = candidate.get("token") or ""
+    return {
+        "token": token,
+        "logprob": candidate.get("logProbability") or 0.0,
+        "bytes": list(token.encode()),
+    }
+
+
 def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
     """A ``ProviderResponse`` (OpenAI ChatCompletion + usage) for a Gemini response, read from
     its JSON body (``should_return_http_response``): building the SDK's
@@ -402,6 +427,7 @@ def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
         usage=usage,
         tool_calls=tool_calls or None,
         refusal=blocked,
+        logprobs=_logprobs(candidate.get("logprobsResult")) if candidate is not None else None,
     )
     return ProviderResponse.from_data(data, usage)
 
@@ -476,7 +502,13 @@ class _StreamTranslator:
             elif part.text and not part.thought:
                 text += part.text
         if text:
-            chunks.append(self._chunk(ChoiceDelta(content=text)))
+            chunk = self._chunk(ChoiceDelta(content=text))
+            if candidate.logprobs_result is not None:
+                result = candidate.logprobs_result.model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                )
+                chunk.choices[0].logprobs = ChoiceLogprobs.model_validate(_logprobs(result))
+            chunks.append(chunk)
         return chunks
 
     def closing(self) -> ChatCompletionChunk:
@@ -599,7 +631,7 @@ class GeminiAdapter:
     # -- calls ----------------------------------------------------------------------------------
 
     def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
-        contents, config = build_request(request, provider=self.name, raw_body=True)
+        contents, config = build_request(request, provider=self.name, model=model, raw_body=True)
         client = self._sync_client()
         with _mapped_errors(self.name, model):
             response = client.models.generate_content(
@@ -610,7 +642,7 @@ class GeminiAdapter:
         return to_response(_body_of(response, self.name, model), model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
-        contents, config = build_request(request, provider=self.name, raw_body=True)
+        contents, config = build_request(request, provider=self.name, model=model, raw_body=True)
         client = self._async_client()
         with _mapped_errors(self.name, model):
             response = await client.aio.models.generate_content(
@@ -619,7 +651,7 @@ class GeminiAdapter:
         return to_response(_body_of(response, self.name, model), model)
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
-        contents, config = build_request(request, provider=self.name)
+        contents, config = build_request(request, provider=self.name, model=model)
         client = self._sync_client()
         http_responses: list[Any] = []
         token = _OPENING_STREAM.set(http_responses)
@@ -674,7 +706,7 @@ class GeminiAdapter:
         return stream
 
     async def astream(self, model: str, request: ChatRequest) -> AsyncChunkStream:
-        contents, config = build_request(request, provider=self.name)
+        contents, config = build_request(request, provider=self.name, model=model)
         client = self._async_client()
         http_responses: list[Any] = []
         token = _OPENING_STREAM.set(http_responses)

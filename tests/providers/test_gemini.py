@@ -37,6 +37,7 @@ from gateway.errors import (
 )
 from gateway.testing.wire import gemini as wire
 from providers import load_adapter_class
+from providers._gemini_request import THINKING_BUDGETS
 from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderAdapter, TokenUsage
 from providers.gemini import SKIP_SIGNATURE, GeminiAdapter, build_request, map_error
 from tests.conftest import CANARY_KEY
@@ -739,6 +740,89 @@ async def test_finish_reasons(
     result = adapter.complete(MODEL, ChatRequest(messages=HELLO))
 
     assert result.completion.choices[0].finish_reason == openai_reason
+
+
+async def test_openai_sampling_reasoning_and_logprobs_map_to_the_generation_config(
+    httpx2_mock: Any, adapter: GeminiAdapter, mode: str
+) -> None:
+    route = respond(httpx2_mock, wire.generate_content_response("ok"))
+    request = ChatRequest(
+        messages=HELLO,
+        seed=7,
+        frequency_penalty=0.5,
+        presence_penalty=-0.5,
+        logprobs=True,
+        top_logprobs=3,
+        reasoning_effort="low",
+        extra_headers={"x-trace": "t-1"},
+        openai_only={"store": True, "prompt_cache_key": "k", "safety_identifier": "u"},
+    )
+
+    await complete(adapter, mode, request)
+
+    body = sent(route)
+    assert body["generationConfig"] == {
+        "seed": 7,
+        "frequencyPenalty": 0.5,
+        "presencePenalty": -0.5,
+        "responseLogprobs": True,
+        "logprobs": 3,
+        # google-genai writes thinkingConfig's field in its proto name, which the API accepts.
+        "thinkingConfig": {"thinking_budget": THINKING_BUDGETS["low"]},
+    }
+    assert set(body) == {"contents", "generationConfig"}  # OpenAI's labels are dropped
+    assert route.calls.last.request.headers["x-trace"] == "t-1"
+    await complete(adapter, mode, ChatRequest(messages=HELLO, reasoning_effort="none"))
+    assert sent(route)["generationConfig"] == {"thinkingConfig": {"thinking_budget": 0}}
+
+
+async def test_openai_arguments_without_an_equivalent_are_refused_before_any_call(
+    adapter: GeminiAdapter, mode: str
+) -> None:
+    # No route is mocked: a request that reached HTTP would fail the test with another error.
+    request = ChatRequest(
+        messages=HELLO,
+        tools=[WEATHER_TOOL],
+        parallel_tool_calls=False,
+        extra_query={"a": "1"},
+        openai_only={"logit_bias": {"1": 5}, "store": True},
+    )
+    error = await raised(complete(adapter, mode, request))
+    assert isinstance(error, InvalidRequest)
+    assert str(error).startswith(f"gemini/{MODEL}: extra_query, parallel_tool_calls, logit_bias ")
+    assert "have no equivalent on Gemini" in str(error)
+
+
+async def test_logprobs_come_back_in_openais_shape(
+    httpx2_mock: Any, adapter: GeminiAdapter, mode: str
+) -> None:
+    result = wire.logprobs_result(
+        [("Hi", -0.25), ("!", -1.5)], top=[[("Hi", -0.25), ("Hello", -1.75)], [("!", -1.5)]]
+    )
+    respond(httpx2_mock, wire.generate_content_response("Hi!", logprobs=result))
+    request = ChatRequest(messages=HELLO, logprobs=True, top_logprobs=2)
+
+    choice = (await complete(adapter, mode, request)).completion.choices[0]
+
+    assert choice.logprobs is not None and choice.logprobs.content is not None
+    first, second = choice.logprobs.content
+    assert (first.token, first.logprob, first.bytes) == ("Hi", -0.25, [72, 105])
+    assert [(t.token, t.logprob) for t in first.top_logprobs] == [("Hi", -0.25), ("Hello", -1.75)]
+    assert (second.token, second.logprob) == ("!", -1.5)
+
+    events = [
+        wire.generate_content_response("Hi", logprobs=wire.logprobs_result([("Hi", -0.25)])),
+        wire.generate_content_response("!", logprobs=wire.logprobs_result([("!", -1.5)])),
+    ]
+    respond_stream(httpx2_mock, wire.sse_body(events))
+    _, chunks = await stream_all(adapter, mode, ChatRequest(messages=HELLO, logprobs=True))
+    tokens = [
+        (t.token, t.logprob)
+        for c in chunks
+        if c.choices and c.choices[0].logprobs and c.choices[0].logprobs.content
+        for t in c.choices[0].logprobs.content
+    ]
+    assert tokens == [("Hi", -0.25), ("!", -1.5)]
 
 
 async def test_blocked_prompt_is_content_filter(
