@@ -16,6 +16,7 @@ from gateway.errors import (
     AllProvidersFailed,
     AuthenticationFailed,
     ConfigError,
+    ContextTooLong,
     InvalidRequest,
     ProviderOverloaded,
     RateLimited,
@@ -114,6 +115,47 @@ def test_all_targets_failing_raises_all_providers_failed(gw: Gateway) -> None:
     assert lines[0] == "route 'smart' failed after 2 attempt(s):"
     assert lines[1].startswith("  fake/alpha: ProviderUnavailable (HTTP 500)")
     assert lines[2].startswith("  backup/beta: ProviderOverloaded")
+
+
+def test_context_too_long_on_a_one_target_route_is_catchable_as_itself(gw: Gateway) -> None:
+    # It arrived wrapped in AllProvidersFailed, so `except ContextTooLong` missed it.
+    fake(gw).script.context_too_long()
+    with pytest.raises(ContextTooLong) as info:
+        gw.chat.completions.create(model="fake/alpha", messages=HELLO)
+    error = info.value
+    assert isinstance(error, AllProvidersFailed)  # what it used to be still catches it
+    assert [(a.target, a.outcome) for a in error.attempts] == [("fake/alpha", "error")]
+    assert error.route == "fake/alpha" and error.reason is None
+    assert error.errors == [error.attempts[0].error]
+    assert (error.provider, error.model, error.status_code) == ("fake", "alpha", 400)
+    assert str(error) == "fake/alpha (HTTP 400): prompt is too long"
+    assert repr(error).startswith("ContextTooLong(")
+    assert not error.retryable and error.kind == "context_length"
+
+
+def test_every_target_failing_with_the_same_non_retryable_error_raises_it(gw: Gateway) -> None:
+    fake(gw).script.context_too_long()
+    fake(gw, "backup").script.context_too_long()
+    with pytest.raises(ContextTooLong) as info:
+        gw.chat.completions.create(model="smart", messages=HELLO)
+    error = info.value
+    assert isinstance(error, AllProvidersFailed) and error.route == "smart"
+    assert [a.target for a in error.attempts] == ["fake/alpha", "backup/beta"]
+    lines = str(error).splitlines()
+    assert lines[0] == "backup/beta (HTTP 400): prompt is too long"
+    assert lines[1] == "(every target of route 'smart' failed the same way:"
+
+
+def test_mixed_or_retryable_failures_stay_all_providers_failed(gw: Gateway) -> None:
+    fake(gw).script.context_too_long()
+    fake(gw, "backup").script.fail(503)
+    with pytest.raises(AllProvidersFailed) as info:
+        gw.chat.completions.create(model="smart", messages=HELLO)
+    assert type(info.value) is AllProvidersFailed
+    fake(gw).script.fail(503)
+    with pytest.raises(AllProvidersFailed) as info:
+        gw.chat.completions.create(model="fake/alpha", messages=HELLO)
+    assert type(info.value) is AllProvidersFailed  # retryable: a retry or later call may work
 
 
 def test_authentication_error_is_raised_at_once_without_fallback(gw: Gateway) -> None:
