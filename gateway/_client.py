@@ -236,6 +236,31 @@ class CreateArgs(TypedDict, total=False):
     metadata: dict[str, str] | None
     timeout: float | None
     extra_body: dict[str, Any] | None
+    extra_headers: dict[str, str] | None
+    extra_query: dict[str, Any] | None
+    seed: int | None
+    frequency_penalty: float | None
+    presence_penalty: float | None
+    logprobs: bool | None
+    top_logprobs: int | None
+    parallel_tool_calls: bool | None
+    reasoning_effort: str | None
+    # Sent to OpenAI only (see the README's translation table).
+    audio: Any
+    function_call: Any
+    functions: Any
+    logit_bias: dict[str, int] | None
+    modalities: list[str] | None
+    moderation: Any
+    prediction: Any
+    prompt_cache_key: str | None
+    prompt_cache_options: Any
+    prompt_cache_retention: str | None
+    safety_identifier: str | None
+    service_tier: str | None
+    store: bool | None
+    verbosity: str | None
+    web_search_options: Any
     #: Which credit account pays (default: the default account).
     account: str | None
     #: Labels for usage reports, e.g. ``{"feature": "search"}``.

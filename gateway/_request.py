@@ -87,29 +87,103 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
     return [m if isinstance(m, dict) else dict(m) for m in checked]
 
 
-def build_request(
-    *,
-    messages: Any,
-    max_tokens: Any = None,
-    max_completion_tokens: Any = None,
-    temperature: Any = None,
-    top_p: Any = None,
-    stop: Any = None,
-    tools: Any = None,
-    tool_choice: Any = None,
-    response_format: Any = None,
-    stream: Any = False,
-    stream_options: Any = None,
-    n: Any = None,
-    user: Any = None,
-    metadata: Any = None,
-    timeout: Any = None,
-    extra_body: Any = None,
-) -> ChatRequest:
-    """Validate OpenAI-style arguments; see ``Completions.create`` for their meaning."""
+#: Arguments of ``chat.completions.create`` that only OpenAI understands: sent to OpenAI as
+#: given, dropped or refused by the other providers (see ``providers.base.OPENAI_LABELS``).
+_OPENAI_ONLY = frozenset(
+    {
+        "audio",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "modalities",
+        "moderation",
+        "prediction",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "safety_identifier",
+        "service_tier",
+        "store",
+        "verbosity",
+        "web_search_options",
+    }
+)
+#: The less common arguments, read by ``_set_extras`` only when one is given.
+_EXTRAS = _OPENAI_ONLY | {
+    "extra_headers",
+    "extra_query",
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+    "logprobs",
+    "top_logprobs",
+    "parallel_tool_calls",
+    "reasoning_effort",
+}
+#: Every argument ``build_request`` takes besides ``messages`` and ``stream``.
+_ACCEPTED = _EXTRAS | {
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "stream_options",
+    "n",
+    "user",
+    "metadata",
+    "timeout",
+    "extra_body",
+}
+#: OpenAI's ``reasoning_effort`` values.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+#: Type names of the OpenAI and Anthropic SDKs' "not given" sentinels (``NOT_GIVEN``, ``omit``).
+_SENTINEL_TYPES = frozenset({"NotGiven", "Omit"})
+
+
+def _is_sentinel(value: Any) -> bool:
+    """An SDK's ``NOT_GIVEN`` / ``omit``, found by name so that no SDK is imported here."""
+    kind = type(value)
+    return kind.__name__ in _SENTINEL_TYPES and kind.__module__.startswith(("openai", "anthropic"))
+
+
+def _given(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments the caller really gave: None and the SDKs' sentinels mean "not given"."""
+    for value in arguments.values():
+        if value is None or _is_sentinel(value):
+            return {k: v for k, v in arguments.items() if v is not None and not _is_sentinel(v)}
+    return arguments
+
+
+def _unknown(names: Iterable[str]) -> InvalidRequest:
+    listed = ", ".join(repr(name) for name in sorted(names))
+    return _invalid(
+        f"unknown argument(s) {listed} for chat.completions.create; the gateway takes "
+        "OpenAI's arguments plus account and tags"
+    )
+
+
+def build_request(*, messages: Any, stream: Any = False, **arguments: Any) -> ChatRequest:
+    """Validate OpenAI-style arguments; see ``Completions.create`` for their meaning.
+
+    An argument given as None, or as the OpenAI / Anthropic SDKs' ``NOT_GIVEN`` / ``omit``,
+    counts as not given; an argument OpenAI's ``create`` does not take is an InvalidRequest.
+    """
+    if arguments:
+        arguments = _given(arguments)
+        if not arguments.keys() <= _ACCEPTED:
+            raise _unknown(arguments.keys() - _ACCEPTED)
+    if _is_sentinel(stream):
+        stream = False
+    get = arguments.get
+    n = get("n")
     if n is not None and n != 1:
         raise _invalid(f"n={n!r} is not supported: the gateway returns exactly one choice")
+    max_tokens = get("max_tokens")
     budget = _positive_int("max_tokens", max_tokens) if max_tokens is not None else None
+    max_completion_tokens = get("max_completion_tokens")
     if max_completion_tokens is not None:
         completion_budget = _positive_int("max_completion_tokens", max_completion_tokens)
         if budget is not None and budget != completion_budget:
@@ -117,11 +191,13 @@ def build_request(
                 "give max_tokens or max_completion_tokens, not both with different values"
             )
         budget = completion_budget
+    stop = get("stop")
     if stop is not None:
         stops = [stop] if isinstance(stop, str) else list(stop)
         if not all(isinstance(s, str) and s for s in stops):
             raise _invalid("stop must be a string or a list of non-empty strings")
         stop = stops or None
+    tools = get("tools")
     if tools is not None:
         tools = list(tools)
         for i, tool in enumerate(tools):
@@ -130,6 +206,7 @@ def build_request(
             function = tool.get("function")
             if not isinstance(function, Mapping) or not function.get("name"):
                 raise _invalid(f"tools[{i}].function must have a name")
+    tool_choice = get("tool_choice")
     if tool_choice is not None and not (
         tool_choice in ("auto", "none", "required")
         or (isinstance(tool_choice, Mapping) and tool_choice.get("type") == "function")
@@ -138,6 +215,7 @@ def build_request(
             "tool_choice must be 'auto', 'none', 'required' or "
             "{'type': 'function', 'function': {'name': ...}}"
         )
+    response_format = get("response_format")
     if response_format is not None and (
         not isinstance(response_format, Mapping)
         or response_format.get("type") not in ("text", "json_object", "json_schema")
@@ -148,24 +226,30 @@ def build_request(
     if not isinstance(stream, bool):
         raise _invalid("stream must be True or False")
     include_usage = False
+    stream_options = get("stream_options")
     if stream_options is not None:
         if not stream:
             raise _invalid("stream_options is only allowed with stream=True")
         include_usage = bool(stream_options and stream_options.get("include_usage"))
+    metadata = get("metadata")
     if metadata is not None and (
         not isinstance(metadata, Mapping)
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
     ):
         raise _invalid("metadata must be a dict of strings to strings")
+    user = get("user")
     if user is not None and not isinstance(user, str):
         raise _invalid("user must be a string")
+    extra_body = get("extra_body")
     if extra_body is not None and not isinstance(extra_body, Mapping):
         raise _invalid("extra_body must be a dict")
-    # Only what the caller gave is set: a dataclass constructor with all fourteen keywords
-    # costs ~2 µs, most of it for defaults.
+    # Only what the caller gave is set: a dataclass constructor with every keyword costs
+    # ~2 µs, most of it for defaults.
     request = ChatRequest(_messages(messages), budget)
+    temperature = get("temperature")
     if temperature is not None:
         request.temperature = _number("temperature", temperature, 0.0, 2.0)
+    top_p = get("top_p")
     if top_p is not None:
         request.top_p = _number("top_p", top_p, 0.0, 1.0)
     request.stop = stop
@@ -181,11 +265,65 @@ def build_request(
         request.user = user
     if metadata is not None:
         request.metadata = dict(metadata)
+    timeout = get("timeout")
     if timeout is not None:
         request.timeout = _timeout(timeout)
     if extra_body is not None:
         request.extra_body = dict(extra_body)
+    if not _EXTRAS.isdisjoint(arguments):
+        _set_extras(request, arguments)
     return request
+
+
+def _set_extras(request: ChatRequest, arguments: Mapping[str, Any]) -> None:
+    """The less common OpenAI arguments: checked, and recorded unless they ask for OpenAI's
+    default behaviour (a penalty of 0, ``logprobs=False``, ``parallel_tool_calls=True``),
+    which every provider has without being told."""
+    get = arguments.get
+    seed = get("seed")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise _invalid(f"seed must be an integer, got {seed!r}")
+        request.seed = seed
+    for name in ("frequency_penalty", "presence_penalty"):
+        penalty = _number(name, get(name), -2.0, 2.0)
+        if penalty:
+            setattr(request, name, penalty)
+    logprobs = get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise _invalid(f"logprobs must be True or False, got {logprobs!r}")
+    top_logprobs = get("top_logprobs")
+    if top_logprobs is not None:
+        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int):
+            raise _invalid(f"top_logprobs must be an integer from 0 to 20, got {top_logprobs!r}")
+        if not 0 <= top_logprobs <= 20:
+            raise _invalid(f"top_logprobs must be from 0 to 20, got {top_logprobs}")
+        if not logprobs:
+            raise _invalid("top_logprobs needs logprobs=True")
+        request.top_logprobs = top_logprobs
+    request.logprobs = bool(logprobs)
+    parallel = get("parallel_tool_calls")
+    if parallel is not None:
+        if not isinstance(parallel, bool):
+            raise _invalid(f"parallel_tool_calls must be True or False, got {parallel!r}")
+        if not parallel:
+            request.parallel_tool_calls = False
+    effort = get("reasoning_effort")
+    if effort is not None:
+        if effort not in REASONING_EFFORTS:
+            raise _invalid(
+                f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}, got {effort!r}"
+            )
+        request.reasoning_effort = effort
+    for name in ("extra_headers", "extra_query"):
+        value = get(name)
+        if value is not None:
+            if not isinstance(value, Mapping):
+                raise _invalid(f"{name} must be a dict")
+            setattr(request, name, dict(value))
+    openai_only = {name: value for name, value in arguments.items() if name in _OPENAI_ONLY}
+    if openai_only:
+        request.openai_only = openai_only
 
 
 #: Rough tokens for an image part, used only for estimates (holds, rate limits, cheapest).

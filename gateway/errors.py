@@ -14,6 +14,8 @@ The tree::
     │   ├── InvalidRequest          the request itself is wrong (caller must fix)
     │   └── AuthenticationFailed    401 / 403: bad or missing key
     ├── AllProvidersFailed          every target of a route failed; carries the attempts
+    │                               (when all failed with one non-retryable class, e.g.
+    │                               ContextTooLong, the error raised is also of that class)
     └── CreditsError
         ├── InsufficientCredits     refused before any provider was contacted
         ├── SpendLimitExceeded      a daily or monthly cap would be passed
@@ -244,6 +246,64 @@ class AllProvidersFailed(GatewayError):
     def errors(self) -> list[BaseException]:
         """The error of each failed attempt, in order."""
         return [a.error for a in self.attempts if a.error is not None]
+
+    @classmethod
+    def of(
+        cls, route: str, attempts: Sequence[Attempt], reason: str | None = None
+    ) -> AllProvidersFailed:
+        """What a route that ran out of targets raises.
+
+        When every target that was tried failed with the same error class that retrying cannot
+        fix (e.g. ``ContextTooLong`` everywhere, or on a one-target route), that error, so that
+        ``except ContextTooLong`` catches it; it is still an ``AllProvidersFailed``, with the
+        route and every attempt. Otherwise (mixed errors, a retryable class, the call's
+        deadline passed) a plain ``AllProvidersFailed``.
+        """
+        errors = [a.error for a in attempts if a.outcome == "error"]
+        last = errors[-1] if errors else None
+        if (
+            reason is not None
+            or not isinstance(last, ProviderError)
+            or last.retryable
+            or any(type(error) is not type(last) for error in errors)
+        ):
+            return cls(route, attempts, reason=reason)
+        combined = _failed_everywhere(type(last))
+        error = combined.__new__(combined)
+        error.__dict__.update(last.__dict__)
+        error.route = route
+        error.attempts = list(attempts)
+        error.reason = None
+        message = last.message
+        if len(errors) > 1:
+            message += f"\n(every target of route '{route}' failed the same way:"
+            message += "".join(f"\n  {a.describe()}" for a in attempts) + ")"
+        error.message = message
+        Exception.__init__(error, message)
+        return error
+
+
+#: The classes made by :func:`_failed_everywhere`, one per error class.
+_FAILED_EVERYWHERE: dict[type[ProviderError], type[AllProvidersFailed]] = {}
+
+
+def _failed_everywhere(error_class: type[ProviderError]) -> type[AllProvidersFailed]:
+    """A class that is both ``error_class`` and :class:`AllProvidersFailed` (named like
+    ``error_class``): what :meth:`AllProvidersFailed.of` raises when every try failed with it."""
+    combined = _FAILED_EVERYWHERE.get(error_class)
+    if combined is None:
+        combined = type(
+            error_class.__name__,
+            (error_class, AllProvidersFailed),
+            {
+                "__module__": error_class.__module__,
+                "__qualname__": error_class.__qualname__,
+                "__doc__": f"{error_class.__name__} from every target of a route; also an "
+                "AllProvidersFailed with the route and every attempt.",
+            },
+        )
+        _FAILED_EVERYWHERE[error_class] = combined
+    return combined
 
 
 class CreditsError(GatewayError):

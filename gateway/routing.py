@@ -181,7 +181,8 @@ class CallPlan:
     Walk it with ``next_action()`` until a try succeeds; report each try's outcome with
     ``succeeded()`` or ``failed()``. ``failed()`` raises when the call must stop (an error that
     is not a fallback trigger); ``next_action()`` raises :class:`AllProvidersFailed` when no
-    target is left or the deadline has passed.
+    target is left or the deadline has passed (see :meth:`AllProvidersFailed.of`: when every
+    try failed with one error class that retrying cannot fix, it is also of that class).
     """
 
     __slots__ = (
@@ -285,7 +286,7 @@ class CallPlan:
         return remaining if limit is None or remaining < limit else limit
 
     def _exhausted(self, reason: str | None = None) -> AllProvidersFailed:
-        return AllProvidersFailed(self.route.name, self.attempts, reason=reason)
+        return AllProvidersFailed.of(self.route.name, self.attempts, reason=reason)
 
     def _skip(self, target: ResolvedTarget, reason: str) -> None:
         self.attempts.append(Attempt(target.provider, target.model, "skipped", reason=reason))

@@ -6,6 +6,7 @@ the OpenAI types imported here never load on ``import gateway``.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import time
@@ -18,14 +19,14 @@ from openai.types.chat import (
     ChatCompletionMessageFunctionToolCall,
 )
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
-from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.chat.chat_completion_chunk import ChoiceDelta, ChoiceLogprobs
 from openai.types.chat.chat_completion_message_function_tool_call import Function
 from openai.types.completion_usage import (
     CompletionUsage,
 )
 
 from gateway.errors import InvalidRequest, ProviderUnavailable
-from providers.base import TokenUsage
+from providers.base import OPENAI_LABELS, ChatRequest, TokenUsage
 
 __all__ = [
     "FinishReason",
@@ -36,6 +37,7 @@ __all__ = [
     "make_completion",
     "make_tool_call",
     "parse_data_url",
+    "refuse_untranslatable",
     "retry_after_seconds",
     "usage_chunk",
 ]
@@ -139,6 +141,7 @@ def completion_data(
     tool_calls: list[ChatCompletionMessageFunctionToolCall] | None = None,
     refusal: str | None = None,
     created: int | None = None,
+    logprobs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The fields of a one-choice ChatCompletion, nested models as dicts (its
     ``model_validate`` input): what :meth:`ProviderResponse.from_data` takes."""
@@ -154,7 +157,7 @@ def completion_data(
         "created": int(time.time()) if created is None else created,
         "model": model,
         "choices": [
-            {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
+            {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": logprobs}
         ],
         "usage": _usage_fields(usage),
     }
@@ -195,6 +198,7 @@ def make_chunk(
     created: int,
     delta: ChoiceDelta,
     finish_reason: FinishReason | None = None,
+    logprobs: ChoiceLogprobs | None = None,
 ) -> ChatCompletionChunk:
     """One streamed chunk with one choice."""
     return ChatCompletionChunk(
@@ -202,7 +206,7 @@ def make_chunk(
         object="chat.completion.chunk",
         created=created,
         model=model,
-        choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish_reason, logprobs=None)],
+        choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish_reason, logprobs=logprobs)],
     )
 
 
@@ -243,3 +247,32 @@ def guess_image_mime(url: str) -> str:
         if path.endswith(ext):
             return mime
     return "image/jpeg"
+
+
+#: Each ChatRequest field's value when the caller did not give it.
+_UNSET: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ChatRequest)}
+
+
+def refuse_untranslatable(
+    request: ChatRequest,
+    arguments: tuple[str, ...],
+    *,
+    target: str,
+    provider: str,
+    model: str | None,
+) -> None:
+    """Raise InvalidRequest, before any call, when the request carries an OpenAI argument the
+    provider has no equivalent for: one of ``arguments`` (ChatRequest fields) that is set, or
+    any ``openai_only`` argument that is not a mere label (:data:`OPENAI_LABELS`)."""
+    names = [name for name in arguments if getattr(request, name) != _UNSET[name]]
+    names += [name for name in request.openai_only or () if name not in OPENAI_LABELS]
+    if not names:
+        return
+    listed = ", ".join(names)
+    verb, them = ("has", "it") if len(names) == 1 else ("have", "them")
+    raise InvalidRequest(
+        f"{listed} {verb} no equivalent on {target}: leave {them} out for this target, or "
+        f"route the call to a target that takes {them} (OpenAI takes every OpenAI argument)",
+        provider=provider,
+        model=model,
+    )

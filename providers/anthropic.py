@@ -1,40 +1,16 @@
 """Anthropic (Claude) through the official ``anthropic`` SDK's Messages API.
 
-Request translation, OpenAI chat shape -> ``messages.create``:
-
-- ``system`` / ``developer`` messages, wherever they stand in the conversation, are joined in
-  order (blank line between them) into the top-level ``system`` string.
-- Consecutive turns of the same role are merged into one turn, since Anthropic requires user
-  and assistant turns to alternate; OpenAI ``tool`` messages become ``tool_result`` blocks of a
-  user turn, so several tool results in a row form ONE user turn.
-- Assistant ``tool_calls`` become ``tool_use`` blocks (the JSON string arguments parsed into
-  ``input``); empty assistant text is left out (Anthropic rejects empty text blocks).
-- Images: a ``data:`` URL becomes a base64 image source, an http(s) URL a url source. The
-  OpenAI ``detail`` hint has no equivalent and is dropped. Other part types (audio, files)
-  are refused with :class:`~gateway.errors.InvalidRequest`.
-- ``max_tokens`` is required by Anthropic: :data:`DEFAULT_MAX_TOKENS` when the caller gave none.
-- ``temperature`` / ``top_p`` are not parameters of ``messages.create`` since anthropic 1.0
-  (TypeError); they travel in ``extra_body``. Anthropic's temperature range is 0-1 where
-  OpenAI's is 0-2, so a larger value is clamped to 1.0: a call written for OpenAI that falls
-  back to Claude must not turn into a non-retryable invalid request.
-- ``stop`` -> ``stop_sequences``; ``tools`` -> ``{name, description, input_schema, strict}``;
-  ``tool_choice`` auto/none/required/function -> auto/none/any/tool.
-- ``response_format`` json_schema -> ``output_config.format`` with the schema (``name`` and
-  ``strict`` have no equivalent: Anthropic's JSON output is always constrained); json_object
-  -> the same with the permissive schema ``{"type": "object"}`` (any JSON object).
-- ``user`` -> ``metadata.user_id``, the only metadata field Anthropic has; ``metadata`` (free
-  key/value pairs in OpenAI) has no equivalent and is dropped.
-- ``extra_body`` is merged into the body last (it wins); a dict given for ``output_config`` or
-  ``metadata`` is merged into the translated one instead of replacing it. Anthropic-only
-  features go there, e.g. ``{"cache_control": {"type": "ephemeral"}}`` for prompt caching
-  (OpenAI's shape has no cache markers), ``thinking`` or ``top_k``.
+Request translation (OpenAI chat shape -> ``messages.create``) is in
+:mod:`providers._anthropic_request`; :func:`build_params` is re-exported here.
 
 Response translation: text blocks are concatenated into ``message.content``; ``tool_use``
 blocks become ``tool_calls``. Thinking blocks (and server-tool blocks such as web search
 results) have no place in the OpenAI shape and are skipped; their tokens still count in
 ``output_tokens`` (thinking tokens also in ``reasoning_tokens``). Stop reasons: end_turn,
 stop_sequence, pause_turn -> stop; max_tokens, model_context_window_exceeded -> length;
-tool_use -> tool_calls; refusal -> content_filter.
+tool_use -> tool_calls; refusal -> content_filter, with ``message.refusal`` (in a stream: the
+``refusal`` of the finishing chunk's delta) set to :data:`REFUSAL_MESSAGE`; any text Claude wrote
+before it stopped stays in ``content``.
 
 Usage: Anthropic's ``input_tokens`` excludes cache reads and writes, so ours is
 ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``.
@@ -42,6 +18,8 @@ Usage: Anthropic's ``input_tokens`` excludes cache reads and writes, so ours is
 Streams use the raw event stream (``messages.create(stream=True)``), not the SDK's
 accumulating ``messages.stream`` helper. A stream that ends before ``message_delta`` (no stop
 reason) raises ProviderConnectionError rather than passing off a truncated answer as complete.
+A tool call without arguments streams no argument fragment at all; it gets ``"{}"`` when its
+block ends, as OpenAI's arguments are always a JSON object.
 
 Errors (:func:`map_error`) are keyed on the HTTP status first, so SDK subclasses added later
 still map; an ``error`` event inside a 200 stream (``status_code == 200`` on the SDK error) is
@@ -80,13 +58,13 @@ from gateway.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from providers._anthropic_request import DEFAULT_MAX_TOKENS, build_params
 from providers._common import (
     FinishReason,
     completion_body,
     completion_data,
     make_chunk,
     make_tool_call,
-    parse_data_url,
     retry_after_seconds,
     usage_chunk,
 )
@@ -98,12 +76,8 @@ from providers.base import (
     TokenUsage,
 )
 
-__all__ = ["DEFAULT_MAX_TOKENS", "AnthropicAdapter", "build_params", "map_error"]
+__all__ = ["DEFAULT_MAX_TOKENS", "REFUSAL_MESSAGE", "AnthropicAdapter", "build_params", "map_error"]
 
-#: Output budget sent when the caller gives no ``max_tokens`` (Anthropic requires one).
-DEFAULT_MAX_TOKENS = 4096
-#: Anthropic accepts temperatures up to 1.0 (OpenAI up to 2.0).
-_MAX_TEMPERATURE = 1.0
 #: Total seconds per request when neither the config nor the call sets one (the SDK's default).
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -117,14 +91,9 @@ _FINISH_REASONS: Mapping[str, FinishReason] = {
     "refusal": "content_filter",
 }
 
-#: ``{"type": "object"}``: any JSON object, for OpenAI's schema-less JSON mode.
-_JSON_OBJECT_SCHEMA: Mapping[str, Any] = {"type": "object"}
 
-_TOOL_CHOICES: Mapping[str, dict[str, str]] = {
-    "auto": {"type": "auto"},
-    "none": {"type": "none"},
-    "required": {"type": "any"},
-}
+#: ``message.refusal`` when Claude stops with ``stop_reason: "refusal"``.
+REFUSAL_MESSAGE = "Claude declined to continue this request (stop_reason: refusal)"
 
 
 def _finish_reason(stop_reason: str | None) -> FinishReason:
@@ -268,265 +237,6 @@ class _mapped_errors:
 
 
 # ---------------------------------------------------------------------------------------------
-# Request translation
-
-
-class _Untranslatable(ValueError):
-    """Part of a request has no Anthropic equivalent; becomes InvalidRequest in build_params."""
-
-
-def _text_of(content: Any, index: int, role: str) -> str:
-    """Text of a system/developer message (a string or a list of text parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for j, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise _Untranslatable(
-                    f"messages[{index}].content[{j}]: a {role} message may hold only text parts"
-                )
-            texts.append(str(part.get("text", "")))
-        return "\n".join(texts)
-    if content is None:
-        return ""
-    raise _Untranslatable(f"messages[{index}].content must be a string or a list of parts")
-
-
-def _image_block(part: dict[str, Any], where: str) -> dict[str, Any]:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url:
-        raise _Untranslatable(f"{where}: image_url needs a url")
-    if url.startswith("data:"):
-        try:
-            media_type, data = parse_data_url(url, provider="anthropic")
-        except InvalidRequest:
-            raise _Untranslatable(
-                f"{where}: image data URLs must look like data:image/png;base64,<data>"
-            ) from None
-        return {
-            "type": "image",
-            "source": {"type": "base64", "media_type": media_type, "data": data},
-        }
-    if url.startswith(("https://", "http://")):
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    raise _Untranslatable(f"{where}: image URLs must be https:// or data: URLs")
-
-
-def _content_blocks(content: Any, index: int, *, images: bool) -> list[dict[str, Any]]:
-    """User/assistant/tool content as Anthropic blocks; empty text is left out."""
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
-    if not isinstance(content, list):
-        raise _Untranslatable(f"messages[{index}].content must be a string or a list of parts")
-    blocks: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        where = f"messages[{index}].content[{j}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text" or kind == "refusal":
-            text = part.get(kind) if kind == "refusal" else part.get("text")
-            if not isinstance(text, str):
-                raise _Untranslatable(f"{where}: a {kind} part needs a string")
-            if text:
-                blocks.append({"type": "text", "text": text})
-        elif kind == "image_url" and images:
-            blocks.append(_image_block(part, where))
-        else:
-            raise _Untranslatable(
-                f"{where}: content part type {kind!r} is not supported by Anthropic here"
-            )
-    return blocks
-
-
-def _tool_use_blocks(tool_calls: Any, index: int) -> list[dict[str, Any]]:
-    if not isinstance(tool_calls, list):
-        raise _Untranslatable(f"messages[{index}].tool_calls must be a list")
-    blocks = []
-    for j, call in enumerate(tool_calls):
-        where = f"messages[{index}].tool_calls[{j}]"
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not function.get("name") or not call.get("id"):
-            raise _Untranslatable(f"{where} needs an id and function.name")
-        arguments = function.get("arguments") or "{}"
-        try:
-            parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
-        except json.JSONDecodeError:
-            raise _Untranslatable(f"{where}.function.arguments is not valid JSON") from None
-        if not isinstance(parsed, dict):
-            raise _Untranslatable(f"{where}.function.arguments must be a JSON object")
-        blocks.append(
-            {"type": "tool_use", "id": call["id"], "name": function["name"], "input": parsed}
-        )
-    return blocks
-
-
-def _tool_result_block(message: dict[str, Any], index: int) -> dict[str, Any]:
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise _Untranslatable(f"messages[{index}]: a tool message needs a tool_call_id")
-    content = message.get("content")
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
-    if isinstance(content, str):
-        if content:
-            block["content"] = content
-    elif content is not None:
-        parts = _content_blocks(content, index, images=True)
-        if parts:
-            block["content"] = parts
-    return block
-
-
-def _translate_messages(
-    messages: list[dict[str, Any]],
-) -> tuple[str | None, list[dict[str, Any]]]:
-    """(system prompt, alternating turns) from OpenAI chat messages."""
-    system_parts: list[str] = []
-    turns: list[dict[str, Any]] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise _Untranslatable(f"messages[{i}] must be an object")
-        role = message.get("role")
-        content = message.get("content")
-        if role in ("system", "developer"):
-            text = _text_of(content, i, role)
-            if text:
-                system_parts.append(text)
-            continue
-        if role == "user":
-            native_role, blocks = "user", _content_blocks(content, i, images=True)
-            if not blocks and isinstance(content, str):
-                blocks = [{"type": "text", "text": content}]  # let the API judge an empty turn
-        elif role == "assistant":
-            native_role, blocks = "assistant", _content_blocks(content, i, images=False)
-            if message.get("tool_calls"):
-                blocks.extend(_tool_use_blocks(message["tool_calls"], i))
-            elif message.get("function_call"):
-                raise _Untranslatable(
-                    f"messages[{i}]: function_call is deprecated; send tool_calls"
-                )
-        elif role == "tool":
-            native_role, blocks = "user", [_tool_result_block(message, i)]
-        else:
-            raise _Untranslatable(f"messages[{i}]: role {role!r} is not supported by Anthropic")
-        if turns and turns[-1]["role"] == native_role:
-            turns[-1]["content"].extend(blocks)
-        elif blocks:
-            turns.append({"role": native_role, "content": blocks})
-    for turn in turns:
-        # A lone text block goes as a plain string, the API's shorthand.
-        blocks = turn["content"]
-        if len(blocks) == 1 and blocks[0]["type"] == "text":
-            turn["content"] = blocks[0]["text"]
-    system = "\n\n".join(system_parts) if system_parts else None
-    return system, turns
-
-
-def _translate_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    native = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-            raise _Untranslatable(f"tools[{i}]: only function tools are supported")
-        function = tool.get("function")
-        if not isinstance(function, dict):
-            raise _Untranslatable(f"tools[{i}]: only function tools are supported")
-        name = function.get("name")
-        if not isinstance(name, str) or not name:
-            raise _Untranslatable(f"tools[{i}].function needs a name")
-        entry: dict[str, Any] = {
-            "name": name,
-            "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
-        }
-        if function.get("description"):
-            entry["description"] = function["description"]
-        if function.get("strict") is not None:
-            entry["strict"] = bool(function["strict"])
-        native.append(entry)
-    return native
-
-
-def _translate_tool_choice(choice: str | dict[str, Any]) -> dict[str, str]:
-    if isinstance(choice, str):
-        if choice in _TOOL_CHOICES:
-            return dict(_TOOL_CHOICES[choice])
-    elif choice.get("type") == "function":
-        function = choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else None
-        if isinstance(name, str) and name:
-            return {"type": "tool", "name": name}
-    raise _Untranslatable(
-        f"tool_choice {choice!r} is not supported; use auto, none, required or a function"
-    )
-
-
-def _translate_response_format(response_format: dict[str, Any]) -> dict[str, Any] | None:
-    kind = response_format.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return {"format": {"type": "json_schema", "schema": dict(_JSON_OBJECT_SCHEMA)}}
-    if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise _Untranslatable("response_format.json_schema.schema must be a JSON schema object")
-        return {"format": {"type": "json_schema", "schema": schema}}
-    raise _Untranslatable(f"response_format type {kind!r} is not supported")
-
-
-def build_params(
-    model: str, request: ChatRequest, *, provider: str = "anthropic"
-) -> dict[str, Any]:
-    """Keyword arguments of ``messages.create`` for a request (no I/O, no ``stream``).
-
-    Raises InvalidRequest, naming the message / part, for what Anthropic cannot express.
-    """
-    try:
-        return _build_params(model, request)
-    except _Untranslatable as exc:
-        raise InvalidRequest(str(exc), provider=provider, model=model) from None
-
-
-def _build_params(model: str, request: ChatRequest) -> dict[str, Any]:
-    system, turns = _translate_messages(request.messages)
-    params: dict[str, Any] = {
-        "model": model,
-        "max_tokens": request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS,
-        "messages": turns,
-    }
-    if system is not None:
-        params["system"] = system
-    if request.stop:
-        params["stop_sequences"] = list(request.stop)
-    if request.tools:
-        params["tools"] = _translate_tools(request.tools)
-    if request.tool_choice is not None:
-        params["tool_choice"] = _translate_tool_choice(request.tool_choice)
-    if request.response_format:
-        output_config = _translate_response_format(request.response_format)
-        if output_config is not None:
-            params["output_config"] = output_config
-    if request.user:
-        params["metadata"] = {"user_id": request.user}
-    extra: dict[str, Any] = {}
-    if request.temperature is not None:
-        extra["temperature"] = min(request.temperature, _MAX_TEMPERATURE)
-    if request.top_p is not None:
-        extra["top_p"] = request.top_p
-    for key, value in (request.extra_body or {}).items():
-        current = params.get(key)
-        if isinstance(current, dict) and isinstance(value, Mapping):
-            params[key] = {**current, **value}
-        else:
-            extra[key] = value
-    if extra:
-        params["extra_body"] = extra
-    return params
-
-
-# ---------------------------------------------------------------------------------------------
 # Response translation
 
 
@@ -546,13 +256,15 @@ def _response(body: Mapping[str, Any], model: str) -> ProviderResponse:
             tool_calls.append(make_tool_call(block["id"], block["name"], block.get("input") or {}))
         # thinking, redacted_thinking and server-tool blocks have no OpenAI equivalent
     usage = _usage_of_body(body.get("usage") or {})
+    stop_reason = body.get("stop_reason")
     data = completion_data(
         response_id=body.get("id") or "",
         model=body.get("model") or model,
         content="".join(texts) if texts else None,
-        finish_reason=_finish_reason(body.get("stop_reason")),
+        finish_reason=_finish_reason(stop_reason),
         usage=usage,
         tool_calls=tool_calls,
+        refusal=REFUSAL_MESSAGE if stop_reason == "refusal" else None,
     )
     return ProviderResponse.from_data(data, usage)
 
@@ -582,6 +294,7 @@ class _StreamTranslator:
         "_output",
         "_reasoning",
         "_tool_index",
+        "_tools_without_arguments",
         "created",
         "done",
         "finish_reason",
@@ -600,6 +313,8 @@ class _StreamTranslator:
         self._input = self._output = self._reasoning = self._cache_read = self._cache_write = 0
         #: Content block index -> OpenAI tool-call index (counting tool calls only).
         self._tool_index: dict[int, int] = {}
+        #: Content blocks of tool calls that have streamed no arguments yet.
+        self._tools_without_arguments: set[int] = set()
 
     def _chunk(self, delta: ChoiceDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
         return make_chunk(
@@ -654,6 +369,7 @@ class _StreamTranslator:
                 tool_index = self._tool_index.get(event.index)
                 if tool_index is None or not delta.partial_json:
                     return None
+                self._tools_without_arguments.discard(event.index)
                 self.state.content_chunks += 1
                 function = ChoiceDeltaToolCallFunction(arguments=delta.partial_json)
                 call = ChoiceDeltaToolCall(index=tool_index, function=function)
@@ -664,6 +380,7 @@ class _StreamTranslator:
             if block.type == "tool_use":
                 tool_index = len(self._tool_index)
                 self._tool_index[event.index] = tool_index
+                self._tools_without_arguments.add(event.index)
                 self.state.content_chunks += 1
                 function = ChoiceDeltaToolCallFunction(name=block.name, arguments="")
                 call = ChoiceDeltaToolCall(
@@ -682,12 +399,21 @@ class _StreamTranslator:
             return self._chunk(ChoiceDelta(role="assistant", content=""))
         if kind == "message_delta":
             self._take_usage(event.usage)
-            self.finish_reason = _finish_reason(event.delta.stop_reason)
+            stop_reason = event.delta.stop_reason
+            self.finish_reason = _finish_reason(stop_reason)
             self.state.usage = self.usage()
-            return self._chunk(ChoiceDelta(), self.finish_reason)
+            refusal = REFUSAL_MESSAGE if stop_reason == "refusal" else None
+            return self._chunk(ChoiceDelta(refusal=refusal), self.finish_reason)
         if kind == "message_stop":
             return self.usage_chunk()
-        return None  # content_block_stop, and event types newer than this adapter
+        if kind == "content_block_stop" and event.index in self._tools_without_arguments:
+            # A call without arguments streams none (not even "{}"), but OpenAI's are always
+            # JSON: send "{}" so json.loads and the SDK's own accumulator work.
+            self._tools_without_arguments.discard(event.index)
+            function = ChoiceDeltaToolCallFunction(arguments="{}")
+            call = ChoiceDeltaToolCall(index=self._tool_index[event.index], function=function)
+            return self._chunk(ChoiceDelta(tool_calls=[call]))
+        return None  # event types newer than this adapter
 
     def end(self, provider: str) -> ChatCompletionChunk | None:
         """Called when the events run out: the usage chunk if still owed, or an error."""

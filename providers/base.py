@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gateway.config import ProviderConfig
 
 __all__ = [
+    "OPENAI_LABELS",
     "AsyncChunkStream",
     "ChatRequest",
     "ChunkStream",
@@ -78,6 +79,38 @@ class ChatRequest:
     #: Seconds this try may take in total (the gateway computes it from its deadlines).
     timeout: float | None = None
     extra_body: dict[str, Any] | None = None
+    # The OpenAI arguments below are None (False for logprobs) when not given, or given as
+    # OpenAI's default (a penalty of 0, parallel_tool_calls=True): nothing to translate then.
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logprobs: bool = False
+    #: How many alternatives per token (0-20); only with ``logprobs``.
+    top_logprobs: int | None = None
+    #: False when the caller turned parallel tool calls off.
+    parallel_tool_calls: bool | None = None
+    #: ``none``, ``minimal``, ``low``, ``medium``, ``high``, ``xhigh`` or ``max``.
+    reasoning_effort: str | None = None
+    #: HTTP headers added to the provider's request.
+    extra_headers: dict[str, str] | None = None
+    #: Query parameters added to the provider's URL.
+    extra_query: dict[str, Any] | None = None
+    #: OpenAI arguments that only OpenAI understands, as given (see :data:`OPENAI_LABELS`).
+    openai_only: dict[str, Any] | None = None
+
+
+#: Keys of ``ChatRequest.openai_only`` that label or route a request at OpenAI without changing
+#: the answer (caching, storage, abuse tracking): other providers drop them. Anthropic and
+#: Gemini refuse every other key of ``openai_only`` (InvalidRequest naming it).
+OPENAI_LABELS = frozenset(
+    {
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "safety_identifier",
+        "store",
+    }
+)
 
 
 class ProviderResponse:

@@ -1,49 +1,25 @@
 """Gemini through the official ``google-genai`` SDK: OpenAI chat shape in, OpenAI types out.
 
-Request translation (``ChatRequest`` -> ``generateContent``):
-
-- ``system`` / ``developer`` messages -> ``config.system_instruction`` (all of them, joined by a
-  blank line, wherever they appear); ``assistant`` -> role ``model``; consecutive turns of the
-  same role are merged, since Gemini expects them to alternate.
-- content parts: ``text``; ``image_url`` with a data URL -> ``inline_data`` (bytes), with an
-  ``http(s)://`` or ``gs://`` URL -> ``file_data`` (MIME type guessed from the extension). Any
-  other part type is an :class:`~gateway.errors.InvalidRequest` naming the message and part.
-- assistant ``tool_calls`` -> ``functionCall`` parts (arguments parsed to an object). Tool call
-  ids are not sent: Gemini pairs calls and results by order and name. A ``role: "tool"`` result
-  -> a ``functionResponse`` part in a user turn, named after the earlier assistant tool call with
-  that id; its ``response`` must be an object, so anything else (a JSON list, a number, plain
-  text) is wrapped as ``{"result": ...}``.
-- Thought signatures (Gemini 2.5+/3 thinking models attach an opaque ``thoughtSignature`` to
-  function calls, and Gemini 3 rejects a replayed call without it): a returned signature rides
-  on the OpenAI tool call as ``extra_content.google.thought_signature`` (the field Google's own
-  OpenAI-compatible endpoint uses) and is sent back from there. When the first call of an
-  assistant turn has none (a history built by hand or by another provider), Google's documented
-  placeholder ``skip_thought_signature_validator`` is sent instead.
-- ``tools`` -> one ``Tool(function_declarations=...)`` with ``parameters_json_schema``;
-  ``tool_choice`` auto/none/required/{function} -> ``function_calling_config`` AUTO/NONE/ANY/ANY
-  + ``allowed_function_names``. The SDK's automatic function calling is disabled.
-- ``response_format`` json_object -> ``response_mime_type="application/json"``; json_schema ->
-  also ``response_json_schema`` (``name`` and ``strict`` have no equivalent and are dropped).
-- ``stop`` -> ``stop_sequences``, ``max_tokens`` -> ``max_output_tokens`` (thinking counts
-  against it, as it does in OpenAI's ``max_completion_tokens``), ``temperature``, ``top_p``.
-- ``user`` and ``metadata`` are dropped: the Gemini Developer API has no per-request end-user
-  id, and ``labels`` exist only on Vertex AI.
-- ``extra_body`` is merged (recursively, in wire names, e.g. ``generationConfig.topK``) into
-  the request body via ``HttpOptions(extra_body=...)``.
-- The SDK's automatic continuation (re-sending a request that ended with ``CONTINUATION``) is
-  off: the gateway owns retries and deadlines. ``CONTINUATION`` therefore maps to ``length``.
+Request translation (``ChatRequest`` -> ``generateContent``) is in
+:mod:`providers._gemini_request`; :func:`build_request` is re-exported here.
 
 Response translation:
 
-- Gemini has no tool call ids: calls get ``call_<n>`` (n counts the calls of the response)
-  unless ``functionCall.id`` is present; ``args`` become a JSON string.
+- tool call ids: Gemini's own ``functionCall.id`` when it sends one (also kept in
+  ``extra_content.google.function_call_id``, from where a replayed turn sends it back), else a
+  new random ``call_<hex>``, unique across the conversation; ``args`` become a JSON string.
 - finish reasons: ``STOP`` -> ``stop`` (``tool_calls`` whenever the candidate has function
   calls, since Gemini says STOP for those too); ``MAX_TOKENS``/``CONTINUATION`` -> ``length``;
   ``SAFETY``, ``RECITATION``, ``BLOCKLIST``, ``PROHIBITED_CONTENT``, ``SPII``, the ``IMAGE_*``
   filters, ``MODEL_ARMOR`` and a blocked prompt (``promptFeedback.blockReason``) ->
-  ``content_filter``; ``MALFORMED_FUNCTION_CALL`` -> ``stop`` (Gemini returns no call to run,
-  so ``tool_calls`` would be a lie); anything else -> ``stop``.
+  ``content_filter``. A blocked prompt also sets ``message.refusal`` (in a stream: the
+  ``refusal`` of the finishing chunk's delta) to why: "Gemini blocked the prompt: SAFETY
+  (HARM_CATEGORY_...)" with Gemini's ``blockReasonMessage`` when it sends one.
+  ``MALFORMED_FUNCTION_CALL`` -> ``stop`` (Gemini returns no call to run, so ``tool_calls``
+  would be a lie); anything else -> ``stop``.
 - thought-summary parts (``thought: true``) are not part of the answer and are dropped.
+- ``logprobsResult`` (asked for with ``logprobs``) -> ``choices[0].logprobs`` in OpenAI's shape;
+  in a stream, on the text chunk of the event that carried it.
 - usage: ``promptTokenCount`` (which includes the cached part) + ``toolUsePromptTokenCount`` ->
   input; ``candidatesTokenCount`` + ``thoughtsTokenCount`` -> output; ``thoughtsTokenCount`` ->
   reasoning; ``cachedContentTokenCount`` -> cached input. A stream's usage is a running total;
@@ -63,10 +39,7 @@ forever; we use 600 s, the other SDKs' default. Without ``api_key`` in the confi
 from __future__ import annotations
 
 import base64
-import binascii
-import functools
 import json
-import math
 import os
 import re
 import threading
@@ -86,6 +59,7 @@ from openai.types.chat.chat_completion_chunk import (
     ChoiceDelta,
     ChoiceDeltaToolCall,
     ChoiceDeltaToolCallFunction,
+    ChoiceLogprobs,
 )
 from openai.types.chat.chat_completion_message_function_tool_call import (
     ChatCompletionMessageFunctionToolCall,
@@ -111,12 +85,11 @@ from providers._common import (
     FinishReason,
     completion_body,
     completion_data,
-    guess_image_mime,
     make_chunk,
-    parse_data_url,
     retry_after_seconds,
     usage_chunk,
 )
+from providers._gemini_request import SKIP_SIGNATURE, _millis, build_request
 from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderResponse, TokenUsage
 
 try:  # google-genai uses legacy httpx instead when GOOGLE_GENAI_HTTP_CLIENT=httpx.
@@ -124,15 +97,11 @@ try:  # google-genai uses legacy httpx instead when GOOGLE_GENAI_HTTP_CLIENT=htt
 except ImportError:  # pragma: no cover - httpx is optional
     _legacy_httpx = None  # type: ignore[assignment]
 
-__all__ = ["GeminiAdapter", "map_error"]
+__all__ = ["SKIP_SIGNATURE", "GeminiAdapter", "build_request", "map_error"]
 
 #: Seconds a call may take when neither the config nor the call sets a timeout.
 DEFAULT_TIMEOUT_S = 600.0
 
-#: Google's documented stand-in for a thought signature the caller no longer has.
-SKIP_SIGNATURE = "skip_thought_signature_validator"
-# The SDK writes bytes URL-safe base64 encoded, so these bytes reach the wire as the placeholder.
-_SKIP_SIGNATURE_BYTES = base64.urlsafe_b64decode(SKIP_SIGNATURE)
 #: Where google-genai looks for a key when none is passed (GOOGLE_API_KEY wins).
 _API_KEY_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 
@@ -151,12 +120,6 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "MODEL_ARMOR": "content_filter",
     # No call is returned with it, so there is nothing for the caller to run.
     "MALFORMED_FUNCTION_CALL": "stop",
-}
-
-_TOOL_CHOICE_MODES = {
-    "auto": types.FunctionCallingConfigMode.AUTO,
-    "none": types.FunctionCallingConfigMode.NONE,
-    "required": types.FunctionCallingConfigMode.ANY,
 }
 
 # Gemini's 400 for an over-long prompt is INVALID_ARGUMENT with reason "badRequest", like any
@@ -317,356 +280,6 @@ def _stream_failure(
 
 
 # ---------------------------------------------------------------------------------------------
-# Request translation
-
-
-def _invalid(message: str, provider: str) -> InvalidRequest:
-    return InvalidRequest(message, provider=provider)
-
-
-def _text_of(content: Any, where: str, provider: str) -> str:
-    """The text of a content that may only hold text (system messages, tool results)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for j, part in enumerate(content):
-            if not isinstance(part, Mapping) or part.get("type") != "text":
-                kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
-                raise _invalid(
-                    f"{where}.content[{j}]: only text parts are allowed here, got {kind!r}",
-                    provider,
-                )
-            texts.append(str(part.get("text", "")))
-        return "".join(texts)
-    raise _invalid(f"{where}.content must be a string or a list of parts", provider)
-
-
-def _image_part(part: Mapping[str, Any], where: str, provider: str) -> types.PartDict:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, Mapping) else image
-    if not isinstance(url, str):
-        raise _invalid(f"{where}: image_url needs a url", provider)
-    if url.startswith("data:"):
-        try:
-            mime, data = parse_data_url(url, provider=provider)
-            raw = base64.b64decode(data)
-        except (InvalidRequest, binascii.Error, ValueError):
-            raise _invalid(
-                f"{where}: image data URLs must look like data:image/png;base64,<data>", provider
-            ) from None
-        return {"inline_data": {"mime_type": mime, "data": raw}}
-    if url.startswith(("https://", "http://", "gs://")):
-        return {"file_data": {"file_uri": url, "mime_type": guess_image_mime(url)}}
-    raise _invalid(f"{where}: image url must be a data: URL or an http(s):// URL", provider)
-
-
-def _user_parts(content: Any, where: str, provider: str) -> list[types.PartDict]:
-    if isinstance(content, str):
-        return [{"text": content}]
-    if content is None:
-        return []
-    if not isinstance(content, list):
-        raise _invalid(f"{where}.content must be a string or a list of parts", provider)
-    parts: list[types.PartDict] = []
-    for j, item in enumerate(content):
-        kind = item.get("type") if isinstance(item, Mapping) else None
-        if kind == "text":
-            parts.append({"text": str(item.get("text", ""))})
-        elif kind == "image_url":
-            parts.append(_image_part(item, f"{where}.content[{j}]", provider))
-        else:
-            raise _invalid(
-                f"{where}.content[{j}]: content part type {kind!r} is not supported for Gemini "
-                "(use text or image_url)",
-                provider,
-            )
-    return parts
-
-
-def _signature_bytes(call: Mapping[str, Any]) -> bytes | None:
-    """The thought signature an earlier Gemini response attached to this tool call."""
-    extra = call.get("extra_content")
-    google = extra.get("google") if isinstance(extra, Mapping) else None
-    signature = google.get("thought_signature") if isinstance(google, Mapping) else None
-    if not isinstance(signature, str) or not signature:
-        return None
-    return _decode_signature(signature)
-
-
-def _decode_signature(signature: str) -> bytes | None:
-    # Accept both base64 alphabets; the SDK sends bytes back URL-safe encoded.
-    padded = signature + "=" * (-len(signature) % 4)
-    try:
-        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _assistant_parts(
-    message: Mapping[str, Any], where: str, provider: str, tool_names: dict[str, str]
-) -> list[types.PartDict]:
-    parts: list[types.PartDict] = []
-    content = message.get("content")
-    if isinstance(content, str):
-        if content:
-            parts.append({"text": content})
-    elif isinstance(content, list):
-        for j, item in enumerate(content):
-            kind = item.get("type") if isinstance(item, Mapping) else None
-            if kind == "text":
-                parts.append({"text": str(item.get("text", ""))})
-            elif kind != "refusal":
-                raise _invalid(
-                    f"{where}.content[{j}]: assistant content part type {kind!r} is not supported",
-                    provider,
-                )
-    elif content is not None:
-        raise _invalid(f"{where}.content must be a string or a list of parts", provider)
-    tool_calls = message.get("tool_calls") or []
-    if not isinstance(tool_calls, list):
-        raise _invalid(f"{where}.tool_calls must be a list", provider)
-    for k, call in enumerate(tool_calls):
-        at = f"{where}.tool_calls[{k}]"
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if not isinstance(function, Mapping) or call.get("type", "function") != "function":
-            raise _invalid(f"{at}: only function tool calls are supported", provider)
-        name = function.get("name")
-        if not isinstance(name, str) or not name:
-            raise _invalid(f"{at}.function.name is missing", provider)
-        try:
-            args = json.loads(function.get("arguments") or "{}")
-        except (TypeError, ValueError):
-            args = None
-        if not isinstance(args, dict):
-            raise _invalid(f"{at}.function.arguments must be a JSON object", provider)
-        signature = _signature_bytes(call)
-        if signature is None and k == 0:
-            signature = _SKIP_SIGNATURE_BYTES
-        call_part: types.PartDict = {"function_call": {"name": name, "args": args}}
-        if signature is not None:
-            call_part["thought_signature"] = signature
-        parts.append(call_part)
-        call_id = call.get("id")
-        if isinstance(call_id, str):
-            tool_names[call_id] = name
-    return parts
-
-
-def _function_response_part(
-    message: Mapping[str, Any], where: str, provider: str, tool_names: Mapping[str, str]
-) -> types.PartDict:
-    call_id = message.get("tool_call_id")
-    name = tool_names.get(call_id) if isinstance(call_id, str) else None
-    if name is None:
-        legacy_name = message.get("name")
-        if not isinstance(legacy_name, str) or not legacy_name:
-            raise _invalid(
-                f"{where}: tool_call_id {call_id!r} matches no tool call of an earlier "
-                "assistant message",
-                provider,
-            )
-        name = legacy_name
-    text = _text_of(message.get("content"), where, provider)
-    try:
-        value: Any = json.loads(text)
-    except ValueError:
-        value = text
-    response = value if isinstance(value, dict) else {"result": value}
-    return {"function_response": {"name": name, "response": response}}
-
-
-def _contents(
-    messages: Sequence[Mapping[str, Any]], provider: str
-) -> tuple[list[types.ContentDict], str | None]:
-    """Gemini ``contents`` and the system instruction for the OpenAI ``messages``.
-
-    Plain dicts in google-genai's dict form (``ContentDict`` / ``PartDict``, snake_case keys),
-    not ``types.Content`` / ``types.Part``: the SDK validates ``contents`` either way, and model
-    instances cost it several times as much as the equivalent dicts (it re-checks them field by
-    field). The request on the wire is the same. Every value here already has the type the SDK
-    expects, so its validation cannot fail on them.
-    """
-    system: list[str] = []
-    turns: list[tuple[str, list[types.PartDict]]] = []
-    tool_names: dict[str, str] = {}
-    for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, Mapping):
-            raise _invalid(f"{where} must be an object", provider)
-        role = message.get("role")
-        if role in ("system", "developer"):
-            system.append(_text_of(message.get("content"), where, provider))
-            continue
-        if role == "user":
-            role_parts = ("user", _user_parts(message.get("content"), where, provider))
-        elif role == "assistant":
-            role_parts = ("model", _assistant_parts(message, where, provider, tool_names))
-        elif role == "tool":
-            role_parts = ("user", [_function_response_part(message, where, provider, tool_names)])
-        else:
-            raise _invalid(f"{where}: role {role!r} is not supported for Gemini", provider)
-        gemini_role, parts = role_parts
-        if not parts:
-            continue
-        if turns and turns[-1][0] == gemini_role:
-            turns[-1][1].extend(parts)
-        else:
-            turns.append((gemini_role, parts))
-    if not turns:
-        raise _invalid("Gemini needs at least one user or assistant message", provider)
-    contents: list[types.ContentDict] = [{"role": role, "parts": parts} for role, parts in turns]
-    return contents, "\n\n".join(system) if system else None
-
-
-def _tools(tools: Sequence[Mapping[str, Any]], provider: str) -> list[types.Tool]:
-    declarations = []
-    for k, tool in enumerate(tools):
-        function = tool.get("function") if isinstance(tool, Mapping) else None
-        if not isinstance(function, Mapping) or tool.get("type") != "function":
-            raise _invalid(f"tools[{k}]: only function tools are supported for Gemini", provider)
-        name = function.get("name")
-        if not isinstance(name, str) or not name:
-            raise _invalid(f"tools[{k}].function.name is missing", provider)
-        declarations.append(
-            types.FunctionDeclaration(
-                name=name,
-                description=function.get("description"),
-                parameters_json_schema=function.get("parameters"),
-            )
-        )
-    return [types.Tool(function_declarations=declarations)]
-
-
-def _tool_config(choice: str | Mapping[str, Any], provider: str) -> types.ToolConfig:
-    allowed: list[str] | None = None
-    if isinstance(choice, str) and choice in _TOOL_CHOICE_MODES:
-        mode = _TOOL_CHOICE_MODES[choice]
-    elif isinstance(choice, Mapping) and choice.get("type") == "function":
-        function = choice.get("function")
-        name = function.get("name") if isinstance(function, Mapping) else None
-        if not isinstance(name, str) or not name:
-            raise _invalid("tool_choice.function.name is missing", provider)
-        mode, allowed = types.FunctionCallingConfigMode.ANY, [name]
-    else:
-        raise _invalid(
-            f"tool_choice {choice!r} is not supported for Gemini "
-            "(use auto, none, required or a function)",
-            provider,
-        )
-    return types.ToolConfig(
-        function_calling_config=types.FunctionCallingConfig(
-            mode=mode, allowed_function_names=allowed
-        )
-    )
-
-
-def _response_format(response_format: Mapping[str, Any], provider: str) -> tuple[str | None, Any]:
-    """(response_mime_type, response_json_schema) for an OpenAI ``response_format``."""
-    kind = response_format.get("type")
-    if kind == "text":
-        return None, None
-    if kind == "json_object":
-        return "application/json", None
-    if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, Mapping) else None
-        return "application/json", schema
-    raise _invalid(f"response_format type {kind!r} is not supported", provider)
-
-
-def _millis(seconds: float) -> int:
-    """HttpOptions.timeout is whole milliseconds, and 0 would mean no timeout at all."""
-    return max(1, math.ceil(seconds * 1000))
-
-
-@functools.lru_cache(maxsize=256)
-def _plain_config(
-    system: str | None,
-    max_tokens: int | None,
-    temperature: float | None,
-    top_p: float | None,
-    stop: tuple[str, ...] | None,
-    raw_body: bool = False,
-) -> types.GenerateContentConfig:
-    """The config of a request with no tools, output format, timeout or extra body: made
-    once per distinct set of values (validating it cost ~30 µs a call). The SDK never changes
-    a config it is given (it works on a copy), so one instance serves every such call."""
-    return types.GenerateContentConfig(
-        system_instruction=system,
-        max_output_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        stop_sequences=list(stop) if stop else None,
-        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-        automatic_continuation=False,
-        should_return_http_response=raw_body or None,
-    )
-
-
-def build_request(
-    request: ChatRequest, *, provider: str, raw_body: bool = False
-) -> tuple[list[types.ContentDict] | types.ContentDict, types.GenerateContentConfig]:
-    """The ``contents`` and ``config`` of ``generate_content`` for an OpenAI-shaped request.
-
-    One turn goes as that turn alone, not a one-item list: the SDK sends the same request,
-    but tries each dict of a list as a Part and then a FileData before taking it as a
-    Content (two failed validations per turn, ~50 µs).
-    """
-    turns, system = _contents(request.messages, provider)
-    contents = turns[0] if len(turns) == 1 else turns
-    mime_type, json_schema = (
-        _response_format(request.response_format, provider)
-        if request.response_format
-        else (None, None)
-    )
-    tools = tool_config = None
-    if request.tools:
-        tools = _tools(request.tools, provider)
-        if request.tool_choice is not None:
-            tool_config = _tool_config(request.tool_choice, provider)
-    http_options = None
-    if request.timeout is not None or request.extra_body:
-        http_options = types.HttpOptions(
-            timeout=_millis(request.timeout) if request.timeout is not None else None,
-            extra_body=dict(request.extra_body) if request.extra_body else None,
-        )
-    stop = tuple(request.stop) if request.stop else None
-    try:
-        if tools is None and mime_type is None and json_schema is None and http_options is None:
-            config = _plain_config(
-                system, request.max_tokens, request.temperature, request.top_p, stop, raw_body
-            )
-        else:
-            # The config stays a model: validated here, a bad value (temperature="hot") is an
-            # InvalidRequest before any call, and the SDK uses a config instance as it is (a
-            # dict it would validate again in several places; nested dicts for tools measured
-            # slower too).
-            config = types.GenerateContentConfig(
-                system_instruction=system,
-                max_output_tokens=request.max_tokens,
-                temperature=request.temperature,
-                top_p=request.top_p,
-                stop_sequences=list(stop) if stop else None,
-                response_mime_type=mime_type,
-                response_json_schema=json_schema,
-                tools=tools,
-                tool_config=tool_config,
-                automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-                automatic_continuation=False,
-                http_options=http_options,
-                should_return_http_response=raw_body or None,
-            )
-    except pydantic.ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise _invalid(f"{where}: {first['msg']}", provider) from None
-    return contents, config
-
-
-# ---------------------------------------------------------------------------------------------
 # Response translation
 
 
@@ -683,6 +296,28 @@ def _usage(meta: Mapping[str, Any]) -> TokenUsage:
     )
 
 
+def _block_message(feedback: Mapping[str, Any] | None) -> str | None:
+    """``message.refusal`` for a prompt Gemini blocked (``promptFeedback`` as JSON), saying
+    why: the block reason, Gemini's own message if any, and the safety categories it blocked.
+    None when the prompt was not blocked."""
+    reason = feedback.get("blockReason") if feedback else None
+    if reason is None:
+        return None
+    assert feedback is not None
+    why = str(reason)
+    categories = [
+        str(rating.get("category"))
+        for rating in feedback.get("safetyRatings") or ()
+        if isinstance(rating, Mapping) and rating.get("blocked")
+    ]
+    if categories:
+        why += f" ({', '.join(categories)})"
+    message = feedback.get("blockReasonMessage")
+    if message:
+        why += f": {message}"
+    return f"Gemini blocked the prompt: {why}"
+
+
 def _finish_reason(reason: Any, *, has_tool_calls: bool, blocked: bool) -> FinishReason:
     if blocked:
         return "content_filter"
@@ -694,20 +329,60 @@ def _finish_reason(reason: Any, *, has_tool_calls: bool, blocked: bool) -> Finis
     return _FINISH_REASONS.get(reason, "stop")
 
 
-def _call_fields(part: types.Part, index: int) -> tuple[str, str, str, dict[str, Any]]:
+def _call_identity(gemini_id: str | None, signature: str | None) -> tuple[str, dict[str, Any]]:
+    """(OpenAI tool call id, extra fields) for a Gemini functionCall.
+
+    Gemini's own id when it sent one (kept in ``extra_content.google.function_call_id`` too,
+    so a replayed turn sends it back), else a new random one: ids must be unique across a
+    conversation (Anthropic refuses repeated ``tool_use`` ids; apps key results on them).
+    """
+    google: dict[str, Any] = {}
+    if signature:
+        google["thought_signature"] = signature
+    if gemini_id:
+        google["function_call_id"] = gemini_id
+        call_id = gemini_id
+    else:
+        call_id = f"call_{uuid.uuid4().hex[:24]}"
+    return call_id, {"extra_content": {"google": google}} if google else {}
+
+
+def _call_fields(part: types.Part) -> tuple[str, str, str, dict[str, Any]]:
     """(id, name, arguments JSON, extra fields) of the OpenAI tool call for a functionCall part."""
     call = part.function_call
     assert call is not None
     arguments = json.dumps(call.args or {}, separators=(",", ":"), ensure_ascii=False)
-    extra: dict[str, Any] = {}
-    if part.thought_signature:
-        signature = base64.b64encode(part.thought_signature).decode("ascii")
-        extra["extra_content"] = {"google": {"thought_signature": signature}}
-    return call.id or f"call_{index}", call.name or "", arguments, extra
+    signature = (
+        base64.b64encode(part.thought_signature).decode("ascii") if part.thought_signature else None
+    )
+    call_id, extra = _call_identity(call.id, signature)
+    return call_id, call.name or "", arguments, extra
 
 
 def _new_response_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def _logprobs(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A candidate's ``logprobsResult`` (its JSON) as OpenAI's ``choice.logprobs``: per token,
+    its log probability and the top alternatives at that step (``top_logprobs``)."""
+    if not result:
+        return None
+    steps = result.get("topCandidates") or ()
+    content = []
+    for i, chosen in enumerate(result.get("chosenCandidates") or ()):
+        top = steps[i].get("candidates") or () if i < len(steps) else ()
+        content.append({**_token_logprob(chosen), "top_logprobs": [_token_logprob(t) for t in top]})
+    return {"content": content, "refusal": None}
+
+
+def _token_logprob(candidate: Mapping[str, Any]) -> dict[str, Any]:
+    token = candidate.get("token") or ""
+    return {
+        "token": token,
+        "logprob": candidate.get("logProbability") or 0.0,
+        "bytes": list(token.encode()),
+    }
 
 
 def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
@@ -723,15 +398,14 @@ def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
     for part in (content or {}).get("parts") or ():
         call = part.get("functionCall")
         if call is not None:
-            extra: dict[str, Any] = {}
-            if part.get("thoughtSignature"):  # base64 on the wire, as the OpenAI shape wants it
-                extra["extra_content"] = {"google": {"thought_signature": part["thoughtSignature"]}}
+            # The signature is base64 on the wire, as the OpenAI shape wants it.
+            call_id, extra = _call_identity(call.get("id"), part.get("thoughtSignature"))
             arguments = json.dumps(
                 call.get("args") or {}, separators=(",", ":"), ensure_ascii=False
             )
             tool_calls.append(
                 ChatCompletionMessageFunctionToolCall(
-                    id=call.get("id") or f"call_{len(tool_calls)}",
+                    id=call_id,
                     type="function",
                     function=Function(name=call.get("name") or "", arguments=arguments),
                     **extra,
@@ -739,11 +413,11 @@ def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
             )
         elif part.get("text") is not None and not part.get("thought"):
             texts.append(part["text"])
-    feedback = body.get("promptFeedback") or {}
+    blocked = _block_message(body.get("promptFeedback"))
     finish = _finish_reason(
         candidate.get("finishReason") if candidate is not None else None,
         has_tool_calls=bool(tool_calls),
-        blocked=feedback.get("blockReason") is not None,
+        blocked=blocked is not None,
     )
     data = completion_data(
         response_id=body.get("responseId") or _new_response_id(),
@@ -752,6 +426,8 @@ def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
         finish_reason=finish,
         usage=usage,
         tool_calls=tool_calls or None,
+        refusal=blocked,
+        logprobs=_logprobs(candidate.get("logprobsResult")) if candidate is not None else None,
     )
     return ProviderResponse.from_data(data, usage)
 
@@ -773,7 +449,8 @@ class _StreamTranslator:
         self.created = int(time.time())
         self.tool_calls = 0
         self.finish: Any = None
-        self.blocked = False
+        #: The refusal for a blocked prompt (see _block_message), None while not blocked.
+        self.blocked: str | None = None
         self.usage_meta: types.GenerateContentResponseUsageMetadata | None = None
 
     def _chunk(self, delta: ChoiceDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
@@ -792,8 +469,11 @@ class _StreamTranslator:
         """The content chunks of one event (text, whole tool calls); records finish and usage."""
         if event.usage_metadata is not None:
             self.usage_meta = event.usage_metadata
-        if event.prompt_feedback is not None and event.prompt_feedback.block_reason is not None:
-            self.blocked = True
+        feedback = event.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            self.blocked = _block_message(
+                feedback.model_dump(mode="json", by_alias=True, exclude_none=True)
+            )
         if not event.candidates:
             return []
         candidate = event.candidates[0]
@@ -809,7 +489,7 @@ class _StreamTranslator:
                 if text:
                     chunks.append(self._chunk(ChoiceDelta(content=text)))
                     text = ""
-                call_id, name, arguments, extra = _call_fields(part, self.tool_calls)
+                call_id, name, arguments, extra = _call_fields(part)
                 delta_call = ChoiceDeltaToolCall(
                     index=self.tool_calls,
                     id=call_id,
@@ -822,14 +502,20 @@ class _StreamTranslator:
             elif part.text and not part.thought:
                 text += part.text
         if text:
-            chunks.append(self._chunk(ChoiceDelta(content=text)))
+            chunk = self._chunk(ChoiceDelta(content=text))
+            if candidate.logprobs_result is not None:
+                result = candidate.logprobs_result.model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                )
+                chunk.choices[0].logprobs = ChoiceLogprobs.model_validate(_logprobs(result))
+            chunks.append(chunk)
         return chunks
 
     def closing(self) -> ChatCompletionChunk:
         finish = _finish_reason(
-            self.finish, has_tool_calls=self.tool_calls > 0, blocked=self.blocked
+            self.finish, has_tool_calls=self.tool_calls > 0, blocked=self.blocked is not None
         )
-        return self._chunk(ChoiceDelta(), finish)
+        return self._chunk(ChoiceDelta(refusal=self.blocked), finish)
 
     def final_usage(self) -> TokenUsage:
         meta = self.usage_meta
@@ -945,7 +631,7 @@ class GeminiAdapter:
     # -- calls ----------------------------------------------------------------------------------
 
     def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
-        contents, config = build_request(request, provider=self.name, raw_body=True)
+        contents, config = build_request(request, provider=self.name, model=model, raw_body=True)
         client = self._sync_client()
         with _mapped_errors(self.name, model):
             response = client.models.generate_content(
@@ -956,7 +642,7 @@ class GeminiAdapter:
         return to_response(_body_of(response, self.name, model), model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
-        contents, config = build_request(request, provider=self.name, raw_body=True)
+        contents, config = build_request(request, provider=self.name, model=model, raw_body=True)
         client = self._async_client()
         with _mapped_errors(self.name, model):
             response = await client.aio.models.generate_content(
@@ -965,7 +651,7 @@ class GeminiAdapter:
         return to_response(_body_of(response, self.name, model), model)
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
-        contents, config = build_request(request, provider=self.name)
+        contents, config = build_request(request, provider=self.name, model=model)
         client = self._sync_client()
         http_responses: list[Any] = []
         token = _OPENING_STREAM.set(http_responses)
@@ -1020,7 +706,7 @@ class GeminiAdapter:
         return stream
 
     async def astream(self, model: str, request: ChatRequest) -> AsyncChunkStream:
-        contents, config = build_request(request, provider=self.name)
+        contents, config = build_request(request, provider=self.name, model=model)
         client = self._async_client()
         http_responses: list[Any] = []
         token = _OPENING_STREAM.set(http_responses)

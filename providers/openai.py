@@ -9,9 +9,13 @@ Request, :class:`~providers.base.ChatRequest` -> ``chat.completions.create`` key
   ``top_p``, ``user``: as given (only the ones that are set). Content parts are not
   inspected here: a part OpenAI does not accept comes back as its own 400, which maps to
   :class:`~gateway.errors.InvalidRequest`.
+- ``seed``, ``frequency_penalty``, ``presence_penalty``, ``logprobs``, ``top_logprobs``,
+  ``parallel_tool_calls``, ``reasoning_effort``, ``extra_headers``, ``extra_query`` and the
+  OpenAI-only arguments (``logit_bias``, ``service_tier``, ``store``, ...): as given.
 - ``metadata``: sent only when the caller also asked OpenAI to store the completion
-  (``extra_body={"store": True}``); otherwise dropped, because OpenAI refuses ``metadata``
-  without ``store`` (HTTP 400) and storing conversations is not ours to switch on.
+  (``store=True``, or ``extra_body={"store": True}``); otherwise dropped, because OpenAI
+  refuses ``metadata`` without ``store`` (HTTP 400) and storing conversations is not ours to
+  switch on.
 - ``max_tokens`` -> ``max_completion_tokens`` (the budget including reasoning; the legacy
   ``max_tokens`` is refused by reasoning models).
 - ``extra_body`` -> the SDK's ``extra_body`` (merged into the JSON body, winning over ours).
@@ -263,8 +267,32 @@ def native_kwargs(model: str, request: ChatRequest, *, stream: bool) -> dict[str
         kwargs["response_format"] = request.response_format
     if request.user is not None:
         kwargs["user"] = request.user
+    if request.seed is not None:
+        kwargs["seed"] = request.seed
+    if request.frequency_penalty is not None:
+        kwargs["frequency_penalty"] = request.frequency_penalty
+    if request.presence_penalty is not None:
+        kwargs["presence_penalty"] = request.presence_penalty
+    if request.logprobs:
+        kwargs["logprobs"] = True
+        if request.top_logprobs is not None:
+            kwargs["top_logprobs"] = request.top_logprobs
+    if request.parallel_tool_calls is not None:
+        kwargs["parallel_tool_calls"] = request.parallel_tool_calls
+    if request.reasoning_effort is not None:
+        kwargs["reasoning_effort"] = request.reasoning_effort
+    if request.extra_headers:
+        kwargs["extra_headers"] = request.extra_headers
+    if request.extra_query:
+        kwargs["extra_query"] = request.extra_query
+    openai_only = request.openai_only
+    if openai_only:
+        kwargs.update(openai_only)
     extra_body = request.extra_body
-    if request.metadata is not None and extra_body and extra_body.get("store") is True:
+    stored = (openai_only and openai_only.get("store") is True) or (
+        extra_body and extra_body.get("store") is True
+    )
+    if request.metadata is not None and stored:
         # OpenAI answers 400 "The 'metadata' parameter is only allowed when 'store' is
         # enabled"; storing conversations is the caller's choice, so we never turn it on.
         kwargs["metadata"] = request.metadata

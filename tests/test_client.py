@@ -16,6 +16,7 @@ from gateway.errors import (
     AllProvidersFailed,
     AuthenticationFailed,
     ConfigError,
+    ContextTooLong,
     InvalidRequest,
     ProviderOverloaded,
     RateLimited,
@@ -116,6 +117,47 @@ def test_all_targets_failing_raises_all_providers_failed(gw: Gateway) -> None:
     assert lines[2].startswith("  backup/beta: ProviderOverloaded")
 
 
+def test_context_too_long_on_a_one_target_route_is_catchable_as_itself(gw: Gateway) -> None:
+    # It arrived wrapped in AllProvidersFailed, so `except ContextTooLong` missed it.
+    fake(gw).script.context_too_long()
+    with pytest.raises(ContextTooLong) as info:
+        gw.chat.completions.create(model="fake/alpha", messages=HELLO)
+    error = info.value
+    assert isinstance(error, AllProvidersFailed)  # what it used to be still catches it
+    assert [(a.target, a.outcome) for a in error.attempts] == [("fake/alpha", "error")]
+    assert error.route == "fake/alpha" and error.reason is None
+    assert error.errors == [error.attempts[0].error]
+    assert (error.provider, error.model, error.status_code) == ("fake", "alpha", 400)
+    assert str(error) == "fake/alpha (HTTP 400): prompt is too long"
+    assert repr(error).startswith("ContextTooLong(")
+    assert not error.retryable and error.kind == "context_length"
+
+
+def test_every_target_failing_with_the_same_non_retryable_error_raises_it(gw: Gateway) -> None:
+    fake(gw).script.context_too_long()
+    fake(gw, "backup").script.context_too_long()
+    with pytest.raises(ContextTooLong) as info:
+        gw.chat.completions.create(model="smart", messages=HELLO)
+    error = info.value
+    assert isinstance(error, AllProvidersFailed) and error.route == "smart"
+    assert [a.target for a in error.attempts] == ["fake/alpha", "backup/beta"]
+    lines = str(error).splitlines()
+    assert lines[0] == "backup/beta (HTTP 400): prompt is too long"
+    assert lines[1] == "(every target of route 'smart' failed the same way:"
+
+
+def test_mixed_or_retryable_failures_stay_all_providers_failed(gw: Gateway) -> None:
+    fake(gw).script.context_too_long()
+    fake(gw, "backup").script.fail(503)
+    with pytest.raises(AllProvidersFailed) as info:
+        gw.chat.completions.create(model="smart", messages=HELLO)
+    assert type(info.value) is AllProvidersFailed
+    fake(gw).script.fail(503)
+    with pytest.raises(AllProvidersFailed) as info:
+        gw.chat.completions.create(model="fake/alpha", messages=HELLO)
+    assert type(info.value) is AllProvidersFailed  # retryable: a retry or later call may work
+
+
 def test_authentication_error_is_raised_at_once_without_fallback(gw: Gateway) -> None:
     fake(gw).script.fail(401)
     with pytest.raises(AuthenticationFailed):
@@ -155,9 +197,93 @@ def test_bad_arguments_are_rejected_before_any_provider_call(
     assert fake(gw).calls == []
 
 
-def test_unknown_keyword_is_a_type_error(gw: Gateway) -> None:
-    with pytest.raises(TypeError, match="frequency_penaltyy"):
-        gw.chat.completions.create(model="smart", messages=HELLO, frequency_penaltyy=1)  # type: ignore[call-overload]
+def test_unknown_keyword_is_an_invalid_request_naming_it(gw: Gateway) -> None:
+    # It was a TypeError naming an internal function (build_request).
+    with pytest.raises(InvalidRequest) as info:
+        gw.chat.completions.create(model="smart", messages=HELLO, frequency_penaltyy=1, foo=2)  # type: ignore[call-overload]
+    message = str(info.value)
+    assert "'foo', 'frequency_penaltyy'" in message and "build_request" not in message
+    assert fake(gw).calls == []
+
+
+def test_every_openai_argument_is_accepted(gw: Gateway) -> None:
+    # Each of these raised a TypeError naming build_request.
+    gw.chat.completions.create(
+        model="smart",
+        messages=HELLO,
+        seed=7,
+        logprobs=True,
+        top_logprobs=3,
+        parallel_tool_calls=False,
+        frequency_penalty=0.5,
+        presence_penalty=-0.5,
+        reasoning_effort="low",
+        extra_headers={"x-trace": "1"},
+        extra_query={"q": "1"},
+        logit_bias={"50256": -100},
+        service_tier="flex",
+        store=True,
+        safety_identifier="user-1",
+        prompt_cache_key="k",
+        verbosity="low",
+    )
+    request = fake(gw).calls[-1].request
+    assert (request.seed, request.logprobs, request.top_logprobs) == (7, True, 3)
+    assert request.parallel_tool_calls is False
+    assert (request.frequency_penalty, request.presence_penalty) == (0.5, -0.5)
+    assert request.reasoning_effort == "low"
+    assert request.extra_headers == {"x-trace": "1"} and request.extra_query == {"q": "1"}
+    assert request.openai_only == {
+        "logit_bias": {"50256": -100},
+        "service_tier": "flex",
+        "store": True,
+        "safety_identifier": "user-1",
+        "prompt_cache_key": "k",
+        "verbosity": "low",
+    }
+
+
+def test_openai_defaults_and_sdk_sentinels_count_as_not_given(gw: Gateway) -> None:
+    from anthropic import NOT_GIVEN as ANTHROPIC_NOT_GIVEN
+    from openai import NOT_GIVEN, omit
+
+    gw.chat.completions.create(  # type: ignore[call-overload]
+        model="smart",
+        messages=HELLO,
+        max_tokens=NOT_GIVEN,
+        temperature=omit,
+        seed=ANTHROPIC_NOT_GIVEN,
+        stream=NOT_GIVEN,
+        tools=None,
+        frequency_penalty=0,
+        presence_penalty=0.0,
+        logprobs=False,
+        parallel_tool_calls=True,
+    )
+    request = fake(gw).calls[-1].request
+    assert request.max_tokens is None and request.temperature is None and request.seed is None
+    assert not request.stream
+    assert (request.frequency_penalty, request.presence_penalty) == (None, None)
+    assert request.logprobs is False and request.parallel_tool_calls is None
+    assert request.openai_only is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"frequency_penalty": 3}, "frequency_penalty must be between"),
+        ({"top_logprobs": 3}, "top_logprobs needs logprobs=True"),
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs must be from 0 to 20"),
+        ({"parallel_tool_calls": "no"}, "parallel_tool_calls must be True or False"),
+        ({"reasoning_effort": "extreme"}, "reasoning_effort must be one of"),
+        ({"extra_headers": "x"}, "extra_headers must be a dict"),
+    ],
+)
+def test_bad_extra_arguments_are_rejected(gw: Gateway, kwargs: dict[str, Any], words: str) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(words)):
+        gw.chat.completions.create(model="smart", messages=HELLO, **kwargs)
+    assert fake(gw).calls == []
 
 
 def test_stream_without_include_usage_puts_usage_on_the_finish_chunk(gw: Gateway) -> None:

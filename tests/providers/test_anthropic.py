@@ -14,6 +14,7 @@ import anthropic
 import httpcore2
 import httpx
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
 from gateway._yaml import MissingEnv
@@ -33,7 +34,14 @@ from gateway.errors import (
 )
 from gateway.testing.wire import anthropic as wire
 from providers import load_adapter_class
-from providers.anthropic import DEFAULT_MAX_TOKENS, AnthropicAdapter, build_params, map_error
+from providers._anthropic_request import THINKING_BUDGETS
+from providers.anthropic import (
+    DEFAULT_MAX_TOKENS,
+    REFUSAL_MESSAGE,
+    AnthropicAdapter,
+    build_params,
+    map_error,
+)
 from providers.base import (
     AsyncChunkStream,
     ChatRequest,
@@ -47,6 +55,7 @@ from tests.conftest import CANARY_KEY
 URL = wire.MESSAGES_URL
 MODEL = "claude-sonnet-4-6"
 HELLO = [{"role": "user", "content": "Hello"}]
+TIME_TOOL = {"type": "function", "function": {"name": "get_time"}}
 PNG_DATA = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
 
 
@@ -403,6 +412,17 @@ def test_tool_choice(choice: Any, native: dict[str, str]) -> None:
     assert build_params(MODEL, request(tools=tools, tool_choice=choice))["tool_choice"] == native
 
 
+async def test_tool_choice_without_tools_is_not_sent(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # Anthropic answers 400 to a tool_choice with no tools; OpenAI ignores it.
+    route = respond(httpx2_mock, wire.message())
+    for choice in ("auto", "none", "required", {"type": "function", "function": {"name": "f"}}):
+        await complete(adapter, request(tool_choice=choice), mode)
+        body = sent(route)
+        assert "tool_choice" not in body and "tools" not in body
+
+
 def test_assistant_tool_call_without_text_sends_no_empty_text() -> None:
     messages: list[dict[str, Any]] = [
         *HELLO,
@@ -465,12 +485,50 @@ async def test_json_schema_output(adapter: AnthropicAdapter, httpx2_mock: Any, m
     assert sent(route)["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
 
 
-async def test_json_mode(adapter: AnthropicAdapter, httpx2_mock: Any, mode: str) -> None:
-    route = respond(httpx2_mock, wire.message(text="{}"))
-    await complete(adapter, request(response_format={"type": "json_object"}), mode)
-    assert sent(route)["output_config"] == {
-        "format": {"type": "json_schema", "schema": {"type": "object"}}
+async def test_json_schema_goes_through_the_sdks_schema_transform(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # A schema as OpenAI users write it: no additionalProperties, constraints Claude's
+    # structured output does not take (minimum, pattern).
+    schema = {
+        "type": "object",
+        "properties": {
+            "age": {"type": "integer", "minimum": 0},
+            "email": {"type": "string", "format": "email"},
+            "tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$"}},
+            "address": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+        "required": ["age"],
     }
+    original = json.loads(json.dumps(schema))
+    route = respond(httpx2_mock, wire.message(text='{"age": 3}'))
+    response_format = {"type": "json_schema", "json_schema": {"name": "person", "schema": schema}}
+    await complete(adapter, request(response_format=response_format), mode)
+    native = sent(route)["output_config"]["format"]["schema"]
+    assert native == anthropic.transform_schema(original)
+    assert native["additionalProperties"] is False
+    assert native["properties"]["address"]["additionalProperties"] is False
+    assert "minimum" not in native["properties"]["age"]
+    assert "minimum: 0" in native["properties"]["age"]["description"]
+    assert native["properties"]["email"]["format"] == "email"
+    assert schema == original  # the caller's schema is not changed
+
+
+async def test_json_mode_is_refused_before_any_call(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # Claude's structured output needs a schema with the object's properties: {"type":
+    # "object"} is refused by the API (or, made strict, allows only {}).
+    route = respond(httpx2_mock, wire.message(text="{}"))
+    with pytest.raises(InvalidRequest) as info:
+        await complete(adapter, request(response_format={"type": "json_object"}), mode)
+    assert "json_object" in str(info.value) and "json_schema" in str(info.value)
+    assert info.value.provider == "anthropic" and info.value.model == MODEL
+    assert route.call_count == 0
+    bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"minimum": 1}}}
+    with pytest.raises(InvalidRequest, match=r"json_schema\.schema"):
+        await complete(adapter, request(response_format=bad), mode)
+    assert route.call_count == 0
     await complete(adapter, request(response_format={"type": "text"}), mode)
     assert "output_config" not in sent(route)
 
@@ -486,21 +544,52 @@ async def test_stop_max_tokens_sampling_user_and_extra_body(
         top_p=0.9,
         user="user-42",
         metadata={"feature": "search"},
-        response_format={"type": "json_object"},
+        response_format={"type": "json_schema", "json_schema": {"schema": {"type": "object"}}},
         extra_body={"top_k": 5, "output_config": {"effort": "low"}, "temperature": 0.1},
     )
     await complete(adapter, req, mode)
     body = sent(route)
-    assert body["stop_sequences"] == ["\n\n", "END"]
+    assert body["stop_sequences"] == ["END"]  # "\n\n" is whitespace only: dropped
     assert body["max_tokens"] == 321
-    assert body["top_p"] == 0.9
-    assert body["temperature"] == 0.1  # extra_body wins
+    assert body["temperature"] == 0.1  # extra_body's sampling replaces the translated one
+    assert "top_p" not in body
     assert body["top_k"] == 5
     assert body["metadata"] == {"user_id": "user-42"}  # OpenAI metadata has no equivalent
     assert body["output_config"] == {
-        "format": {"type": "json_schema", "schema": {"type": "object"}},
+        "format": {
+            "type": "json_schema",
+            "schema": {"type": "object", "properties": {}, "additionalProperties": False},
+        },
         "effort": "low",
     }
+
+
+async def test_whitespace_only_stop_sequences_are_dropped(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # Anthropic answers 400 "stop_sequences: each stop sequence must contain non-whitespace".
+    route = respond(httpx2_mock, wire.message())
+    await complete(adapter, request(stop=["\n", "END", " \t", "\nUser:"]), mode)
+    assert sent(route)["stop_sequences"] == ["END", "\nUser:"]
+    await complete(adapter, request(stop=["\n\n"]), mode)
+    assert "stop_sequences" not in sent(route)
+
+
+async def test_temperature_and_top_p_together_send_only_temperature(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # Current Claude models answer 400 to both; an OpenAI-shaped call with both must work.
+    route = respond(httpx2_mock, wire.message())
+    await complete(adapter, request(temperature=0.3, top_p=0.9), mode)
+    body = sent(route)
+    assert body["temperature"] == 0.3
+    assert "top_p" not in body
+    await complete(adapter, request(top_p=0.9), mode)
+    assert sent(route)["top_p"] == 0.9
+    assert "temperature" not in sent(route)
+    await complete(adapter, request(temperature=0.3, extra_body={"top_p": 0.5}), mode)
+    assert sent(route)["top_p"] == 0.5
+    assert "temperature" not in sent(route)
 
 
 async def test_openai_range_temperature_is_clamped_to_anthropics(
@@ -511,6 +600,121 @@ async def test_openai_range_temperature_is_clamped_to_anthropics(
     assert sent(route)["temperature"] == 1.0
     await complete(adapter, request(temperature=0.4), mode)
     assert sent(route)["temperature"] == 0.4
+
+
+async def test_openai_arguments_without_an_equivalent_are_refused_before_any_call(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # No route is mocked: a request that reached HTTP would fail the test with another error.
+    req = request(
+        seed=7, logprobs=True, top_logprobs=2, presence_penalty=0.5, openai_only={"logit_bias": {}}
+    )
+    with pytest.raises(InvalidRequest) as info:
+        await complete(adapter, req, mode)
+    message = str(info.value)
+    assert message.startswith(f"anthropic/{MODEL}: ")
+    assert "seed, presence_penalty, logprobs, top_logprobs, logit_bias have no equivalent" in (
+        message
+    )
+    assert "on Anthropic" in message
+    with pytest.raises(InvalidRequest, match=r"^anthropic/.*: frequency_penalty has no equival"):
+        await complete(adapter, request(frequency_penalty=-1.0), mode)
+
+
+async def test_openai_request_labels_are_dropped_or_mapped(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    route = respond(httpx2_mock, wire.message())
+    labels = {"store": True, "prompt_cache_key": "k", "safety_identifier": "hashed-user"}
+    await complete(adapter, request(openai_only=labels), mode)
+    body = sent(route)
+    assert body["metadata"] == {"user_id": "hashed-user"}
+    assert not {"store", "prompt_cache_key", "safety_identifier"} & body.keys()
+    await complete(adapter, request(user="u-1", openai_only=labels), mode)
+    assert sent(route)["metadata"] == {"user_id": "u-1"}
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "native"),
+    [
+        (None, {"type": "auto", "disable_parallel_tool_use": True}),
+        ("auto", {"type": "auto", "disable_parallel_tool_use": True}),
+        ("required", {"type": "any", "disable_parallel_tool_use": True}),
+        (
+            {"type": "function", "function": {"name": "get_time"}},
+            {"type": "tool", "name": "get_time", "disable_parallel_tool_use": True},
+        ),
+        ("none", {"type": "none"}),
+    ],
+)
+async def test_parallel_tool_calls_false_disables_parallel_tool_use(
+    adapter: AnthropicAdapter, httpx2_mock: Any, tool_choice: Any, native: dict[str, Any]
+) -> None:
+    route = respond(httpx2_mock, wire.message())
+    req = request(tools=[TIME_TOOL], tool_choice=tool_choice, parallel_tool_calls=False)
+    adapter.complete(MODEL, req)
+    assert sent(route)["tool_choice"] == native
+    adapter.complete(MODEL, request(parallel_tool_calls=False))  # no tools: nothing to disable
+    assert "tool_choice" not in sent(route)
+
+
+async def test_reasoning_effort_becomes_a_thinking_budget(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    route = respond(httpx2_mock, wire.message(thinking="hmm"))
+    await complete(adapter, request(reasoning_effort="medium", temperature=0.5, top_p=0.9), mode)
+    body = sent(route)
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": THINKING_BUDGETS["medium"]}
+    # Without the caller's max_tokens, the answer keeps its default room beside the budget.
+    assert body["max_tokens"] == DEFAULT_MAX_TOKENS + THINKING_BUDGETS["medium"]
+    assert "temperature" not in body and "top_p" not in body  # Claude refuses them when thinking
+    # Thinking counts inside max_tokens (OpenAI's max_completion_tokens counts reasoning too).
+    await complete(adapter, request(reasoning_effort="high", max_tokens=6000), mode)
+    assert (sent(route)["thinking"]["budget_tokens"], sent(route)["max_tokens"]) == (3000, 6000)
+    await complete(adapter, request(reasoning_effort="minimal", max_tokens=1500), mode)
+    assert sent(route)["thinking"]["budget_tokens"] == 1024
+    await complete(adapter, request(reasoning_effort="none", temperature=0.5), mode)
+    assert "thinking" not in sent(route) and sent(route)["temperature"] == 0.5
+    with pytest.raises(InvalidRequest, match="reasoning_effort needs max_tokens above 1024"):
+        await complete(adapter, request(reasoning_effort="low", max_tokens=1024), mode)
+    assert route.call_count == 4
+
+
+async def test_reasoning_effort_leaves_thinking_out_where_claude_cannot_take_it(
+    adapter: AnthropicAdapter, httpx2_mock: Any
+) -> None:
+    route = respond(httpx2_mock, wire.message())
+    # A forced tool choice: Claude refuses it with thinking.
+    adapter.complete(
+        MODEL, request(tools=[TIME_TOOL], tool_choice="required", reasoning_effort="high")
+    )
+    assert "thinking" not in sent(route) and sent(route)["max_tokens"] == DEFAULT_MAX_TOKENS
+    # A tool-use turn continued: Claude would want its thinking blocks back.
+    call = {"id": "t1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    history: list[dict[str, Any]] = [
+        *HELLO,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "t1", "content": "noon"},
+    ]
+    adapter.complete(MODEL, request(history, tools=[TIME_TOOL], reasoning_effort="high"))
+    assert "thinking" not in sent(route)
+    # A new user turn after a plain answer: thinking is on.
+    history = [*HELLO, {"role": "assistant", "content": "Hi"}, {"role": "user", "content": "?"}]
+    adapter.complete(MODEL, request(history, tools=[TIME_TOOL], reasoning_effort="high"))
+    assert sent(route)["thinking"]["type"] == "enabled"
+
+
+async def test_extra_headers_and_query_reach_the_request(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    route = httpx2_mock.post(url__startswith=URL).mock(
+        return_value=httpx.Response(200, json=wire.message())
+    )
+    req = request(extra_headers={"x-trace": "t-1"}, extra_query={"beta": "true"})
+    await complete(adapter, req, mode)
+    sent_request = route.calls.last.request
+    assert sent_request.headers["x-trace"] == "t-1"
+    assert sent_request.url.params["beta"] == "true"
 
 
 @pytest.mark.parametrize(
@@ -532,6 +736,33 @@ async def test_finish_reasons(
     respond(httpx2_mock, wire.message(stop_reason=stop_reason))
     result = adapter.complete(MODEL, request())
     assert result.completion.choices[0].finish_reason == finish_reason
+
+
+async def test_refusal_sets_message_refusal(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    respond(httpx2_mock, wire.message(text="I can", stop_reason="refusal"))
+    choice = (await complete(adapter, request(), mode)).completion.choices[0]
+    assert choice.finish_reason == "content_filter"
+    assert choice.message.refusal == REFUSAL_MESSAGE
+    assert choice.message.content == "I can"  # what was written before the refusal stays
+    respond(httpx2_mock, wire.message(text="Hi"))
+    assert (await complete(adapter, request(), mode)).completion.choices[0].message.refusal is None
+
+
+async def test_stream_refusal_sets_the_delta_refusal(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    respond_stream(httpx2_mock, wire.stream_body(text_chunks=["I can"], stop_reason="refusal"))
+    chunks, _ = await stream_all(adapter, request(), mode)
+    state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
+    for chunk in chunks:
+        state.handle_chunk(chunk)
+    # (get_final_completion() raises ContentFilterFinishReasonError here, as for OpenAI)
+    choice = state.current_completion_snapshot.choices[0]
+    assert choice.finish_reason == "content_filter"
+    assert choice.message.refusal == REFUSAL_MESSAGE
+    assert choice.message.content == "I can"
 
 
 async def test_usage_with_cache_and_reasoning(
@@ -638,7 +869,7 @@ async def test_only_tool_calls_gives_null_content(
             "messages[0]: a tool message needs a tool_call_id",
         ),
         (HELLO, {"tools": [{"type": "custom", "custom": {}}]}, "tools[0]"),
-        (HELLO, {"tool_choice": "sometimes"}, "tool_choice"),
+        (HELLO, {"tools": [TIME_TOOL], "tool_choice": "sometimes"}, "tool_choice"),
         (HELLO, {"response_format": {"type": "yaml"}}, "response_format type 'yaml'"),
         (HELLO, {"response_format": {"type": "json_schema", "json_schema": {}}}, "schema"),
     ],
@@ -725,6 +956,26 @@ async def test_stream_tool_calls(adapter: AnthropicAdapter, httpx2_mock: Any, mo
     # 1 text delta + per call: 1 head + its fragments
     fragments = sum(1 for d in deltas for c in d.tool_calls or [] if c.id is None)
     assert stream.content_chunks == 1 + 2 + fragments
+
+
+async def test_stream_tool_call_without_arguments_streams_an_empty_object(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str
+) -> None:
+    # Anthropic streams no argument fragment for a call with no input (non-streamed: "{}").
+    calls = [wire.ToolUse("get_time", {}, id="toolu_a"), wire.ToolUse("get_date", {}, id="toolu_b")]
+    respond_stream(httpx2_mock, wire.stream_body(text_chunks=[], tool_uses=calls))
+    chunks, _ = await stream_all(adapter, request(), mode)
+
+    state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
+    for chunk in chunks:
+        state.handle_chunk(chunk)
+    message = state.get_final_completion().choices[0].message
+    assert message.tool_calls is not None
+    assert [(c.id, c.function.arguments) for c in message.tool_calls] == [
+        ("toolu_a", "{}"),
+        ("toolu_b", "{}"),
+    ]
+    assert all(json.loads(c.function.arguments) == {} for c in message.tool_calls)
 
 
 async def test_stream_usage_counts_replace_not_add(

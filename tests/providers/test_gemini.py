@@ -37,6 +37,7 @@ from gateway.errors import (
 )
 from gateway.testing.wire import gemini as wire
 from providers import load_adapter_class
+from providers._gemini_request import THINKING_BUDGETS
 from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderAdapter, TokenUsage
 from providers.gemini import SKIP_SIGNATURE, GeminiAdapter, build_request, map_error
 from tests.conftest import CANARY_KEY
@@ -229,6 +230,29 @@ async def test_system_prompt_and_multi_turn(
     ]
 
 
+async def test_text_parts_of_system_and_tool_messages_keep_apart(
+    httpx2_mock: Any, adapter: GeminiAdapter, mode: str
+) -> None:
+    # Joined with "" the last word of one part ran into the first of the next.
+    route = respond(httpx2_mock, wire.generate_content_response("ok"))
+    parts = [{"type": "text", "text": "Be terse."}, {"type": "text", "text": "Answer in French."}]
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": parts},
+        {"role": "user", "content": "Go"},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": parts},
+    ]
+
+    await complete(adapter, mode, ChatRequest(messages=messages))
+
+    body = sent(route)
+    assert body["systemInstruction"]["parts"] == [{"text": "Be terse.\nAnswer in French."}]
+    assert body["contents"][2]["parts"][0]["functionResponse"]["response"] == {
+        "result": "Be terse.\nAnswer in French."
+    }
+
+
 WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
@@ -274,12 +298,11 @@ async def test_tools_round_trip(httpx2_mock: Any, adapter: GeminiAdapter, mode: 
     assert result.completion.choices[0].finish_reason == "tool_calls"  # Gemini said STOP
     assert message.content is None
     assert message.tool_calls is not None
-    assert [
-        (c.id, c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls
-    ] == [
-        ("call_0", "get_weather", {"city": "Paris"}),
-        ("call_1", "get_weather", {"city": "Lyon"}),
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "Lyon"}),
     ]
+    paris_id, lyon_id = (c.id for c in message.tool_calls)
     assert message.tool_calls[0].model_dump()["extra_content"] == {
         "google": {"thought_signature": "c2lnLTE+/w=="}
     }
@@ -290,8 +313,8 @@ async def test_tools_round_trip(httpx2_mock: Any, adapter: GeminiAdapter, mode: 
         messages=[
             *first.messages,
             message.model_dump(exclude_none=True),
-            {"role": "tool", "tool_call_id": "call_0", "content": '{"temp_c": 21}'},
-            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            {"role": "tool", "tool_call_id": paris_id, "content": '{"temp_c": 21}'},
+            {"role": "tool", "tool_call_id": lyon_id, "content": "sunny"},
         ],
         tools=[WEATHER_TOOL],
     )
@@ -353,17 +376,64 @@ async def test_tool_history_without_signature_gets_the_placeholder(
     ]
 
 
-async def test_gemini_function_call_ids_are_kept(
+async def test_gemini_function_call_ids_are_kept_and_sent_back(
     httpx2_mock: Any, adapter: GeminiAdapter, mode: str
 ) -> None:
-    call = wire.FunctionCall("lookup", {"q": "x"}, id="fc-abc")
-    respond(httpx2_mock, wire.generate_content_response("Looking.", function_calls=[call]))
+    calls = [wire.FunctionCall("lookup", {"q": "x"}, id="fc-abc"), wire.FunctionCall("lookup")]
+    respond(httpx2_mock, wire.generate_content_response("Looking.", function_calls=calls))
 
     result = await complete(adapter, mode, ChatRequest(messages=HELLO, tools=[WEATHER_TOOL]))
 
     message = result.completion.choices[0].message
     assert message.content == "Looking."
-    assert message.tool_calls is not None and message.tool_calls[0].id == "fc-abc"
+    assert message.tool_calls is not None
+    own, generated = message.tool_calls
+    assert own.id == "fc-abc"
+    assert own.model_dump()["extra_content"] == {"google": {"function_call_id": "fc-abc"}}
+    assert generated.id.startswith("call_") and "extra_content" not in generated.model_dump()
+
+    route = respond(httpx2_mock, wire.generate_content_response("Found."))
+    history = [
+        *HELLO,
+        message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": generated.id, "content": "2"},
+        {"role": "tool", "tool_call_id": "fc-abc", "content": "1"},
+    ]
+    await complete(adapter, mode, ChatRequest(messages=history, tools=[WEATHER_TOOL]))
+
+    contents = sent(route)["contents"]
+    # Gemini's own id goes back on the call and its result; a generated one is ours alone.
+    assert [p["functionCall"] for p in contents[1]["parts"][1:]] == [
+        {"id": "fc-abc", "name": "lookup", "args": {"q": "x"}},
+        {"name": "lookup", "args": {}},
+    ]
+    assert [p["functionResponse"] for p in contents[2]["parts"]] == [
+        {"name": "lookup", "response": {"result": 2}},
+        {"id": "fc-abc", "name": "lookup", "response": {"result": 1}},
+    ]
+
+
+async def test_tool_call_ids_are_unique_across_turns(
+    httpx2_mock: Any, adapter: GeminiAdapter, mode: str
+) -> None:
+    # Gemini sends no ids: positional ids (call_0, call_1) repeated every turn, and a history
+    # with repeated ids is refused by Anthropic (fallback) and breaks apps keyed on ids.
+    calls = [wire.FunctionCall("get_weather", {"city": "Paris"}), wire.FunctionCall("lookup")]
+    respond(httpx2_mock, wire.generate_content_response(None, function_calls=calls))
+    ids: list[str] = []
+    for _ in range(3):
+        result = await complete(adapter, mode, ChatRequest(messages=HELLO, tools=[WEATHER_TOOL]))
+        ids += [c.id for c in result.completion.choices[0].message.tool_calls or []]
+    respond_stream(httpx2_mock, wire.stream_response([], function_calls=calls))
+    _, chunks = await stream_all(adapter, mode, ChatRequest(messages=HELLO, tools=[WEATHER_TOOL]))
+    ids += [
+        call.id
+        for c in chunks
+        if c.choices and c.choices[0].delta.tool_calls
+        for call in c.choices[0].delta.tool_calls
+    ]
+    assert len(ids) == 8 and len(set(ids)) == 8
+    assert all(i.startswith("call_") and len(i) > len("call_1") for i in ids)
 
 
 @pytest.mark.parametrize(
@@ -672,15 +742,110 @@ async def test_finish_reasons(
     assert result.completion.choices[0].finish_reason == openai_reason
 
 
+async def test_openai_sampling_reasoning_and_logprobs_map_to_the_generation_config(
+    httpx2_mock: Any, adapter: GeminiAdapter, mode: str
+) -> None:
+    route = respond(httpx2_mock, wire.generate_content_response("ok"))
+    request = ChatRequest(
+        messages=HELLO,
+        seed=7,
+        frequency_penalty=0.5,
+        presence_penalty=-0.5,
+        logprobs=True,
+        top_logprobs=3,
+        reasoning_effort="low",
+        extra_headers={"x-trace": "t-1"},
+        openai_only={"store": True, "prompt_cache_key": "k", "safety_identifier": "u"},
+    )
+
+    await complete(adapter, mode, request)
+
+    body = sent(route)
+    assert body["generationConfig"] == {
+        "seed": 7,
+        "frequencyPenalty": 0.5,
+        "presencePenalty": -0.5,
+        "responseLogprobs": True,
+        "logprobs": 3,
+        # google-genai writes thinkingConfig's field in its proto name, which the API accepts.
+        "thinkingConfig": {"thinking_budget": THINKING_BUDGETS["low"]},
+    }
+    assert set(body) == {"contents", "generationConfig"}  # OpenAI's labels are dropped
+    assert route.calls.last.request.headers["x-trace"] == "t-1"
+    await complete(adapter, mode, ChatRequest(messages=HELLO, reasoning_effort="none"))
+    assert sent(route)["generationConfig"] == {"thinkingConfig": {"thinking_budget": 0}}
+
+
+async def test_openai_arguments_without_an_equivalent_are_refused_before_any_call(
+    adapter: GeminiAdapter, mode: str
+) -> None:
+    # No route is mocked: a request that reached HTTP would fail the test with another error.
+    request = ChatRequest(
+        messages=HELLO,
+        tools=[WEATHER_TOOL],
+        parallel_tool_calls=False,
+        extra_query={"a": "1"},
+        openai_only={"logit_bias": {"1": 5}, "store": True},
+    )
+    error = await raised(complete(adapter, mode, request))
+    assert isinstance(error, InvalidRequest)
+    assert str(error).startswith(f"gemini/{MODEL}: extra_query, parallel_tool_calls, logit_bias ")
+    assert "have no equivalent on Gemini" in str(error)
+
+
+async def test_logprobs_come_back_in_openais_shape(
+    httpx2_mock: Any, adapter: GeminiAdapter, mode: str
+) -> None:
+    result = wire.logprobs_result(
+        [("Hi", -0.25), ("!", -1.5)], top=[[("Hi", -0.25), ("Hello", -1.75)], [("!", -1.5)]]
+    )
+    respond(httpx2_mock, wire.generate_content_response("Hi!", logprobs=result))
+    request = ChatRequest(messages=HELLO, logprobs=True, top_logprobs=2)
+
+    choice = (await complete(adapter, mode, request)).completion.choices[0]
+
+    assert choice.logprobs is not None and choice.logprobs.content is not None
+    first, second = choice.logprobs.content
+    assert (first.token, first.logprob, first.bytes) == ("Hi", -0.25, [72, 105])
+    assert [(t.token, t.logprob) for t in first.top_logprobs] == [("Hi", -0.25), ("Hello", -1.75)]
+    assert (second.token, second.logprob) == ("!", -1.5)
+
+    events = [
+        wire.generate_content_response("Hi", logprobs=wire.logprobs_result([("Hi", -0.25)])),
+        wire.generate_content_response("!", logprobs=wire.logprobs_result([("!", -1.5)])),
+    ]
+    respond_stream(httpx2_mock, wire.sse_body(events))
+    _, chunks = await stream_all(adapter, mode, ChatRequest(messages=HELLO, logprobs=True))
+    tokens = [
+        (t.token, t.logprob)
+        for c in chunks
+        if c.choices and c.choices[0].logprobs and c.choices[0].logprobs.content
+        for t in c.choices[0].logprobs.content
+    ]
+    assert tokens == [("Hi", -0.25), ("!", -1.5)]
+
+
 async def test_blocked_prompt_is_content_filter(
     httpx2_mock: Any, adapter: GeminiAdapter, mode: str
 ) -> None:
-    respond(httpx2_mock, wire.generate_content_response(prompt_block_reason="SAFETY"))
+    body = wire.generate_content_response(
+        prompt_block_reason="SAFETY", blocked_categories=["HARM_CATEGORY_DANGEROUS_CONTENT"]
+    )
+    respond(httpx2_mock, body)
 
     result = await complete(adapter, mode, ChatRequest(messages=HELLO))
 
+    message = result.completion.choices[0].message
     assert result.completion.choices[0].finish_reason == "content_filter"
-    assert result.completion.choices[0].message.content == ""
+    assert message.content == ""
+    # The reason is surfaced, not just an empty answer.
+    assert message.refusal == (
+        "Gemini blocked the prompt: SAFETY (HARM_CATEGORY_DANGEROUS_CONTENT)"
+    )
+    respond(httpx2_mock, wire.generate_content_response("ok"))
+    assert (await complete(adapter, mode, ChatRequest(messages=HELLO))).completion.choices[
+        0
+    ].message.refusal is None
 
 
 async def test_thought_parts_are_not_content(
@@ -862,14 +1027,15 @@ async def test_stream_tool_calls(httpx2_mock: Any, adapter: GeminiAdapter, mode:
     ]
     assert len(deltas) == 2
     first, second = deltas[0][0], deltas[1][0]
-    assert (first.index, first.id, first.type) == (0, "call_0", "function")
+    assert (first.index, first.type) == (0, "function")
+    assert first.id is not None and first.id.startswith("call_")
     assert first.function is not None
     assert (first.function.name, json.loads(first.function.arguments or "")) == (
         "get_weather",
         {"city": "Paris"},
     )
     assert first.model_dump()["extra_content"] == {"google": {"thought_signature": "c2ln"}}
-    assert (second.index, second.id) == (1, "call_1")
+    assert second.index == 1 and second.id is not None and second.id != first.id
     assert chunks[-2].choices[0].finish_reason == "tool_calls"
     assert chunks[-1].choices == []
     assert stream.content_chunks == 3
@@ -882,6 +1048,7 @@ async def test_stream_blocked_prompt(httpx2_mock: Any, adapter: GeminiAdapter, m
     stream, chunks = await stream_all(adapter, mode, ChatRequest(messages=HELLO))
 
     assert chunks[-2].choices[0].finish_reason == "content_filter"
+    assert chunks[-2].choices[0].delta.refusal == "Gemini blocked the prompt: PROHIBITED_CONTENT"
     assert chunks[-1].choices == []
     assert stream.content_chunks == 0
 

@@ -321,6 +321,55 @@ async def test_metadata_is_sent_with_store(
     assert sent(route)["store"] is True
 
 
+async def test_every_openai_argument_passes_through(
+    httpx2_mock: Any, adapter: OpenAIAdapter, mode: str
+) -> None:
+    route = httpx2_mock.post(url__startswith=URL).mock(
+        return_value=httpx.Response(200, json=wire.chat_completion())
+    )
+    openai_only = {
+        "logit_bias": {"50256": -100},
+        "service_tier": "flex",
+        "store": True,
+        "verbosity": "low",
+        "prompt_cache_key": "k",
+        "safety_identifier": "hashed",
+    }
+    request = ChatRequest(
+        messages=HELLO,
+        seed=7,
+        frequency_penalty=0.5,
+        presence_penalty=-0.5,
+        logprobs=True,
+        top_logprobs=3,
+        parallel_tool_calls=False,
+        reasoning_effort="high",
+        metadata={"feature": "search"},
+        extra_headers={"x-trace": "t-1"},
+        extra_query={"api-version": "2"},
+        openai_only=openai_only,
+    )
+
+    await complete(adapter, mode, request)
+
+    assert sent(route) == {
+        "model": MODEL,
+        "messages": HELLO,
+        "seed": 7,
+        "frequency_penalty": 0.5,
+        "presence_penalty": -0.5,
+        "logprobs": True,
+        "top_logprobs": 3,
+        "parallel_tool_calls": False,
+        "reasoning_effort": "high",
+        "metadata": {"feature": "search"},  # store=True given as an argument
+        **openai_only,
+    }
+    http_request = route.calls.last.request
+    assert http_request.headers["x-trace"] == "t-1"
+    assert http_request.url.params["api-version"] == "2"
+
+
 @pytest.mark.parametrize("finish_reason", ["stop", "length", "tool_calls", "content_filter"])
 async def test_finish_reasons(
     httpx2_mock: Any, adapter: OpenAIAdapter, mode: str, finish_reason: Any

@@ -245,7 +245,8 @@ def stream_events(
     ``message_delta`` carries the stop reason and the final ``output_tokens`` (plus the
     cumulative input and cache counts when ``cumulative_delta_usage``, as newer API versions
     send). A tool use streams as ``content_block_start`` (id, name, empty input) followed by
-    ``input_json_delta`` fragments of ``json_fragment_size`` characters.
+    ``input_json_delta`` fragments of ``json_fragment_size`` characters (after an empty one);
+    a tool use with no input streams only the empty fragment.
     """
     final = dict(usage) if usage is not None else _usage_body()
     start_usage = {
@@ -318,7 +319,8 @@ def stream_events(
                 "content_block": _tool_use_block(tool, with_input=False),
             }
         )
-        arguments = json.dumps(dict(tool.input), separators=(",", ":"))
+        # A call without arguments streams one empty fragment, not "{}".
+        arguments = json.dumps(dict(tool.input), separators=(",", ":")) if tool.input else ""
         for fragment in ["", *_fragments(arguments, json_fragment_size)]:
             events.append(
                 {

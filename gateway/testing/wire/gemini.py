@@ -33,6 +33,7 @@ __all__ = [
     "generate_content_response",
     "generate_content_url",
     "invalid_api_key_error",
+    "logprobs_result",
     "rate_limit_error",
     "sse_body",
     "stream_error_event",
@@ -130,6 +131,31 @@ def usage_metadata(
     return usage
 
 
+def logprobs_result(
+    chosen: Sequence[tuple[str, float]], top: Sequence[Sequence[tuple[str, float]]] = ()
+) -> dict[str, Any]:
+    """A candidate's ``logprobsResult``: the chosen token at each step with its log
+    probability, and (when the request set ``logprobs``) the top alternatives at each step."""
+    result: dict[str, Any] = {
+        "chosenCandidates": [
+            {"token": token, "tokenId": i, "logProbability": logprob}
+            for i, (token, logprob) in enumerate(chosen)
+        ],
+        "logProbabilitySum": sum(logprob for _, logprob in chosen),
+    }
+    if top:
+        result["topCandidates"] = [
+            {
+                "candidates": [
+                    {"token": token, "tokenId": 100 + j, "logProbability": logprob}
+                    for j, (token, logprob) in enumerate(step)
+                ]
+            }
+            for step in top
+        ]
+    return result
+
+
 def generate_content_response(
     text: str | None = "Hello!",
     *,
@@ -140,15 +166,25 @@ def generate_content_response(
     model_version: str | None = "gemini-2.5-flash",
     parts: Sequence[Mapping[str, Any]] | None = None,
     prompt_block_reason: str | None = None,
+    blocked_categories: Sequence[str] = (),
+    logprobs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A ``generateContent`` response body with one candidate.
 
     ``parts`` replaces the text and function-call parts when given. ``prompt_block_reason``
-    (e.g. ``"SAFETY"``) builds a blocked-prompt response: no candidates, ``promptFeedback``.
+    (e.g. ``"SAFETY"``) builds a blocked-prompt response: no candidates, ``promptFeedback``
+    with a blocked ``safetyRatings`` entry per category of ``blocked_categories``.
+    ``logprobs`` (see :func:`logprobs_result`) is the candidate's ``logprobsResult``.
     """
     body: dict[str, Any] = {}
     if prompt_block_reason is not None:
-        body["promptFeedback"] = {"blockReason": prompt_block_reason}
+        feedback: dict[str, Any] = {"blockReason": prompt_block_reason}
+        if blocked_categories:
+            feedback["safetyRatings"] = [
+                {"category": category, "probability": "HIGH", "blocked": True}
+                for category in blocked_categories
+            ]
+        body["promptFeedback"] = feedback
     else:
         if parts is None:
             built: list[dict[str, Any]] = [text_part(text)] if text is not None else []
@@ -158,6 +194,8 @@ def generate_content_response(
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": built}, "index": 0}
         if finish_reason is not None:
             candidate["finishReason"] = finish_reason
+        if logprobs is not None:
+            candidate["logprobsResult"] = dict(logprobs)
         body["candidates"] = [candidate]
     body["usageMetadata"] = dict(usage) if usage is not None else usage_metadata()
     if model_version is not None:
