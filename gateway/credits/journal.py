@@ -56,7 +56,7 @@ from gateway.errors import UnknownAccount
 
 if TYPE_CHECKING:
     from gateway.credits.service import CreditService, _Step
-    from gateway.credits.store import Store
+    from gateway.credits.store import Store, StoreTransaction
 
 __all__ = [
     "Journal",
@@ -360,7 +360,15 @@ def _replay_account(
         leases = 0
         for lease_id, cost in per_lease.items():
             if lease_id is not None and tx.find_entry(f"settle:{lease_id}") is None:
-                step.add(ledger.settle(state, hold_id=lease_id, request_id=prefix, cost=cost))
+                step.add(
+                    ledger.settle(
+                        state,
+                        hold_id=lease_id,
+                        request_id=prefix,
+                        cost=cost,
+                        api_key=_lease_key(state, tx, lease_id),
+                    )
+                )
                 leases += 1
             elif cost:
                 step.add(ledger.burn(state, cost, request_id=prefix))
@@ -376,6 +384,17 @@ def _replay_account(
     tally.cost += cost
     tally.already += already
     tally.leases += leases
+
+
+def _lease_key(state: ledger.AccountState, tx: StoreTransaction, lease_id: str) -> str | None:
+    """The API key a lease served (its calls count towards that key's spend limits), also
+    when the lease lapsed already and is no longer open."""
+    hold = state.holds.get(lease_id)
+    if hold is not None:
+        return hold.api_key
+    entry = tx.find_entry(f"hold:{lease_id}")
+    key = None if entry is None else entry.meta.get("api_key")
+    return None if key is None else str(key)
 
 
 @dataclass(frozen=True, slots=True)
