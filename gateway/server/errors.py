@@ -9,9 +9,9 @@ error                                           status  code
 no key, unknown / revoked / expired key         401     ``invalid_api_key``
 InsufficientCredits, UnknownAccount (a call)    402     ``insufficient_credits``
 a normal key on an admin endpoint               403     ``permission_denied``
-unknown model, or one the key may not use       404     ``model_not_found``
+unknown model, KeyNotAllowed                    404     ``model_not_found``
 SpendLimitExceeded (account or key cap)         429     ``spend_limit_exceeded``
-RateLimited raised by the gateway (key rpm)     429     ``rate_limited``
+KeyRateLimited (the key's rpm)                  429     ``rate_limited``
 InvalidRequest, bad JSON, wrong types           400     ``invalid_request``
 ContextTooLong                                  400     ``context_length_exceeded``
 body over ``server.max_body_bytes``             413     ``request_too_large``
@@ -47,13 +47,17 @@ from gateway.errors import (
     GatewayError,
     IdempotencyConflict,
     InsufficientCredits,
+    InvalidApiKey,
     InvalidCreditsInput,
+    InvalidKeySettings,
     InvalidRequest,
+    KeyNotAllowed,
+    KeyRateLimited,
     PaymentDeclined,
     ProviderError,
-    RateLimited,
     SpendLimitExceeded,
     UnknownAccount,
+    UnknownApiKey,
 )
 from gateway.server._json import json_response
 
@@ -132,21 +136,6 @@ def _attempts(error: AllProvidersFailed) -> list[dict[str, Any]]:
     ]
 
 
-def _invalid_api_key_class() -> type[GatewayError] | None:
-    """``gateway.errors.InvalidApiKey`` (the API keys' error), when this build has it."""
-    from gateway import errors
-
-    found = getattr(errors, "InvalidApiKey", None)
-    return found if isinstance(found, type) and issubclass(found, GatewayError) else None
-
-
-def _key_not_allowed_class() -> type[GatewayError] | None:
-    from gateway import errors
-
-    found = getattr(errors, "KeyNotAllowed", None)
-    return found if isinstance(found, type) and issubclass(found, GatewayError) else None
-
-
 def api_error(exc: BaseException) -> ApiError:
     """The response for ``exc``, by its type (the order matters: the most specific first)."""
     if isinstance(exc, ApiError):
@@ -155,11 +144,21 @@ def api_error(exc: BaseException) -> ApiError:
         return _http_error(exc)
     if not isinstance(exc, GatewayError):
         return ApiError(500, "internal_error", "the gateway failed to handle this request")
-    invalid_key, not_allowed = _invalid_api_key_class(), _key_not_allowed_class()
-    if invalid_key is not None and isinstance(exc, invalid_key):
+    if isinstance(exc, InvalidApiKey):
         return ApiError(401, "invalid_api_key", exc.message)
-    if not_allowed is not None and isinstance(exc, not_allowed):
-        return ApiError(404, "model_not_found", exc.message, param="model")
+    if isinstance(exc, KeyNotAllowed):
+        return ApiError(
+            404,
+            "model_not_found",
+            f"the model '{exc.route[:200]}' does not exist or this API key may not use it",
+            param="model",
+        )
+    if isinstance(exc, KeyRateLimited):
+        return ApiError(429, "rate_limited", exc.message, headers=_retry_after(exc.retry_after))
+    if isinstance(exc, UnknownApiKey):
+        return ApiError(404, "key_not_found", exc.message)
+    if isinstance(exc, InvalidKeySettings):
+        return ApiError(400, "invalid_request", exc.message)
     if isinstance(exc, ContextTooLong):  # also when every target of a route overflowed
         return ApiError(400, "context_length_exceeded", exc.message, param="messages")
     if isinstance(exc, AuthenticationFailed):  # a provider refused *our* key: not the caller's
@@ -179,8 +178,6 @@ def api_error(exc: BaseException) -> ApiError:
             headers={"x-gateway-attempts": str(len(exc.attempts))},
             extra={"attempts": _attempts(exc)},
         )
-    if isinstance(exc, RateLimited):
-        return ApiError(429, "rate_limited", exc.message, headers=_retry_after(exc.retry_after))
     if isinstance(exc, ProviderError):  # a provider error outside a route (not expected)
         return ApiError(502, "all_providers_failed", exc.message)
     if isinstance(exc, InsufficientCredits):
@@ -193,9 +190,7 @@ def api_error(exc: BaseException) -> ApiError:
             headers=_no_retry(),
         )
     if isinstance(exc, SpendLimitExceeded):
-        retry_after = getattr(exc, "retry_after", None)
-        headers = _retry_after(retry_after) if isinstance(retry_after, int | float) else {}
-        return ApiError(429, "spend_limit_exceeded", exc.message, headers=headers or _no_retry())
+        return ApiError(429, "spend_limit_exceeded", exc.message, headers=_no_retry())
     if isinstance(exc, IdempotencyConflict):
         return ApiError(409, "idempotency_conflict", exc.message)
     if isinstance(exc, PaymentDeclined):

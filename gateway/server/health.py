@@ -4,6 +4,7 @@ credit store answers, and the server is not shutting down). Neither needs a key.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -21,7 +22,7 @@ logger = logging.getLogger("gateway.server")
 
 
 async def healthz(request: Request) -> Response:
-    return json_response({"status": "ok"})
+    return json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def readyz(request: Request) -> Response:
