@@ -83,3 +83,6 @@ def server(config: dict[str, Any], module_dir: Path) -> Iterator[Served]:
     yield served
     code, err = served.stop()
     assert code == 0, err
+
+
+from tests.credits.conftest import pg_database  # noqa: E402, F401  (the session's PostgreSQL)
