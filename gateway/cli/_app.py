@@ -15,7 +15,7 @@ from typing import Any
 import click
 from rich.text import Text
 
-from gateway.cli import chat, config, credits, demo, serve, usage
+from gateway.cli import chat, config, credits, demo, keys, serve, usage
 from gateway.cli._common import CliState, OrderedGroup, cli_logging, set_debug, state
 
 __all__ = ["cli", "run"]
@@ -132,6 +132,7 @@ cli.add_command(chat.chat)
 cli.add_command(credits.credits)
 cli.add_command(usage.usage)
 cli.add_command(config.config)
+cli.add_command(keys.keys)
 cli.add_command(serve.serve)
 
 

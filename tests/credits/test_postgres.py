@@ -503,7 +503,7 @@ def test_a_wrong_password_is_reported_without_the_password(pg: TestDatabase) -> 
 
 async def test_the_event_loop_runs_while_a_call_waits_for_the_account_lock(url: str) -> None:
     agw = AsyncGateway(gateway_yaml(url), clock=ManualClock())
-    agw.credits.purchase(D("10"))
+    await agw.credits.purchase(D("10"))
     adapter = agw.adapter("openai")
     assert isinstance(adapter, FakeAdapter)
     adapter.script.respond("hello", usage=TokenUsage(1000, 100))
@@ -524,7 +524,7 @@ async def test_the_event_loop_runs_while_a_call_waits_for_the_account_lock(url: 
     response = await asyncio.wait_for(pending, 30)
     assert response.usage is not None
     assert response.usage.cost == (1000 * D("2.50") + 100 * D("10")) / 1_000_000
-    assert agw.credits.balance().posted == D("10") - response.usage.cost
+    assert (await agw.credits.balance()).posted == D("10") - response.usage.cost
     await agw.close()
 
 
