@@ -1,7 +1,6 @@
 """``/v1/admin/...``: accounts, purchases, grants, limits and keys, for the admin key only.
 
 =================================================  ==========================================
-``GET /v1/admin/accounts``                         every account with its balance
 ``GET /v1/admin/accounts/{account}``               balance, caps and auto-recharge
 ``POST /v1/admin/accounts/{account}/purchases``    ``{"amount": "20.00", "idempotency_key"}``
 ``POST /v1/admin/accounts/{account}/grants``       ``{"amount": "2.00", "note", "expires_at"}``
@@ -129,15 +128,6 @@ async def _existing(state: ServerState, name: str) -> AsyncAccount:
     return account
 
 
-async def list_accounts(request: Request) -> Response:
-    state = await _admin(request)
-    credits = state.gateway.credits
-    data = [
-        balance_body(await credits.account(name).balance()) for name in await credits.accounts()
-    ]
-    return json_response({"object": "list", "data": data})
-
-
 async def _settings_body(account: AsyncAccount) -> dict[str, Any]:
     settings = await account.settings()
     recharge = settings.auto_recharge
@@ -202,20 +192,7 @@ async def limits(request: Request) -> Response:
 
 
 def _key(key: ApiKey) -> dict[str, Any]:
-    return {
-        "object": "api_key",
-        "id": key.id,
-        "account": key.account,
-        "name": key.name,
-        "prefix": key.prefix,
-        "routes": None if key.routes is None else list(key.routes),
-        "rpm": key.rpm,
-        "daily_limit": money(key.daily_limit),
-        "monthly_limit": money(key.monthly_limit),
-        "expires_at": key.expires_at,
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-    }
+    return {"object": "api_key", **key.as_dict()}
 
 
 async def list_keys(request: Request) -> Response:
@@ -267,7 +244,6 @@ async def one_key(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/admin/accounts", list_accounts, methods=["GET"]),
     Route("/v1/admin/accounts/{account}", get_account, methods=["GET"]),
     Route("/v1/admin/accounts/{account}/purchases", purchase, methods=["POST"]),
     Route("/v1/admin/accounts/{account}/grants", grant, methods=["POST"]),

@@ -27,7 +27,7 @@ __all__ = ["chat_completions", "gateway_headers"]
 #: Arguments of the Python API that are not part of OpenAI's HTTP body: who pays and the
 #: tags come from the key, and the SDK's client options never reach the wire.
 _NOT_FROM_HTTP = frozenset(
-    {"account", "tags", "timeout", "extra_body", "extra_headers", "extra_query"}
+    {"account", "tags", "api_key", "timeout", "extra_body", "extra_headers", "extra_query"}
 )
 
 
@@ -62,23 +62,23 @@ async def chat_completions(request: Request) -> Response:
             param=refused[0],
         )
     state.check_model(model)
-    if caller.key is not None:
-        await state.gateway.keys.check_call(caller.key, route=model)
     args: dict[str, Any] = {
         name: value
         for name, value in body.items()
         if name not in ("model", "messages", "stream") and value is not None
     }
+    # A key pays from its own account, within its allow-list, rpm and spend limits (the
+    # library checks them all before any provider is called); the admin key names one.
+    if caller.key is not None:
+        args["api_key"] = caller.key
+    else:
+        args["account"] = caller.account
+    args["tags"] = {"api_key": caller.tag}
     create = state.gateway.chat.completions.create
-    tags = {"api_key": caller.tag}
     if stream:
-        streamed = await create(
-            model=model, messages=messages, stream=True, account=caller.account, tags=tags, **args
-        )
+        streamed = await create(model=model, messages=messages, stream=True, **args)
         return SSEResponse(streamed, gateway_headers(streamed.gateway))
-    completion = await create(
-        model=model, messages=messages, account=caller.account, tags=tags, **args
-    )
+    completion = await create(model=model, messages=messages, **args)
     headers = gateway_headers(completion.gateway)
     cost = completion.usage.cost if completion.usage is not None else None
     if cost is not None:

@@ -7,15 +7,17 @@ so any OpenAI client raises its usual exception class for it. The table, keyed o
 error                                           status  code
 ==============================================  ======  ===========================
 no key, unknown / revoked / expired key         401     ``invalid_api_key``
-InsufficientCredits, UnknownAccount (a call)    402     ``insufficient_credits``
+InsufficientCredits                             402     ``insufficient_credits``
 a normal key on an admin endpoint               403     ``permission_denied``
 unknown model, KeyNotAllowed                    404     ``model_not_found``
+UnknownAccount (x-gateway-account, admin)       404     ``account_not_found``
 SpendLimitExceeded (account or key cap)         429     ``spend_limit_exceeded``
 KeyRateLimited (the key's rpm)                  429     ``rate_limited``
 InvalidRequest, bad JSON, wrong types           400     ``invalid_request``
 ContextTooLong                                  400     ``context_length_exceeded``
 body over ``server.max_body_bytes``             413     ``request_too_large``
 AllProvidersFailed (attempts listed)            502     ``all_providers_failed``
+a stream broken after content (in the stream)   502     ``stream_interrupted``
 CreditStoreUnavailable                          503     ``credit_store_unavailable``
 ==============================================  ======  ===========================
 
@@ -55,6 +57,7 @@ from gateway.errors import (
     KeyRateLimited,
     PaymentDeclined,
     ProviderError,
+    ProviderUnavailable,
     SpendLimitExceeded,
     UnknownAccount,
     UnknownApiKey,
@@ -178,16 +181,17 @@ def api_error(exc: BaseException) -> ApiError:
             headers={"x-gateway-attempts": str(len(exc.attempts))},
             extra={"attempts": _attempts(exc)},
         )
+    if isinstance(exc, ProviderUnavailable) and exc.chunks_received is not None:
+        return ApiError(502, "stream_interrupted", exc.message)
     if isinstance(exc, ProviderError):  # a provider error outside a route (not expected)
         return ApiError(502, "all_providers_failed", exc.message)
     if isinstance(exc, InsufficientCredits):
         return ApiError(402, "insufficient_credits", exc.message, headers=_no_retry())
-    if isinstance(exc, UnknownAccount):
+    if isinstance(exc, UnknownAccount):  # its message lists the other accounts: not shown
         return ApiError(
-            402,
-            "insufficient_credits",
-            "this credit account has no credit yet (it was never funded)",
-            headers=_no_retry(),
+            404,
+            "account_not_found",
+            "no such credit account (a named account starts with its first purchase or grant)",
         )
     if isinstance(exc, SpendLimitExceeded):
         return ApiError(429, "spend_limit_exceeded", exc.message, headers=_no_retry())

@@ -24,16 +24,16 @@ def _model(model_id: str, owner: str) -> dict[str, Any]:
 async def list_models(request: Request) -> Response:
     state: ServerState = request.app.state.server
     caller = await authenticate(request, state)
-    allowed = None if caller.key is None else caller.key.routes
+    key = caller.key
     config = state.config
     found: dict[str, dict[str, Any]] = {}
     for name, route in config.routes.items():
         found[name] = _model(name, "gateway")
         for target in route.targets:
             found.setdefault(target.model, _model(target.model, target.provider))
-    for model_id in allowed or ():
-        provider, sep, _ = model_id.partition("/")
-        if sep and provider in config.providers:
+    for model_id in () if key is None or key.routes is None else key.routes:
+        provider, sep, model = model_id.partition("/")
+        if sep and model != "*" and provider in config.providers:
             found.setdefault(model_id, _model(model_id, provider))
-    data = [m for m in found.values() if allowed is None or m["id"] in allowed]
+    data = [m for m in found.values() if key is None or key.allows(m["id"])]
     return json_response({"object": "list", "data": data})

@@ -5,7 +5,8 @@ Each chunk is written the moment the provider's arrives (``data: {...}``, then
 is cancelled, which closes the gateway's stream, which closes the provider's connection and
 settles what was produced (``status="incomplete"``, see gateway/_billing.py). The same
 happens to a stream cut by the drain timeout when the server stops. A stream that breaks
-after its first chunk ends with an ``error`` event in OpenAI's shape, then ``[DONE]``.
+after its first chunk ends with an ``error`` event in OpenAI's shape (and no ``[DONE]``, as
+OpenAI does), and is billed for what it produced.
 """
 
 from __future__ import annotations
@@ -85,10 +86,12 @@ class SSEResponse(Response):
                             "more_body": True,
                         }
                     )
-            except GatewayError as exc:  # the provider broke the stream after content was sent
-                error = api_error(exc)
-                event = b"data: " + dumps(error.body()) + b"\n\n"
-                await send({"type": "http.response.body", "body": event, "more_body": True})
+            except GatewayError as exc:
+                # The provider broke the stream after content was sent: OpenAI's in-stream
+                # error event ends it, with no [DONE] (the SDKs raise on it).
+                event = b"data: " + dumps(api_error(exc).body()) + b"\n\n"
+                await send({"type": "http.response.body", "body": event, "more_body": False})
+                return
             await send({"type": "http.response.body", "body": _DONE, "more_body": False})
         finally:
             await asyncio.shield(_close(stream))

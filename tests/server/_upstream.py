@@ -6,6 +6,7 @@ The model asked for picks the behaviour:
 * ``gated``: answers (a stream: its first two chunks) and then waits until the test opens
   the gate, or until the gateway hangs up, which it records (``hangups``);
 * ``too-long``: OpenAI's 400 ``context_length_exceeded``;
+* ``breaks``: a stream that breaks after two chunks with OpenAI's in-stream error event;
 * anything else: a normal answer at once.
 
 ``wait_for(lambda: ...)`` blocks until a condition on the counters holds (no sleeping).
@@ -89,6 +90,10 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
                 upstream.count("answered", 1)
                 return
             chunks = wire.chat_completion_chunks(text=_TEXT, usage=usage, model=model)
+            if model == "breaks":
+                body = wire.sse([*chunks[:3], wire.stream_error_event()], done=False)
+                self._send(200, body, "text/event-stream")
+                return
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("transfer-encoding", "chunked")

@@ -43,6 +43,7 @@ def server_config(store: str, upstream: Upstream, **server: Any) -> dict[str, An
             "fake/o": {"input": "1", "output": "2"},
             "up/plain": {"input": "3", "output": "15"},
             "up/gated": {"input": "3", "output": "15"},
+            "up/breaks": {"input": "3", "output": "15"},
             "up/too-long": {"input": "3", "output": "15"},
             "down/m": {"input": "3", "output": "15"},
         },
@@ -56,6 +57,14 @@ def fund(config: dict[str, Any], amount: Decimal = FUNDS, account: str | None = 
     with Gateway(config=config) as gw:
         credits = gw.credits if account is None else gw.credits.account(account)
         credits.grant(amount)
+
+
+def make_key(config: dict[str, Any], account: str = "default", **settings: Any) -> str:
+    """A new API key (made through the library, as `gateway keys create` does)."""
+    from gateway import Gateway
+
+    with Gateway(config=config) as gw:
+        return gw.keys.create(account=account, name=settings.pop("name", "test"), **settings).key
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from gateway.credits.store import open_store
 from tests.server._serve import ADMIN_KEY, Served, serve
 from tests.server._upstream import Upstream
-from tests.server.conftest import fund, server_config
+from tests.server.conftest import fund, make_key, server_config
 
 pytestmark = pytest.mark.slow
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -37,11 +38,37 @@ def config(module_dir: Path, upstream: Upstream) -> dict[str, Any]:
     fund(config, Decimal("0.0001"), account="poor")
     fund(config, Decimal("10"), account="capped")
     fund(config, Decimal("10"), account="untouched")
+    fund(config, Decimal("10"), account="team")
     from gateway import Gateway
 
     with Gateway(config=config) as gw:
         gw.credits.account("capped").set_limits(daily=Decimal("0.001"))
     return config
+
+
+@pytest.fixture(scope="module")
+def keys(config: dict[str, Any]) -> dict[str, str]:
+    """Keys of every kind, made before the server starts."""
+    from gateway import Gateway
+    from gateway.testing.clock import ManualClock
+
+    made = {
+        "team": make_key(config, "team"),
+        "poor": make_key(config, "poor"),
+        "only-other": make_key(config, "team", routes=["other"]),
+        "rpm": make_key(config, "team", rpm=1),
+        "daily": make_key(config, "team", daily_limit=Decimal("0.001")),
+        "revoked": make_key(config, "team"),
+    }
+    with Gateway(config=config) as gw:
+        revoked = gw.keys.authenticate(made["revoked"])
+        gw.keys.revoke(revoked.id)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    with Gateway(config=config, clock=ManualClock(yesterday)) as gw:
+        made["expired"] = gw.keys.create(
+            account="team", name="expired", expires_at=yesterday + timedelta(hours=1)
+        ).key
+    return made
 
 
 @pytest.fixture(scope="module")
@@ -84,16 +111,22 @@ def chat(server: Served, body: Any, key: str | None = ADMIN_KEY, **headers: str)
         return http.post("/v1/chat/completions", content=content)
 
 
-def test_no_key_or_a_wrong_one_is_401(server: Served, module_dir: Path) -> None:
+def test_no_key_or_a_wrong_one_is_401(
+    server: Served, module_dir: Path, keys: dict[str, str]
+) -> None:
     check_shape(
         chat(server, {"model": "r", "messages": HELLO}, key=None),
         401,
         "invalid_api_key",
         module_dir,
     )
-    with server.client(None, **{"x-api-key": "nope"}) as http:
-        answer = http.get("/v1/models")
-    check_shape(answer, 401, "invalid_api_key", module_dir)
+    team = keys["team"]
+    near_miss = team[:-1] + ("x" if team[-1] != "x" else "y")
+    for presented in ("nope", "gk_" + "A" * 43, near_miss):
+        with server.client(None, **{"x-api-key": presented}) as http:
+            answer = http.get("/v1/models")
+        check_shape(answer, 401, "invalid_api_key", module_dir)
+        assert presented not in answer.text
 
 
 def test_out_of_credit_is_402(server: Served, module_dir: Path) -> None:
@@ -146,6 +179,89 @@ def test_unknown_paths_and_methods(server: Served, module_dir: Path) -> None:
     with server.client() as http:
         check_shape(http.get("/v1/nothing"), 404, "not_found", module_dir)
         check_shape(http.get("/v1/chat/completions"), 405, "method_not_allowed", module_dir)
+
+
+def test_revoked_and_expired_keys_are_401(
+    server: Served, module_dir: Path, keys: dict[str, str]
+) -> None:
+    for kind in ("revoked", "expired"):
+        answer = chat(server, {"model": "r", "messages": HELLO}, key=keys[kind])
+        error = check_shape(answer, 401, "invalid_api_key", module_dir)
+        assert kind in error["message"]
+        assert keys[kind] not in answer.text
+
+
+def test_a_key_revoked_while_the_server_runs_is_refused_at_once(
+    server: Served, module_dir: Path, config: dict[str, Any]
+) -> None:
+    key = make_key(config, "team", name="short-lived")
+    assert chat(server, {"model": "r", "messages": HELLO}, key=key).status_code == 200
+    with server.client() as http:
+        (listed,) = [
+            k for k in http.get("/v1/admin/keys").json()["data"] if k["name"] == "short-lived"
+        ]
+        assert http.delete(f"/v1/admin/keys/{listed['id']}").json()["revoked_at"] is not None
+    answer = chat(server, {"model": "r", "messages": HELLO}, key=key)
+    assert "revoked" in check_shape(answer, 401, "invalid_api_key", module_dir)["message"]
+
+
+def test_a_route_outside_the_keys_allow_list_is_404(
+    server: Served, module_dir: Path, keys: dict[str, str]
+) -> None:
+    key = keys["only-other"]
+    error = check_shape(
+        chat(server, {"model": "r", "messages": HELLO}, key=key), 404, "model_not_found", module_dir
+    )
+    assert error["param"] == "model"
+    assert chat(server, {"model": "other", "messages": HELLO}, key=key).status_code == 200
+    with server.client(key) as http:
+        listed = [m["id"] for m in http.get("/v1/models").json()["data"]]
+    assert listed == ["other"]
+
+
+def test_a_keys_rpm_is_429_rate_limited_with_retry_after(
+    server: Served, module_dir: Path, keys: dict[str, str]
+) -> None:
+    body = {"model": "r", "messages": HELLO}
+    first = chat(server, body, key=keys["rpm"])
+    second = chat(server, body, key=keys["rpm"])
+    if first.status_code == 429:  # the first landed at the very end of a clock minute
+        first, second = second, chat(server, body, key=keys["rpm"])
+    assert first.status_code == 200
+    check_shape(second, 429, "rate_limited", module_dir)
+    assert 1 <= int(second.headers["retry-after"]) <= 60
+
+
+def test_a_keys_daily_limit_is_429_spend_limit_exceeded(
+    server: Served, module_dir: Path, keys: dict[str, str]
+) -> None:
+    answer = chat(server, {"model": "r", "messages": HELLO}, key=keys["daily"])
+    error = check_shape(answer, 429, "spend_limit_exceeded", module_dir)
+    assert "No provider was called" in error["message"]
+
+
+def test_a_keys_account_out_of_credit_is_402(
+    server: Served, module_dir: Path, keys: dict[str, str]
+) -> None:
+    answer = chat(server, {"model": "r", "messages": HELLO}, key=keys["poor"])
+    check_shape(answer, 402, "insufficient_credits", module_dir)
+
+
+def test_a_key_cannot_reach_admin_endpoints_or_another_account(
+    server: Served, module_dir: Path, keys: dict[str, str]
+) -> None:
+    with server.client(keys["team"]) as http:
+        check_shape(http.get("/v1/admin/keys"), 403, "permission_denied", module_dir)
+        check_shape(
+            http.post("/v1/admin/accounts/team/grants", json={"amount": "5"}),
+            403,
+            "permission_denied",
+            module_dir,
+        )
+    answer = chat(
+        server, {"model": "r", "messages": HELLO}, key=keys["team"], **{"x-gateway-account": "poor"}
+    )
+    check_shape(answer, 403, "permission_denied", module_dir)
 
 
 BAD_BODIES: list[tuple[str, Any, str | None]] = [
