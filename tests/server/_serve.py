@@ -57,17 +57,20 @@ class Served:
 
 
 def serve(
-    config: dict[str, Any],
+    config: dict[str, Any] | Path,
     directory: Path,
     *,
     workers: int = 1,
     port: int | None = None,
     env: dict[str, str] | None = None,
 ) -> Served:
-    """Start ``gateway serve`` on ``config`` (written to ``directory``) and wait until it
-    answers ``/healthz``."""
-    path = directory / "gateway.yaml"
-    path.write_text(yaml.safe_dump(config))
+    """Start ``gateway serve`` on ``config`` (a file, or a dict written to ``directory``) and
+    wait until it answers ``/healthz``."""
+    if isinstance(config, Path):
+        path = config
+    else:
+        path = directory / "gateway.yaml"
+        path.write_text(yaml.safe_dump(config))
     port = port or free_port()
     process = subprocess.Popen(
         [
@@ -82,7 +85,7 @@ def serve(
             "--workers",
             str(workers),
         ],
-        cwd=ROOT,
+        cwd=directory if isinstance(config, Path) else ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
