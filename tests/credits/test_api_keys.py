@@ -354,3 +354,41 @@ def test_a_hold_for_a_key_is_refused_past_its_limit_with_calls_in_flight() -> No
         )
     # another key, or no key, is not limited by key_1's spend
     assert ledger.hold_room(state, now - 1, prepaid=False, limits=Limits()) is None
+
+
+# -- a process that dies ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lapsed", [False, True])
+def test_a_dead_processs_calls_count_towards_the_keys_spend_when_replayed(
+    make_service: Any, clock: ManualClock, lapsed: bool
+) -> None:
+    from gateway.credits.spender import LocalHold
+    from tests.credits.test_journal import BATCHED, die, spender_of
+
+    dead = make_service(**BATCHED)
+    dead.account().purchase(D("100"))
+    limits = Limits(daily=1_000_000_000)  # $1: the three calls fit one lease
+    spender = spender_of(dead)
+    for i in range(3):
+        held = LocalHold(f"k{i}#1", "default", f"k{i}", 10_000_000, "r", "fake", "small", {})
+        held.api_key, held.key_limits = "key_1", limits
+        if not spender.try_hold(held):
+            spender.hold(held, target="fake/small")
+        spender.settle(
+            held, cost=10_000_000, usage=TokenUsage(1, 1), status="ok", latency_us=1, attempts=1
+        )
+    die(dead)
+    if lapsed:
+        clock.advance(dead.config.hold_ttl_s + 1)
+    heir = make_service(**BATCHED)
+    assert heir.recover().calls == 3
+    state = heir.snapshot("default")
+    assert state is not None and state.key_spend["key_1"].day.total == 30_000_000
+    assert (
+        ledger.hold_room(
+            state, heir.now_us(), prepaid=True, limits=Limits(), api_key="key_1", key_limits=limits
+        )
+        == 970_000_000
+    )
+    heir.account().verify()
