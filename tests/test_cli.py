@@ -492,7 +492,7 @@ def test_credits_migrate(tmp_path: Path) -> None:
             first.stdout
         )
         again = invoke("credits", "migrate")
-        assert "is up to date (schema 2)" in again.stdout
+        assert "is up to date (schema 2)" in flat(again.stdout)
 
 
 def test_credits_migrate_without_a_credits_section_is_one_line(tmp_path: Path) -> None:
