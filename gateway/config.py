@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway._yaml import Located, MissingEnv, dotted, load_yaml_text
+from gateway._yaml import MAX_CONFIG_BYTES, MAX_DEPTH, Located, MissingEnv, dotted, load_yaml_text
 from gateway.chaos import ChaosConfig
 from gateway.errors import ConfigError, register_secret
 
@@ -417,13 +417,31 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Ga
     """Read and validate a YAML config file."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as stream:
+            # One byte past the limit is enough to refuse it (and /dev/zero ends here too).
+            data = stream.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             "file not found", file=file, fix="check the path, or create it (see README)"
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the file: {exc.strerror}", file=file) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"this file is over a config's limits: more than {MAX_CONFIG_BYTES // 1024} KiB",
+            file=file,
+            fix="check that this is the config file you meant",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"this is not UTF-8 text (byte {exc.start + 1} cannot be read)",
+            file=file,
+            line=line,
+            fix="save the file as UTF-8",
+        ) from None
     return _validate(load_yaml_text(text, file=file, env=env))
 
 
@@ -453,6 +471,14 @@ def _interpolate_plain(
 
     from gateway._yaml import interpolate
 
+    if len(path) >= MAX_DEPTH and isinstance(value, Mapping | list | tuple):
+        # Also what stops a dict that contains itself.
+        raise ConfigError(
+            f"this config is over a config's limits: nested more than {MAX_DEPTH} levels deep",
+            file=source,
+            key=dotted(path[:8]) + "...",
+            fix="a config holds plain settings: write them out plainly",
+        )
     if isinstance(value, Mapping):
         return {k: _interpolate_plain(v, source, env, (*path, str(k))) for k, v in value.items()}
     if isinstance(value, list | tuple):

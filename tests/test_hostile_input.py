@@ -1,0 +1,210 @@
+"""Hostile input is refused with the gateway's own error, quickly and in bounded memory.
+
+Issue 12, section 2: YAML that expands or nests without end (defect 4), secrets outside
+``api_key`` (defect 8, with tests/test_secrets.py), message content nested past any reason
+(defect 10), and amounts written with separators or non-ASCII digits (defect 11).
+
+"Quickly" is checked without a wall clock: :func:`bounded_work` counts the function calls a
+step makes and stops it past a budget, so an input whose expansion a missing limit would
+follow into gigabytes fails the test at once instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+import pytest
+
+from gateway._yaml import MAX_ALIASES, MAX_CONFIG_BYTES, MAX_DEPTH, MAX_VALUES
+from gateway.config import load_config, parse_config
+from gateway.errors import ConfigError
+
+T = TypeVar("T")
+
+#: Function calls one refusal may take; loading examples/production.yaml takes ~40,000.
+WORK_BUDGET = 400_000
+#: Memory one refusal may allocate at its peak.
+MEMORY_BUDGET = 32 * 1024 * 1024
+
+
+class WorkExceeded(BaseException):
+    """Raised inside the code under test when it passes its budget of calls (a BaseException,
+    so no ``except Exception`` in that code can swallow it)."""
+
+
+@contextmanager
+def bounded_work(calls: int = WORK_BUDGET, memory: int = MEMORY_BUDGET) -> Iterator[None]:
+    """Fail (not hang) if the block makes more than ``calls`` Python or C calls, or allocates
+    more than ``memory`` bytes at its peak."""
+    count = 0
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        nonlocal count
+        if event in ("call", "c_call"):
+            count += 1
+            if count > calls:
+                sys.setprofile(None)
+                raise WorkExceeded(f"more than {calls:,} calls: a limit is missing")
+
+    tracemalloc.start()
+    sys.setprofile(profile)
+    try:
+        yield
+    finally:
+        sys.setprofile(None)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert peak < memory, f"peak memory {peak:,} bytes"
+
+
+def refused(load: Callable[[], object]) -> ConfigError:
+    with bounded_work(), pytest.raises(ConfigError) as info:
+        load()
+    return info.value
+
+
+# ---------------------------------------------------------------------------------------------
+# Defect 4: YAML
+
+
+def billion_laughs(width: int = 9, levels: int = 9) -> str:
+    """The classic: each level is ``width`` aliases of the one before (9**9 strings)."""
+    text = "a0: &a0 [" + ",".join(["lol"] * width) + "]\n"
+    for level in range(1, levels):
+        text += f"a{level}: &a{level} [" + ",".join([f"*a{level - 1}"] * width) + "]\n"
+    return text
+
+
+def test_billion_laughs_is_refused_without_expanding() -> None:
+    text = billion_laughs()
+    assert len(text) < 500
+    error = refused(lambda: parse_config(text, source="laughs.yaml"))
+    assert error.file == "laughs.yaml" and error.line == 5  # a4: 9**5 values > the limit
+    assert f"more than {MAX_VALUES:,} values" in str(error) and "aliases" in str(error)
+
+
+def test_merge_key_bomb_is_refused() -> None:
+    """``<<`` copies the merged mappings' pairs: nested merges grow like nested aliases."""
+    text = "m0: &m0 {" + ", ".join(f"k{i}: v" for i in range(10)) + "}\n"
+    for level in range(1, 9):
+        text += f"m{level}: &m{level} {{<<: [" + ", ".join([f"*m{level - 1}"] * 10) + "]}\n"
+    error = refused(lambda: parse_config(text))
+    assert f"more than {MAX_VALUES:,} values" in str(error) and error.line is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a: &a [*a]\n", "a: &a {b: {c: *a}}\n", "a: &a\n  - 1\n  - *a\n", "&top {x: *top}\n"],
+)
+def test_an_alias_inside_its_own_anchor_is_refused(text: str) -> None:
+    error = refused(lambda: parse_config(text))
+    assert "used inside the value it names" in str(error) and error.line == 1
+    assert "RecursionError" not in repr(error)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x: " + "[" * 20_000 + "]" * 20_000 + "\n",
+        "x: " + "{a: " * 20_000 + "1" + "}" * 20_000 + "\n",
+        "".join("  " * i + f"k{i}:\n" for i in range(MAX_DEPTH + 1))
+        + "  " * (MAX_DEPTH + 1)
+        + "1\n",
+    ],
+    ids=["flow-lists", "flow-mappings", "block-mappings"],
+)
+def test_deep_nesting_is_refused(text: str) -> None:
+    error = refused(lambda: parse_config(text))
+    assert f"nested more than {MAX_DEPTH} levels deep" in str(error)
+    assert error.line is not None and error.line <= MAX_DEPTH + 1
+
+
+def test_deep_nesting_through_aliases_is_refused() -> None:
+    """Each anchor one level deeper than the last: shallow as written, deep when expanded."""
+    text = "a0: &a0 [1]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 200))
+    error = refused(lambda: parse_config(text))
+    assert f"more than {MAX_DEPTH} levels deep" in str(error)
+    assert error.line == MAX_DEPTH - 1  # a62's value, 64 levels under the top one
+
+
+def test_too_many_aliases_are_refused() -> None:
+    text = "x: &x 1\ny: [" + ", ".join(["*x"] * (MAX_ALIASES + 1)) + "]\n"
+    error = refused(lambda: parse_config(text))
+    assert f"more than {MAX_ALIASES:,} aliases" in str(error) and error.line == 2
+
+
+def test_too_many_values_are_refused_while_parsing() -> None:
+    """Parsing stops at the limit (PyYAML makes ~150 calls per value: no need to profile)."""
+    text = "x: [" + ",".join(["1"] * (MAX_VALUES + 1)) + "]\n"
+    with pytest.raises(ConfigError, match=f"more than {MAX_VALUES:,} values") as info:
+        parse_config(text)
+    assert info.value.line == 1
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("providers: {fake: {}}\nroutes: {}\n" + "#" * MAX_CONFIG_BYTES + "\n")
+    error = refused(lambda: load_config(path))
+    assert error.file == str(path) and f"more than {MAX_CONFIG_BYTES // 1024} KiB" in str(error)
+    with pytest.raises(ConfigError, match="KiB"):
+        parse_config("#" * (MAX_CONFIG_BYTES + 1))
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_bytes(b"providers: {fake: {}}\nroutes: {}\nnote: caf\xe9\n")
+    error = refused(lambda: load_config(path))
+    assert "not UTF-8" in str(error) and error.line == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "tag"),
+    [
+        ("x: !!python/name:os.system\n", "!!python/name:os.system"),
+        ("x: !!python/object/apply:os.system ['echo hi']\n", "!!python/object/apply:os.system"),
+        ("x: !!python/object:collections.OrderedDict {a: 1}\n", "!!python/object"),
+        ("x: !!set {a, b}\n", "!!set"),
+        ("x: !!binary aGk=\n", "!!binary"),
+        ("x: !Ref MyBucket\n", "!Ref"),
+        ("? !!python/tuple [a, b]\n: 1\n", "keys must be plain names"),
+    ],
+)
+def test_tags_beyond_plain_yaml_are_config_errors(text: str, tag: str) -> None:
+    error = refused(lambda: parse_config(text, source="tags.yaml"))
+    assert tag in str(error) and error.file == "tags.yaml" and error.line == 1
+
+
+@pytest.mark.parametrize("text", ["x: 2026-13-45\n", "x: !!int twelve\n", "a: {<<: [1, 2]}\n"])
+def test_values_yaml_cannot_build_are_config_errors(text: str) -> None:
+    error = refused(lambda: parse_config(text))
+    assert error.line == 1
+
+
+def test_a_dict_config_that_contains_itself_is_refused() -> None:
+    config: dict[str, Any] = {"providers": {}}
+    config["routes"] = config
+    error = refused(lambda: parse_config(config))
+    assert f"nested more than {MAX_DEPTH} levels deep" in str(error)
+
+
+def test_plain_anchors_still_work() -> None:
+    config = parse_config(
+        "providers: {fake: {}}\n"
+        "routes:\n"
+        "  a: {targets: [fake/x], retry: &retry {attempts: 3}}\n"
+        "  b: {targets: [fake/y], retry: *retry}\n"
+    )
+    assert config.routes["b"].retry.attempts == 3
+
+
+def test_the_shipped_examples_load_well_inside_the_limits() -> None:
+    examples = Path(__file__).parent.parent / "examples"
+    for path in sorted(examples.glob("*.yaml")):
+        with bounded_work():
+            load_config(path, env={})
