@@ -208,3 +208,106 @@ def test_the_shipped_examples_load_well_inside_the_limits() -> None:
     for path in sorted(examples.glob("*.yaml")):
         with bounded_work():
             load_config(path, env={})
+
+
+# ---------------------------------------------------------------------------------------------
+# Defect 10: request data nested past reason
+
+
+def nested(depth: int, leaf: Any = "hi") -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = {"text": value}
+    return value
+
+
+def self_containing() -> list[Any]:
+    loop: list[Any] = ["hi"]
+    loop.append(loop)
+    return loop
+
+
+DEEP = 5_000  # far past Python's recursion limit, which repr() and json.dumps() run into
+
+DEEP_REQUESTS: dict[str, tuple[dict[str, Any], str]] = {
+    "text part": (
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": nested(DEEP)}]}]},
+        "messages[0]",
+    ),
+    "extra field of a part": (
+        {
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "hi", "x": nested(DEEP)}]},
+            ]
+        },
+        "messages[1]",
+    ),
+    "content that contains itself": (
+        {"messages": [{"role": "user", "content": self_containing()}]},
+        "messages[0]",
+    ),
+    "tool schema": (
+        {
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [
+                {"type": "function", "function": {"name": "f", "parameters": nested(DEEP, {})}}
+            ],
+        },
+        "tools",
+    ),
+    "response_format": (
+        {
+            "messages": [{"role": "user", "content": "hi"}],
+            "response_format": {"type": "json_schema", "json_schema": nested(DEEP, {})},
+        },
+        "response_format",
+    ),
+    "extra_body": (
+        {"messages": [{"role": "user", "content": "hi"}], "extra_body": {"x": nested(DEEP)}},
+        "extra_body",
+    ),
+}
+
+CREDIT_CONFIG: dict[str, Any] = {
+    "providers": {name: {"api_key": "test-key"} for name in ("openai", "anthropic", "gemini")},
+    "routes": {
+        "smart": {
+            "targets": ["openai/gpt-4o", "anthropic/claude-sonnet-4-6", "gemini/gemini-2.5-flash"]
+        }
+    },
+    "credits": {"store": "memory://", "flush_interval_ms": 0},
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEEP_REQUESTS))
+def test_deeply_nested_request_is_invalid_request_before_anything_happens(
+    case: str, gateway_mock: Any, gateway_clock: Any
+) -> None:
+    from decimal import Decimal
+
+    from gateway import Gateway
+    from gateway.errors import InvalidRequest
+
+    arguments, where = DEEP_REQUESTS[case]
+    gw = Gateway(config=CREDIT_CONFIG, clock=gateway_clock)
+    gw.credits.purchase(Decimal("5"))
+    entries = len(gw.credits.history())
+    with pytest.raises(InvalidRequest) as info:
+        gw.chat.completions.create(model="smart", max_tokens=10, **arguments)
+    assert str(info.value).startswith(f"gateway: {where} is nested more than 100 levels deep")
+    assert gateway_mock.calls == []
+    balance = gw.credits.balance()
+    assert (balance.held, balance.available) == (Decimal(0), Decimal(5))
+    assert len(gw.credits.history()) == entries
+
+
+def test_nesting_a_real_request_needs_is_accepted() -> None:
+    from gateway._request import MAX_NESTING, build_request
+
+    schema = nested(MAX_NESTING - 4, {})  # tools[0].function.parameters is level 4
+    request = build_request(
+        messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        tools=[{"type": "function", "function": {"name": "f", "parameters": schema}}],
+    )
+    assert request.tools is not None
