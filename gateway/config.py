@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
@@ -113,8 +114,31 @@ def _to_secret(value: Any) -> Any:
     raise ValueError("must be a string (usually ${SOME_ENV_VAR})")
 
 
-def _to_money(value: Any) -> Decimal:
-    """Parse an amount of USD exactly. Floats are refused: write money as a string."""
+#: An amount written as text: ASCII digits with an optional sign, point and exponent.
+#: ``Decimal()`` alone also reads ``"1_000"``, other scripts' digits (``"٥"``) and Unicode
+#: spaces; an amount of money must read the same to every person and program that sees it.
+_AMOUNT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def decimal_from_text(text: str) -> Decimal:
+    """An amount written as text, exactly (``"20"``, ``"20.50"``, ``"5e-9"``). ``NaN`` and
+    ``Infinity`` are returned for the caller to refuse by name. Anything else is a ValueError
+    saying what is wrong, worded to follow the text: ``f"{text!r} {error}"``."""
+    stripped = text.strip(" \t\r\n")
+    if _AMOUNT_TEXT.fullmatch(stripped):
+        return Decimal(stripped)
+    if stripped.lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
+        return Decimal(stripped)
+    if "_" in stripped or "," in stripped:
+        raise ValueError("has a separator in it; write it without '_' or ',', e.g. 1000.50")
+    if not stripped.isascii():
+        raise ValueError("has characters other than the digits 0-9; write it like 5.00")
+    raise ValueError('is not a number; write an amount such as "2.50"')
+
+
+def _exact_amount(value: Any) -> Decimal:
+    """An amount of USD, exactly: zero or more, finite, at most 9 decimal places, any size.
+    Floats are refused: write money as a string."""
     if isinstance(value, bool):
         raise ValueError('must be an amount of money such as "2.50", not true/false')
     if isinstance(value, float):
@@ -125,20 +149,26 @@ def _to_money(value: Any) -> Decimal:
         amount = Decimal(value)
     elif isinstance(value, str):
         try:
-            amount = Decimal(value.strip())
-        except InvalidOperation:
-            raise ValueError(f'{value!r} is not a number; write an amount such as "2.50"') from None
+            amount = decimal_from_text(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} {exc}") from None
     else:
         raise ValueError(f'must be an amount of money such as "2.50", not {type(value).__name__}')
     if not amount.is_finite():
         raise ValueError(f"{value!r} is not a finite amount")
     if amount < 0:
         raise ValueError(f"{value} is negative; amounts of money must be zero or more")
-    if amount >= _MAX_MONEY:
-        raise ValueError(f"{value} is absurdly large (the limit is below {_MAX_MONEY:,f})")
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -MONEY_PLACES:
         raise ValueError(f"{value} has more than {MONEY_PLACES} decimal places")
+    return amount
+
+
+def _to_money(value: Any) -> Decimal:
+    """An amount of USD in the config, exactly (see :func:`_exact_amount`), below $1e12."""
+    amount = _exact_amount(value)
+    if amount >= _MAX_MONEY:
+        raise ValueError(f"{value} is absurdly large (the limit is below ${_MAX_MONEY:,f})")
     return amount
 
 

@@ -311,3 +311,126 @@ def test_nesting_a_real_request_needs_is_accepted() -> None:
         tools=[{"type": "function", "function": {"name": "f", "parameters": schema}}],
     )
     assert request.tools is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Defect 11: amounts
+
+
+SEPARATED = ["1_000", "1,000", "1_0.5"]
+OTHER_DIGITS = ["٥", "１０", "۲.۵", "5\u00a0", "\u0665\u0660"]
+
+
+@pytest.fixture
+def funded_gateway() -> Any:
+    from decimal import Decimal
+
+    from gateway import Gateway
+    from gateway.testing.clock import ManualClock
+
+    gw = Gateway(
+        config={
+            "providers": {"fake": {}},
+            "routes": {"r": {"targets": ["fake/small"]}},
+            "credits": {"store": "memory://"},
+        },
+        clock=ManualClock(),
+    )
+    gw.credits.purchase(Decimal("10"))
+    yield gw
+    gw.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [(t, "has a separator") for t in SEPARATED] + [(t, "digits 0-9") for t in OTHER_DIGITS],
+)
+@pytest.mark.parametrize("operation", ["purchase", "grant", "daily cap", "recharge"])
+def test_amounts_with_separators_or_other_digits_are_refused(
+    funded_gateway: Any, text: str, message: str, operation: str
+) -> None:
+    from decimal import Decimal
+
+    from gateway.errors import InvalidAmount
+
+    credits = funded_gateway.credits
+    before = (credits.history(), credits.balance().available, credits.settings())
+    actions: dict[str, Callable[[], object]] = {
+        "purchase": lambda: credits.purchase(text),
+        "grant": lambda: credits.grant(text),
+        "daily cap": lambda: credits.set_limits(daily=text),
+        "recharge": lambda: credits.set_auto_recharge(
+            below=Decimal("1"), amount=text, monthly_limit=Decimal("100")
+        ),
+    }
+    with pytest.raises(InvalidAmount) as info:
+        actions[operation]()
+    assert message in str(info.value) and repr(text) in str(info.value)
+    assert (credits.history(), credits.balance().available, credits.settings()) == before
+
+
+@pytest.mark.parametrize("text", ["1000", "20.50", " 5 ", "+5", "5e-9", ".5", "5."])
+def test_plain_amounts_are_still_read_exactly(text: str) -> None:
+    from decimal import Decimal
+
+    from gateway.credits.money import decimal_from_text
+
+    assert decimal_from_text(text) == Decimal(text.strip())
+
+
+def test_an_absurd_amount_names_the_limit_it_passed(funded_gateway: Any) -> None:
+    from gateway.errors import InvalidAmount
+
+    credits = funded_gateway.credits
+    with pytest.raises(InvalidAmount) as grant:
+        credits.grant("1e30")
+    assert "(the limit is below $1,000,000,000)" in str(grant.value)
+    with pytest.raises(InvalidAmount) as cap:
+        credits.set_limits(daily="1e30")
+    assert "(the limit is below $1,000,000,000)" in str(cap.value)
+    with pytest.raises(InvalidAmount) as purchase:
+        credits.purchase("1e30")  # max_purchase ($10,000) is the nearer limit
+    assert "(above the maximum of $10000)" in str(purchase.value)
+    for error in (grant.value, cap.value, purchase.value):
+        assert "1,000,000,000,000" not in str(error)  # the config's limit, not the ledger's
+
+
+@pytest.mark.parametrize(("text", "message"), [("1_000", "separator"), ("٥", "digits 0-9")])
+def test_config_amounts_with_separators_or_other_digits_are_config_errors(
+    text: str, message: str
+) -> None:
+    yaml_text = (
+        "providers: {fake: {}}\nroutes: {}\ncredits:\n  store: memory://\n"
+        f'  limits: {{daily: "{text}"}}\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(yaml_text, source="gateway.yaml")
+    assert message in str(info.value)
+    assert (info.value.line, info.value.key) == (5, "credits.limits.daily")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["credits", "buy", "1_000"], "'1_000' is not an amount of money: it has a separator"),
+        (["credits", "buy", "٥"], "'٥' is not an amount of money: it has characters other"),
+        (["credits", "grant", "١٠"], "'١٠' is not an amount of money: it has characters other"),
+        (["credits", "limits", "--daily", "1_0"], "it has a separator"),
+    ],
+)
+def test_cli_amounts_with_separators_or_other_digits_exit_2(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    from click.testing import CliRunner
+
+    from gateway.cli._app import cli
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "providers: {fake: {}}\nroutes: {r: {targets: [fake/small]}}\n"
+        f"credits: {{store: 'sqlite:///{tmp_path / 'credits.db'}'}}\n"
+    )
+    result = CliRunner().invoke(cli, [*args, "--config", str(config)], prog_name="gateway")
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "credits.db").exists()  # nothing opened, nothing written
