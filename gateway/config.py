@@ -15,11 +15,11 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "RetryConfig",
     "RouteConfig",
     "Secret",
+    "SecretHeaders",
     "TargetConfig",
     "load_config",
     "parse_config",
@@ -62,6 +64,9 @@ DEFAULT_FALLBACK_ON: tuple[FallbackTrigger, ...] = get_args(FallbackTrigger)
 #: Money is stored in integer units of 1e-9 USD, so no amount may be finer than that.
 MONEY_PLACES = 9
 _MAX_MONEY = Decimal("1e12")
+
+
+_MASK = "**********"
 
 
 class Secret:
@@ -89,10 +94,17 @@ class Secret:
             raise self._missing.error()
         return self._value
 
+    @property
+    def masked(self) -> str:
+        """What a dump of the config shows instead of the value."""
+        if self._missing is not None:
+            return f"${{{self._missing.variable}}} (unset)"
+        return _MASK
+
     def __repr__(self) -> str:
         if self._missing is not None:
             return f"Secret(unset ${{{self._missing.variable}}})"
-        return "Secret('**********')"
+        return f"Secret('{_MASK}')"
 
     __str__ = __repr__
 
@@ -104,6 +116,55 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash((self._value, self._missing))
+
+
+class SecretHeaders(Mapping[str, str]):
+    """A provider's extra HTTP headers. Every value is treated as a secret (a proxy's token,
+    a tenant key): registered for redaction, and shown as ``**********`` by repr, str and a
+    dump of the config. As a mapping it holds the real values, which the SDK is given."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: Mapping[str, str] | None = None) -> None:
+        self._headers = dict(headers or {})
+        for value in self._headers.values():
+            register_secret(value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+    def masked(self) -> dict[str, str]:
+        """The header names, each with ``**********`` for its value."""
+        return dict.fromkeys(self._headers, _MASK)
+
+    def __repr__(self) -> str:
+        return repr(self.masked())
+
+    __str__ = __repr__
+
+
+def _to_headers(value: Any) -> SecretHeaders:
+    if value is None or isinstance(value, SecretHeaders):
+        return value or SecretHeaders()
+    if not isinstance(value, Mapping):
+        raise ValueError("must be a mapping of header names to values")
+    for name, header in value.items():
+        if not isinstance(name, str):
+            raise ValueError(f"header names must be strings, not {type(name).__name__}")
+        if isinstance(header, MissingEnv):
+            raise ValueError(
+                f"header '{name}': environment variable {header.variable} is not set "
+                f"(export {header.variable}=<value> before starting)"
+            )
+        if not isinstance(header, str):
+            raise ValueError(f"header '{name}' must be a string (quote the value)")
+    return SecretHeaders(value)
 
 
 def _to_secret(value: Any) -> Any:
@@ -219,6 +280,59 @@ def url_without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+#: Query parameters of a ``base_url`` whose values are credentials (``?key=``, ``?sig=``...).
+_CREDENTIAL_PARAM = re.compile(r"pass|secret|token|key|auth|sig|credential", re.IGNORECASE)
+
+
+def url_without_credentials(url: str) -> str:
+    """``url`` with its credentials as ``***``: the password of the user part (or a user part
+    without a password, which is then a token: ``https://TOKEN@host``) and the values of
+    query parameters named like a credential. A URL without any is returned as written."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _MASK
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    pairs = parts.query.split("&") if parts.query else []
+    secret_pairs = [_is_credential_pair(pair) for pair in pairs]
+    if not at and not any(secret_pairs):
+        return url
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        userinfo = f"{user}:***" if colon else "***"
+    netloc = f"{userinfo}@{hosts}" if at else hosts
+    query = "&".join(
+        f"{pair.partition('=')[0]}=***" if secret else pair
+        for pair, secret in zip(pairs, secret_pairs, strict=True)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _is_credential_pair(pair: str) -> bool:
+    name, equals, value = pair.partition("=")
+    return bool(equals and value and _CREDENTIAL_PARAM.search(unquote(name)))
+
+
+def _register_url_credentials(url: str) -> None:
+    """Register every credential :func:`url_without_credentials` hides, as written and
+    decoded (a log line shows the URL as sent, percent-encoded)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        secret = password if colon else user
+        register_secret(secret)
+        register_secret(unquote(secret))
+    for pair in parts.query.split("&") if parts.query else []:
+        if _is_credential_pair(pair):
+            value = pair.partition("=")[2]
+            register_secret(value)
+            register_secret(unquote_plus(value))
+
+
 def _register_url_password(url: str) -> None:
     parts = urlsplit(url)
     if parts.password:
@@ -243,18 +357,44 @@ class ProviderConfig(_Model):
     #: Its name in the YAML (the ``provider`` part of ``provider/model``).
     name: str
     api_key: SecretField = None
-    #: Another endpoint for the same API (a proxy, Azure-style gateway, a local server).
+    #: Another endpoint for the same API (a proxy, Azure-style gateway, a local server). A
+    #: password or token in it is a secret (see :func:`url_without_credentials`).
     base_url: str | None = None
     #: Seconds one request may take in total (the SDK default is 600).
     timeout: Seconds | None = None
     #: Seconds to establish the connection.
     connect_timeout: Seconds = 5.0
-    #: Extra HTTP headers sent with every request.
-    headers: dict[str, str] = Field(default_factory=dict)
+    #: Extra HTTP headers sent with every request; their values are secrets.
+    headers: Annotated[SecretHeaders, BeforeValidator(_to_headers)] = Field(
+        default_factory=SecretHeaders
+    )
     #: Gemini only: the API version (``v1`` by default in google-genai 3.x, or ``v1beta``).
     api_version: str | None = None
     #: ``${VAR}`` references (other than api_key) whose variable was unset, by key.
     missing_env: tuple[MissingEnv, ...] = ()
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_credentials(cls, value: str | None) -> str | None:
+        if value is not None:
+            _register_url_credentials(value)  # never shown in an error, a repr or a log line
+        return value
+
+    @field_serializer("api_key")
+    def _dump_api_key(self, value: Secret | None) -> str | None:
+        return None if value is None else value.masked
+
+    @field_serializer("headers")
+    def _dump_headers(self, value: SecretHeaders) -> dict[str, str]:
+        return value.masked()
+
+    @field_serializer("base_url")
+    def _dump_base_url(self, value: str | None) -> str | None:
+        return None if value is None else url_without_credentials(value)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, self._dump_base_url(value) if name == "base_url" else value
 
     def check_env(self) -> None:
         """Raise the ConfigError for the first unset ``${VAR}`` this provider needs."""
@@ -385,6 +525,10 @@ class CreditsConfig(_Model):
                 "use sqlite:///path.db or postgresql://..."
             )
         return value
+
+    @field_serializer("store")
+    def _dump_store(self, value: str) -> str:
+        return url_without_password(value)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

@@ -79,6 +79,7 @@ from gateway.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+    raise_unchained,
 )
 from providers._common import (
     FinishReason,
@@ -264,7 +265,7 @@ class _mapped_errors:
             return
         if self.stream is not None and isinstance(mapped, ProviderUnavailable):
             mapped.chunks_received = self.stream.content_chunks
-        raise mapped from None
+        raise_unchained(mapped)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import pytest
 from gateway._yaml import MAX_ALIASES, MAX_CONFIG_BYTES, MAX_DEPTH, MAX_VALUES
 from gateway.config import load_config, parse_config
 from gateway.errors import ConfigError
+from tests.conftest import CANARY_KEY
 
 T = TypeVar("T")
 
@@ -434,3 +435,225 @@ def test_cli_amounts_with_separators_or_other_digits_exit_2(
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "credits.db").exists()  # nothing opened, nothing written
+
+
+# ---------------------------------------------------------------------------------------------
+# Defect 8: secrets outside api_key
+
+PROXY_PASSWORD = "Pr0xy-pa55word-9d1e"
+HEADER_SECRET = "hdr-tenant-secret-4b7c"
+QUERY_SECRET = "q-sig-secret-7e2f"
+SECRETS = (PROXY_PASSWORD, HEADER_SECRET, QUERY_SECRET, CANARY_KEY)
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text
+
+
+def secret_provider_config() -> dict[str, Any]:
+    return {
+        "api_key": CANARY_KEY,
+        "base_url": f"https://bob:{PROXY_PASSWORD}@proxy.example/v1?sig={QUERY_SECRET}&v=2",
+        "headers": {"X-Tenant-Token": HEADER_SECRET, "X-Route": "eu-west"},
+    }
+
+
+@pytest.mark.parametrize("form", ["dict", "yaml"])
+def test_header_values_and_url_credentials_never_show_in_the_config(form: str) -> None:
+    import json
+
+    from gateway.errors import redact
+
+    provider = secret_provider_config()
+    if form == "dict":
+        config = parse_config({"providers": {"openai": provider}, "routes": {}})
+    else:
+        config = parse_config(
+            "providers:\n  openai:\n"
+            f"    api_key: {provider['api_key']}\n"
+            f'    base_url: "{provider["base_url"]}"\n'
+            f"    headers: {{X-Tenant-Token: {HEADER_SECRET}, X-Route: eu-west}}\n"
+            "routes: {}\n"
+        )
+    openai = config.providers["openai"]
+    shown = [
+        repr(config),
+        str(config),
+        repr(openai),
+        str(openai),
+        str(config.model_dump()),
+        config.model_dump_json(),
+        repr(openai.headers),
+        str(openai.headers),
+        json.dumps(openai.model_dump(mode="json")),
+    ]
+    for text in shown:
+        assert_no_secret(text)
+    dumped = openai.model_dump()
+    assert dumped["headers"] == {"X-Tenant-Token": "**********", "X-Route": "**********"}
+    assert dumped["base_url"] == "https://bob:***@proxy.example/v1?sig=***&v=2"
+    assert dumped["api_key"] == "**********"
+    # The SDK still gets the real values.
+    assert dict(openai.headers) == {"X-Tenant-Token": HEADER_SECRET, "X-Route": "eu-west"}
+    assert openai.base_url == provider["base_url"]
+    # And they are redacted wherever a message might echo them.
+    assert_no_secret(redact(f"proxy said {PROXY_PASSWORD} / {HEADER_SECRET} / {QUERY_SECRET}"))
+
+
+def test_an_unset_header_variable_names_the_variable_not_a_value() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            "providers:\n  openai:\n    api_key: k\n    headers: {X-Token: ${GW_UNSET_HEADER}}\n"
+            "routes: {}\n",
+            env={},
+        )
+    assert "GW_UNSET_HEADER" in str(info.value) and info.value.line == 4
+
+
+def test_config_check_shows_a_base_url_without_its_password(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gateway.cli._app import cli
+
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "providers:\n  openai:\n    api_key: sk-test-0123456789\n"
+        f'    base_url: "https://bob:{PROXY_PASSWORD}@proxy.example/v1"\n'
+        f"    headers: {{X-Tenant-Token: {HEADER_SECRET}}}\n"
+        "routes: {r: {targets: [openai/gpt-4o]}}\n"
+    )
+    result = CliRunner().invoke(cli, ["config", "check", str(path)], prog_name="gateway")
+    assert "proxy.example" in result.output
+    assert_no_secret(result.output)
+
+
+def exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception reachable from it: causes, contexts, attempts' errors."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [error]
+    while todo:
+        item = todo.pop()
+        if item is None or any(item is known for known in seen):
+            continue
+        seen.append(item)
+        todo += [item.__cause__, item.__context__]
+        todo += [attempt.error for attempt in getattr(item, "attempts", ())]
+    return seen
+
+
+MODELS = {
+    "openai": "openai/gpt-4o",
+    "anthropic": "anthropic/claude-sonnet-4-6",
+    "gemini": "gemini/gemini-2.5-flash",
+}
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+@pytest.mark.parametrize(
+    "fault", ["auth_error", "500", "timeout", "disconnect", "mid-stream", "overloaded-stream"]
+)
+def test_errors_from_sdk_failures_carry_no_sdk_exception(
+    provider: str, fault: str, gateway_mock: Any, gateway_clock: Any
+) -> None:
+    import traceback
+
+    from gateway import Gateway
+    from gateway.errors import GatewayError
+
+    settings = secret_provider_config()
+    del settings["base_url"]  # the mocks answer the default endpoints
+    gw = Gateway(
+        config={
+            "providers": {provider: settings},
+            "routes": {"r": {"targets": [MODELS[provider]], "retry": {"attempts": 1}}},
+        },
+        clock=gateway_clock,
+    )
+    script = getattr(gateway_mock, provider)
+    stream = fault in ("mid-stream", "overloaded-stream")
+    if fault == "auth_error":
+        script.auth_error()
+    elif fault == "500":
+        script.fail(500)
+    elif fault == "timeout":
+        script.timeout()
+    elif fault == "disconnect":
+        script.disconnect()
+    elif fault == "mid-stream":
+        script.disconnect(after_chunks=2)
+    else:
+        script.overloaded_mid_stream(after_chunks=2)
+    messages = [{"role": "user", "content": "hi"}]
+    with pytest.raises(GatewayError) as info:
+        if stream:
+            for _ in gw.chat.completions.create(model="r", messages=messages, stream=True):
+                pass
+        else:
+            gw.chat.completions.create(model="r", messages=messages)
+    chain = exception_chain(info.value)
+    assert all(isinstance(error, GatewayError) for error in chain), [type(e) for e in chain]
+    for error in chain:
+        assert_no_secret("".join(traceback.format_exception(error)))
+        assert_no_secret(repr(error))
+    gw.close()
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+def test_a_base_url_password_never_reaches_a_log_record(
+    provider: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real HTTP to the bench's local server, so httpx2 and httpcore2 log as in production."""
+    import logging
+
+    from bench import clients
+    from bench.fake_server import ServerThread
+    from gateway import Gateway
+    from gateway.errors import GatewayError
+
+    with ServerThread() as server:
+        healthy = clients.base_url(provider, server.url)
+        failing = clients.base_url(provider, server.url, "status=500")
+        with_password = [
+            url.replace("http://", f"http://bob:{PROXY_PASSWORD}@") for url in (healthy, failing)
+        ]
+        providers = {
+            name: {
+                "type": provider,
+                "api_key": CANARY_KEY,
+                "base_url": url,
+                "headers": {"X-Tenant-Token": HEADER_SECRET},
+            }
+            for name, url in zip(("ok", "down"), with_password, strict=True)
+        }
+        model = MODELS[provider].split("/")[1]
+        gw = Gateway(
+            config={
+                "providers": providers,
+                "routes": {
+                    "r": {"targets": [f"ok/{model}"]},
+                    "bad": {"targets": [f"down/{model}"], "retry": {"attempts": 1}},
+                },
+            }
+        )
+        with caplog.at_level(logging.DEBUG):
+            for name in ("httpx2", "httpcore2", "openai", "anthropic", "google_genai"):
+                logging.getLogger(name).setLevel(logging.DEBUG)
+            try:
+                messages = [{"role": "user", "content": "hi"}]
+                gw.chat.completions.create(model="r", messages=messages)
+                list(gw.chat.completions.create(model="r", messages=messages, stream=True))
+                with pytest.raises(GatewayError):
+                    gw.chat.completions.create(model="bad", messages=messages)
+            finally:
+                for name in ("httpx2", "httpcore2", "openai", "anthropic", "google_genai"):
+                    logging.getLogger(name).setLevel(logging.NOTSET)
+                gw.close()
+    names = {record.name for record in caplog.records}
+    assert "httpx2" in names and any(name.startswith("httpcore2.") for name in names)
+    requests = [r.getMessage() for r in caplog.records if r.name == "httpx2"]
+    assert any("bob:[REDACTED]@127.0.0.1" in line for line in requests), requests
+    for record in caplog.records:
+        assert_no_secret(record.getMessage())
+        assert_no_secret(record.exc_text or "")
+    assert_no_secret(caplog.text)
