@@ -64,8 +64,7 @@ DEFAULT_FALLBACK_ON: tuple[FallbackTrigger, ...] = get_args(FallbackTrigger)
 #: Money is stored in integer units of 1e-9 USD, so no amount may be finer than that.
 MONEY_PLACES = 9
 _MAX_MONEY = Decimal("1e12")
-
-
+#: What a repr or a dump of the config shows instead of a secret.
 _MASK = "**********"
 
 
