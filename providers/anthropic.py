@@ -57,6 +57,7 @@ from gateway.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+    raise_unchained,
 )
 from providers._anthropic_request import DEFAULT_MAX_TOKENS, build_params
 from providers._common import (
@@ -233,7 +234,7 @@ class _mapped_errors:
             return
         if self.stream is not None and isinstance(mapped, ProviderUnavailable):
             mapped.chunks_received = self.stream.content_chunks
-        raise mapped from None
+        raise_unchained(mapped)
 
 
 # ---------------------------------------------------------------------------------------------

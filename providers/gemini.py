@@ -79,6 +79,7 @@ from gateway.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+    raise_unchained,
     register_secret,
 )
 from providers._common import (
@@ -265,7 +266,7 @@ class _mapped_errors:
             return
         mapped = map_error(exc, provider=self.provider, model=self.model)
         if mapped is not None:
-            raise mapped from None
+            raise_unchained(mapped)
 
 
 def _stream_failure(
@@ -684,9 +685,9 @@ class GeminiAdapter:
                 try:
                     event = next(native, None)
                 except Exception as exc:
-                    raise _stream_failure(
-                        exc, provider=self.name, model=model, stream=stream
-                    ) from None
+                    raise_unchained(
+                        _stream_failure(exc, provider=self.name, model=model, stream=stream)
+                    )
             yield translator.closing()
             stream.usage = translator.final_usage()
             yield translator.usage_chunk(stream.usage)
@@ -736,9 +737,9 @@ class GeminiAdapter:
                 try:
                     event = await anext(native, None)
                 except Exception as exc:
-                    raise _stream_failure(
-                        exc, provider=self.name, model=model, stream=stream
-                    ) from None
+                    raise_unchained(
+                        _stream_failure(exc, provider=self.name, model=model, stream=stream)
+                    )
             yield translator.closing()
             stream.usage = translator.final_usage()
             yield translator.usage_chunk(stream.usage)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -149,13 +149,13 @@ def quiet_logs() -> Iterator[None]:
 
 def _money(text: str) -> Decimal:
     """An amount of USD, parsed as a Decimal from its text (never through a float)."""
+    from gateway.credits.money import decimal_from_text
+
     value = text.strip().removeprefix("$")
     try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise click.BadParameter(
-            f"{text!r} is not an amount of money; write it like 20 or 20.50"
-        ) from None
+        amount = decimal_from_text(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is not an amount of money: it {exc}") from None
     if not amount.is_finite():
         raise click.BadParameter(f"{text!r} is not a finite amount")
     if amount <= 0:

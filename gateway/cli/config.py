@@ -85,13 +85,16 @@ def check(file: Path | None) -> None:
 
 
 def _providers_table(cfg: GatewayConfig) -> Table:
+    from gateway.config import url_without_credentials
+
     table = Table(title="\nProviders", title_justify="left", header_style="bold")
     for column in ("name", "type", "api key", "base url", "timeout"):
         table.add_column(column)
     for name, p in cfg.providers.items():
         key = "–" if p.api_key is None else ("set" if p.api_key.is_set else "unset")
         timeout = f"{p.timeout:g}s" if p.timeout is not None else "SDK default"
-        table.add_row(name, p.type, key, p.base_url or "default", timeout)
+        base_url = url_without_credentials(p.base_url) if p.base_url else "default"
+        table.add_row(name, p.type, key, base_url, timeout)
     return table
 
 

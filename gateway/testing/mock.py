@@ -358,7 +358,7 @@ class MockProviders:
             stream=call.stream,
             body=call.body,
             headers=_redacted_headers(request.headers),
-            url=str(request.url),
+            url=redact(str(request.url)),
             outcome=outcome.describe() if outcome is not None else "default",
         )
         mock._record(record)
