@@ -249,17 +249,7 @@ class PriceBook:
         """
         if self.price_of(provider_type, model, provider=provider) is not None:
             return
-        model_id = f"{provider or provider_type}/{model}"
-        raise ConfigError(
-            f"{label} uses '{model_id}', which has no known price (the credit account never "
-            "treats an unknown price as free)",
-            key="pricing",
-            fix=(
-                "add its price in USD per 1M tokens to the YAML:\n"
-                "pricing:\n"
-                f'  {model_id}: {{input: "1.00", output: "2.00", cached_input: "0.50"}}'
-            ),
-        )
+        raise unpriced_error(f"{provider or provider_type}/{model}", label)
 
     def check_config(self, config: GatewayConfig) -> None:
         """:meth:`require` a price for every route target of ``config``."""
@@ -364,6 +354,22 @@ class PriceBook:
             updater, self._updater = self._updater, None
         if updater is not None:
             updater.stop()
+
+
+def unpriced_error(model_id: str, label: str, *, file: str | None = None) -> ConfigError:
+    """The error for ``model_id`` (``provider/model``) having no known price, with the YAML to
+    add. ``label`` says where the model is used."""
+    return ConfigError(
+        f"{label} uses '{model_id}', which has no known price (the credit account never "
+        "treats an unknown price as free)",
+        file=file,
+        key="pricing",
+        fix=(
+            "add its price in USD per 1M tokens to the YAML:\n"
+            "pricing:\n"
+            f'  {model_id}: {{input: "1.00", output: "2.00", cached_input: "0.50"}}'
+        ),
+    )
 
 
 def cost_of(price: ModelPrice, usage: TokenUsage, *, batch: bool = False) -> Decimal:
