@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway import AsyncGateway, Gateway
-from gateway.errors import ConfigError
+from gateway.errors import AllProvidersFailed, ConfigError
 from gateway.testing.clock import ManualClock
 
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -66,3 +66,80 @@ def test_direct_call_priced_in_yaml_is_charged(tmp_path: Path) -> None:
     resp = gw.chat.completions.create(model="fake/x", messages=HELLO, max_tokens=10)
     assert resp.usage is not None and resp.usage.cost is not None and resp.usage.cost > 0
     gw.close()
+
+
+# -- 10: a fallback target whose key variable is unset ----------------------------------------
+
+MISSING_KEYS_YAML = """\
+providers:
+  openai: {api_key: ${GW_TEST_UNSET_OPENAI}}
+  anthropic: {api_key: ${GW_TEST_UNSET_ANTHROPIC}}
+  backup: {type: fake}
+routes:
+  smart:
+    targets: [openai/gpt-4o, anthropic/claude-sonnet-4-5, backup/beta]
+  keyless:
+    targets: [openai/gpt-4o, anthropic/claude-sonnet-4-5]
+"""
+
+
+@pytest.fixture
+def unset_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GW_TEST_UNSET_OPENAI", raising=False)
+    monkeypatch.delenv("GW_TEST_UNSET_ANTHROPIC", raising=False)
+
+
+def test_target_with_unset_key_is_skipped_and_the_call_falls_back(
+    unset_keys: None, http_mock: Any
+) -> None:
+    gw = Gateway(config=MISSING_KEYS_YAML, clock=ManualClock())
+    resp = gw.chat.completions.create(model="smart", messages=HELLO)
+
+    assert (resp.gateway.provider, resp.gateway.model) == ("backup", "beta")
+    skipped = [(a.target, a.outcome, a.reason) for a in resp.gateway.attempts[:2]]
+    assert skipped == [
+        ("openai/gpt-4o", "skipped", "environment variable GW_TEST_UNSET_OPENAI is not set"),
+        (
+            "anthropic/claude-sonnet-4-5",
+            "skipped",
+            "environment variable GW_TEST_UNSET_ANTHROPIC is not set",
+        ),
+    ]
+    assert not http_mock.calls
+
+
+async def test_async_target_with_unset_key_is_skipped(unset_keys: None) -> None:
+    agw = AsyncGateway(config=MISSING_KEYS_YAML, clock=ManualClock())
+    resp = await agw.chat.completions.create(model="smart", messages=HELLO)
+    assert resp.gateway.provider == "backup"
+    assert [a.outcome for a in resp.gateway.attempts] == ["skipped", "skipped", "ok"]
+
+
+def test_no_target_can_run_names_every_missing_variable(unset_keys: None) -> None:
+    gw = Gateway(config=MISSING_KEYS_YAML, clock=ManualClock())
+    with pytest.raises(ConfigError) as caught:
+        gw.chat.completions.create(model="keyless", messages=HELLO)
+    message = str(caught.value)
+    assert "no target of route 'keyless' can run" in message
+    assert "GW_TEST_UNSET_OPENAI is not set (line 2" in message
+    assert "GW_TEST_UNSET_ANTHROPIC is not set (line 3" in message
+
+
+def test_direct_call_with_unset_key_is_still_that_variables_error(unset_keys: None) -> None:
+    gw = Gateway(config=MISSING_KEYS_YAML, clock=ManualClock())
+    with pytest.raises(ConfigError) as caught:
+        gw.chat.completions.create(model="openai/gpt-4o", messages=HELLO)
+    assert caught.value.problem == "environment variable GW_TEST_UNSET_OPENAI is not set"
+    assert caught.value.line == 2 and caught.value.key == "providers.openai.api_key"
+
+
+def test_skipped_targets_show_in_all_providers_failed(unset_keys: None) -> None:
+    gw = Gateway(config=MISSING_KEYS_YAML, clock=ManualClock())
+    gw.adapter("backup").script.fail(503, times=5)
+    with pytest.raises(AllProvidersFailed) as caught:
+        gw.chat.completions.create(model="smart", messages=HELLO)
+    lines = str(caught.value).splitlines()
+    assert lines[1] == (
+        "  openai/gpt-4o: skipped (environment variable GW_TEST_UNSET_OPENAI is not set)"
+    )
+    assert "backup/beta: ProviderUnavailable (HTTP 503)" in lines[3]
