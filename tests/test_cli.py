@@ -556,6 +556,56 @@ def test_the_user_config_and_the_environment_variable_are_found(tmp_path: Path) 
         assert via_env.exit_code == 0 and str(user_config) in via_env.stdout
 
 
+def test_config_before_or_after_the_command(tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere.yaml"
+    config.write_text(demo_config_text())
+    with chdir(tmp_path):
+        before = invoke("--config", str(config), "credits", "grant", "5")
+        assert before.exit_code == 0, before.output
+        assert "Available now: $5.00" in before.stdout
+        after = invoke("credits", "balance", "--config", str(config))
+        assert "Account 'default': $5.00 available" in after.stdout
+        # The command's own --config wins over the one before it.
+        (tmp_path / "empty.yaml").write_text(demo_config_text().replace("gateway-demo", "other"))
+        both = invoke("--config", str(config), "credits", "balance", "--config", "empty.yaml")
+        assert "Account 'default': $0.00 available" in both.stdout
+        # --config before the command also wins over GATEWAY_CONFIG.
+        env = invoke(
+            "--config", str(config), "credits", "balance", env={"GATEWAY_CONFIG": "empty.yaml"}
+        )
+        assert "Account 'default': $5.00 available" in env.stdout
+        checked = invoke("--config", str(config), "config", "check")
+        assert checked.exit_code == 0 and f"{config} is valid" in flat(checked.stdout)
+        line = one_error_line(invoke("--config", "nope.yaml", "usage"))
+        assert line == "error: config file nope.yaml not found"
+
+
+def test_config_check_takes_the_file_or_config(tmp_path: Path) -> None:
+    config = tmp_path / "offline.yaml"
+    config.write_text(demo_config_text())
+    by_option = invoke("config", "check", "--config", str(config))
+    assert by_option.exit_code == 0 and f"{config} is valid" in flat(by_option.stdout)
+    by_argument = invoke("config", "check", str(config))
+    assert by_argument.exit_code == 0 and f"{config} is valid" in flat(by_argument.stdout)
+    clash = invoke("config", "check", str(config), "--config", "other.yaml")
+    assert clash.exit_code == 2 and "two configs given" in one_error_line(clash)
+
+
+def test_help_names_the_environment_variable_and_date_format() -> None:
+    root = flat(invoke("--help").output)
+    assert "--config FILE" in root and "GATEWAY_CONFIG" in root
+    grant = invoke("credits", "grant", "--help").output
+    assert "--expires YYYY-MM-DD" in grant and "%Y" not in grant
+    for command in (["usage"], ["credits", "balance"], ["config", "check"]):
+        assert "GATEWAY_CONFIG" in flat(invoke(*command, "--help").output), command
+
+
+def test_environment_variable_naming_a_missing_file_says_so(tmp_path: Path) -> None:
+    with chdir(tmp_path):
+        line = one_error_line(invoke("usage", env={"GATEWAY_CONFIG": "gone.yaml"}))
+    assert line == "error: config file gone.yaml (named by GATEWAY_CONFIG) not found"
+
+
 def test_a_config_without_credits_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "gateway.yaml").write_text(
         "providers: {fake: {}}\nroutes: {r: {targets: [fake/m]}}\n"

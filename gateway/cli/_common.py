@@ -8,6 +8,7 @@ Imports of the gateway itself (pydantic, the SDK types) happen inside functions,
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -43,8 +44,10 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Where a config is looked for when --config is not given, in order.
+#: Where a config is looked for when neither --config nor GATEWAY_CONFIG names one, in order.
 DEFAULT_CONFIGS = ("./gateway.yaml", "~/.config/gateway/gateway.yaml")
+#: The environment variable naming the config when no --config is given.
+CONFIG_ENV = "GATEWAY_CONFIG"
 
 
 class OrderedGroup(click.Group):
@@ -66,6 +69,8 @@ class CliState:
     a test runner that swaps sys.stdout sees the output)."""
 
     debug: bool = False
+    #: ``gateway --config FILE COMMAND``: the config, unless the command gets its own --config.
+    config_path: Path | None = None
     out: Console = field(default_factory=lambda: Console(highlight=False))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
 
@@ -237,9 +242,9 @@ def config_option(func: F) -> F:
         "--config",
         "config_path",
         type=click.Path(dir_okay=False, path_type=Path),
-        envvar="GATEWAY_CONFIG",
-        help="The YAML config [default: ./gateway.yaml, then ~/.config/gateway/gateway.yaml; "
-        "env GATEWAY_CONFIG].",
+        metavar="FILE",
+        help=f"The YAML config (also accepted before the command) [default: ${CONFIG_ENV}, "
+        "else ./gateway.yaml, else ~/.config/gateway/gateway.yaml].",
     )(func)
 
 
@@ -252,10 +257,16 @@ def account_option(func: F) -> F:
 
 
 def find_config(explicit: Path | None) -> Path:
-    """The config file to use: --config, else the first of :data:`DEFAULT_CONFIGS` found."""
+    """The config file to use: the command's --config, else ``gateway --config``, else
+    ``$GATEWAY_CONFIG``, else the first of :data:`DEFAULT_CONFIGS` found."""
+    if explicit is None:
+        explicit = state().config_path
+    origin = ""
+    if explicit is None and os.environ.get(CONFIG_ENV):
+        explicit, origin = Path(os.environ[CONFIG_ENV]), f" (named by {CONFIG_ENV})"
     if explicit is not None:
         if not explicit.is_file():
-            raise CliError(f"config file {explicit} not found")
+            raise CliError(f"config file {explicit}{origin} not found")
         return explicit
     for candidate in DEFAULT_CONFIGS:
         path = Path(candidate).expanduser()
@@ -263,7 +274,8 @@ def find_config(explicit: Path | None) -> Path:
             return path
     raise CliError(
         "no config found: looked for ./gateway.yaml and ~/.config/gateway/gateway.yaml. "
-        "Pass --config FILE, or run `gateway demo` to write the offline demo's config here"
+        f"Pass --config FILE (or set {CONFIG_ENV}), or run `gateway demo` to write the "
+        "offline demo's config here"
     )
 
 

@@ -128,6 +128,7 @@ def buy(amount: Decimal, key: str | None, account: str | None, config_path: Path
 @click.option(
     "--expires",
     type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
     help="Expiry date (UTC) [default: the config's expiry_days from now].",
 )
 @account_option

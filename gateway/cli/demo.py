@@ -75,12 +75,12 @@ def _parse_day(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("gateway.yaml"),
-    show_default=True,
-    help="Where to write the demo's config when that file does not exist yet.",
+    metavar="FILE",
+    help="Where to write the demo's config when that file does not exist yet (also accepted "
+    "before the command) [default: ./gateway.yaml].",
 )
 @click.option("--date", "day", callback=_parse_day, hidden=True, help="The simulated day.")
-def demo(config_path: Path, day: date) -> None:
+def demo(config_path: Path | None, day: date) -> None:
     """Run a scripted day of traffic offline (fake providers, no keys) and tell its story.
 
     An OpenAI outage and the fallback to Claude, a Gemini rate limit, credit bought and spent
@@ -92,6 +92,7 @@ def demo(config_path: Path, day: date) -> None:
     from gateway.config import parse_config
 
     out = cli_state().out
+    config_path = config_path or cli_state().config_path or Path("gateway.yaml")
     text = demo_config_text()
     config = parse_config(text, source="gateway demo's config (offline.yaml)")
     assert config.credits is not None
