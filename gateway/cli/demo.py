@@ -18,6 +18,7 @@ so that the story can be read as it unfolds (never when the output is piped or t
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
@@ -30,7 +31,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from gateway.cli._common import quiet_logs, usd
+from gateway.cli._common import CONFIG_ENV, quiet_logs, usd
 from gateway.cli._common import state as cli_state
 from gateway.cli._story import DAY_END, DAY_START, Step
 from gateway.cli.usage import usage_table
@@ -153,7 +154,6 @@ def _place_config(path: Path, text: str) -> tuple[str, str]:
     commands need to reach the demo's account ("" when they find it by default)."""
     for candidate in (path, path.with_name("gateway-demo.yaml")):
         shown = _shown(candidate)
-        flag = "" if candidate == path else f" --config {shown}"
         if not candidate.exists():
             candidate.parent.mkdir(parents=True, exist_ok=True)
             candidate.write_text(text, encoding="utf-8")
@@ -164,8 +164,15 @@ def _place_config(path: Path, text: str) -> tuple[str, str]:
             continue
         if candidate != path:
             note += f"; {_shown(path)} is your own config and was left alone"
-        return note, flag
+        found_by_default = candidate.resolve() == _found_by_default().resolve()
+        return note, "" if found_by_default else f" --config {shown}"
     return f"{_shown(path)} is your own config and was left alone", " --config FILE"
+
+
+def _found_by_default() -> Path:
+    """The config the other commands read when given no --config (once ./gateway.yaml
+    exists): the one GATEWAY_CONFIG names, else ./gateway.yaml."""
+    return Path(os.environ.get(CONFIG_ENV) or "gateway.yaml")
 
 
 def _shown(path: Path) -> str:
@@ -201,7 +208,7 @@ def _print_step(console: Console, step: Step) -> None:
     marker, colour = _MARKERS[step.kind]
     when = f"{step.at:%H:%M}" + (f"–{step.until:%H:%M}" if step.until else "")
     grid = _step_grid()
-    balance = usd(step.balance, 2, down=True) if step.balance is not None else ""
+    balance = usd(step.balance, 2) if step.balance is not None else ""
     grid.add_row(when, Text(marker, style=f"bold {colour}"), Text(step.title), balance)
     for line in step.details:
         grid.add_row("", "", Text(line, style="dim"), "")
@@ -226,10 +233,12 @@ def _print_summary(out: Console, story: DemoDay) -> None:
 def _print_next(out: Console, reach: str) -> None:
     out.print()
     out.print(Text("The whole day is in ./gateway-demo.db. Try next:", style="bold"))
-    for command, what in (
+    hints = (
         (f"gateway usage{reach}", "spend by model, and per day"),
         (f"gateway usage --by tag:feature{reach}", "spend by the tags the calls carried"),
-        (f"gateway credits history{reach}", "every ledger entry of the day"),
+        (f"gateway credits history --all{reach}", "every ledger entry of the day"),
         (f'gateway chat "Hello"{reach}', "one call on route 'smart'"),
-    ):
-        out.print(Text.assemble("  ", (command.ljust(34), "cyan"), " ", what))
+    )
+    width = max(len(command) for command, _ in hints)
+    for command, what in hints:
+        out.print(Text.assemble("  ", (command.ljust(width), "cyan"), "   ", what))
