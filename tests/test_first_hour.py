@@ -143,3 +143,44 @@ def test_skipped_targets_show_in_all_providers_failed(unset_keys: None) -> None:
         "  openai/gpt-4o: skipped (environment variable GW_TEST_UNSET_OPENAI is not set)"
     )
     assert "backup/beta: ProviderUnavailable (HTTP 503)" in lines[3]
+
+
+# -- 15: the library never prints log records to an app that did not configure logging -------
+
+_BREAKER_OPENS = """
+import logging, sys
+from gateway import Gateway
+{setup}
+gw = Gateway(config={{
+    "providers": {{"fake": {{}}, "backup": {{"type": "fake"}}}},
+    "routes": {{"r": {{"targets": ["fake/a", "backup/b"], "retry": {{"attempts": 1}},
+                      "breaker": {{"failures": 1}}}}}},
+}})
+gw.adapter("fake").script.fail(503)
+print(gw.chat.completions.create(model="r", messages=[{{"role": "user", "content": "x"}}])
+      .gateway.provider)
+"""
+
+
+@pytest.mark.parametrize(
+    ("setup", "stderr"),
+    [
+        ("", ""),  # an app that never configured logging hears nothing
+        ("logging.basicConfig()", "WARNING:gateway:"),  # one that did still gets the records
+    ],
+)
+def test_log_records_reach_stderr_only_when_the_app_configures_logging(
+    setup: str, stderr: str
+) -> None:
+    import subprocess
+    import sys
+
+    code = _BREAKER_OPENS.format(setup=setup)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "backup"
+    if stderr:
+        assert stderr in done.stderr and "breaker_state" in done.stderr
+    else:
+        assert done.stderr == ""
