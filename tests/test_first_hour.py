@@ -184,3 +184,38 @@ def test_log_records_reach_stderr_only_when_the_app_configures_logging(
         assert stderr in done.stderr and "breaker_state" in done.stderr
     else:
         assert done.stderr == ""
+
+
+# -- 16: a misspelt value of a fixed set is echoed, with the closest allowed value ----------
+
+
+def test_misspelt_choice_is_echoed_with_the_closest_allowed_value() -> None:
+    from gateway.config import parse_config
+
+    yaml = (
+        "providers: {fake: {}}\n"
+        "routes:\n"
+        "  smart:\n"
+        "    strategy: fallbak\n"
+        "    targets: [fake/a]\n"
+        "    fallback_on: [rate_limted]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(yaml, source="gateway.yaml")
+    error = caught.value
+    assert (error.line, error.key) == (4, "routes.smart.strategy")
+    assert error.problem.startswith(
+        "Input should be 'fallback', 'weighted', 'lowest-latency' or 'cheapest', "
+        "not 'fallbak' (did you mean 'fallback'?)"
+    )
+    assert "'routes.smart.fallback_on[0]'" in error.problem
+    assert "not 'rate_limted' (did you mean 'rate_limited'?)" in error.problem
+
+
+def test_a_choice_far_from_every_allowed_value_is_echoed_without_a_guess() -> None:
+    from gateway.config import parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"providers": {"fake": {}}, "credits": {"store": "memory://", "mode": "x"}})
+    assert caught.value.problem == "Input should be 'prepaid' or 'payg', not 'x'"
+    assert caught.value.fix == "use one of the allowed values"
