@@ -219,3 +219,33 @@ def test_a_choice_far_from_every_allowed_value_is_echoed_without_a_guess() -> No
         parse_config({"providers": {"fake": {}}, "credits": {"store": "memory://", "mode": "x"}})
     assert caught.value.problem == "Input should be 'prepaid' or 'payg', not 'x'"
     assert caught.value.fix == "use one of the allowed values"
+
+
+# -- 17: config check says where each price comes from --------------------------------------
+
+
+def test_config_check_labels_the_fake_providers_default_price(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gateway.cli._app import cli
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "providers:\n"
+        "  openai: {type: fake}\n"  # a fake standing in for OpenAI
+        "  fake: {}\n"
+        "routes:\n"
+        "  r:\n"
+        "    targets: [openai/my-own-model, openai/gpt-4o, fake/x, openai/priced]\n"
+        "pricing:\n"
+        '  openai/priced: {input: "1", output: "2"}\n'
+    )
+    result = CliRunner().invoke(
+        cli, ["config", "check", str(config)], env={"COLUMNS": "120"}, prog_name="gateway"
+    )
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[1]: line.rstrip() for line in result.stdout.splitlines() if "/" in line}
+    assert lines["openai/my-own-model"].endswith("fake provider default")
+    assert lines["fake/x"].endswith("fake provider default")
+    assert lines["openai/gpt-4o"].endswith("from genai-prices")  # the real model's price
+    assert lines["openai/priced"].endswith("from pricing:")

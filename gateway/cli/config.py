@@ -113,7 +113,7 @@ def _routes_table(cfg: GatewayConfig, prices: PriceBook) -> Table:
                 f"  {i + 1}.",
                 target.model,
                 _price(price),
-                _source(cfg, provider.type, target.provider, target.model_name, price),
+                _source(prices, provider.type, target.provider, target.model_name),
             )
     return table
 
@@ -125,20 +125,11 @@ def _price(price: ModelPrice | None) -> str:
     return f"{usd(price.input)} / {usd(price.output)} / {cached}"
 
 
-def _source(
-    cfg: GatewayConfig, kind: str, provider: str, model: str, price: ModelPrice | None
-) -> str:
-    if price is None:
+def _source(prices: PriceBook, kind: str, provider: str, model: str) -> str:
+    source = prices.source_of(kind, model, provider=provider)
+    if source is None:
         return "–"
-    keys = (f"{provider}/{model}", f"{kind}/{model}", f"{provider}/*", f"{kind}/*")
-    if any(key in cfg.pricing for key in keys):
-        return "from pricing:"
-    if kind == "fake" and provider not in _REAL:
-        return "the fake's default"
-    return "from genai-prices"
-
-
-_REAL = ("openai", "anthropic", "gemini")
+    return source if source == "fake provider default" else f"from {source}"
 
 
 def _credits_text(cfg: GatewayConfig) -> Text:
