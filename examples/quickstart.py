@@ -1,8 +1,9 @@
 """The README's quickstart: one YAML file, a few lines of Python. Runs offline.
 
 ``offline.yaml`` routes ``smart`` over the built-in fake provider (named after OpenAI, Claude
-and Gemini) and keeps a prepaid credit account in ./gateway-demo.db, so the call needs credit:
-a $1 trial grant pays for it.
+and Gemini) and keeps a prepaid credit account in gateway-demo.db beside it (a relative
+ledger path is relative to its config file), so the call needs credit: a $1 trial grant pays
+for it.
 """
 
 from decimal import Decimal

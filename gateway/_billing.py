@@ -59,11 +59,10 @@ class Billing:
         self.service: CreditService | None = None
         self._local_hold_type: type[LocalHold] | None = None
         if config.credits is not None:
-            from gateway.credits.service import CreditService, check_tags
+            from gateway.credits.service import CreditService
             from gateway.credits.spender import LocalHold
 
             self._local_hold_type = LocalHold
-            self._check_tags = check_tags
 
             prices = self.prices
             prices.check_config(config)
@@ -121,7 +120,13 @@ class Billing:
         price = self._price(target)
         return None if price is None else self._cost_of(price, usage)
 
-    def check_call(self, account: str | None) -> None:
+    def check_call(
+        self, account: str | None, tags: Mapping[str, str] | None
+    ) -> tuple[str | None, dict[str, str] | None]:
+        """Validate a call's ``account`` and ``tags`` before anything else happens, the same
+        way for every store (a value one store cannot keep, such as a NUL character or a lone
+        surrogate, would otherwise be answered and then fail to be written); returns them
+        as they are held. Raises InvalidRequest, with nothing held and no provider called."""
         if account is not None and self.service is None:
             raise ConfigError(
                 f"account={account!r} was given but this gateway has no credit account",
@@ -129,6 +134,18 @@ class Billing:
                 key="credits",
                 fix="add a credits: section, or drop the account argument",
             )
+        if tags is None and account is None:
+            return None, None
+        from gateway.credits.service import check_tags
+        from gateway.errors import InvalidCreditsInput, InvalidRequest
+
+        try:
+            clean = None if tags is None else check_tags(tags)
+            if account is not None and self.service is not None:
+                account = self.service.account_name(account)
+        except InvalidCreditsInput as exc:
+            raise InvalidRequest(str(exc), provider="gateway") from None
+        return account, clean
 
     def bill(
         self,
@@ -188,7 +205,7 @@ class Billing:
         tags: Mapping[str, str] | None,
         attempt: int,
     ) -> LocalHold:
-        """A batched hold, its input validated as :meth:`CreditService.hold` validates it."""
+        """A batched hold (its account and tags validated by :meth:`check_call`)."""
         service, local_hold = self.service, self._local_hold_type
         assert service is not None and local_hold is not None
         return local_hold(
@@ -199,7 +216,7 @@ class Billing:
             route,
             target.provider,
             target.model,
-            {} if tags is None else self._check_tags(tags),
+            {} if tags is None else dict(tags),  # checked by check_call
         )
 
     async def abill(

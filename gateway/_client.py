@@ -115,7 +115,7 @@ class _GatewayCore:
         account: str | None = args.pop("account", None)
         tags: Mapping[str, str] | None = args.pop("tags", None)
         request = build_request(messages=messages, stream=stream, **args)
-        self.billing.check_call(account)
+        account, tags = self.billing.check_call(account, tags)
         input_tokens = estimate_prompt_tokens(request)
         billing = self.billing
 

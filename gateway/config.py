@@ -40,6 +40,7 @@ __all__ = [
     "BreakerConfig",
     "CreditsConfig",
     "GatewayConfig",
+    "JournalConfig",
     "ModelPrice",
     "ProviderConfig",
     "RetryConfig",
@@ -322,6 +323,19 @@ class LimitsConfig(_Model):
     monthly: Money | None = None
 
 
+class JournalConfig(_Model):
+    """The settlement journal (docs/ARCHITECTURE.md, "The settlement journal"): each
+    settled call is appended to a local file before its answer is returned, so a process
+    that dies before its batch is written loses no call."""
+
+    enabled: bool = True
+    #: Where journals live. Default: beside an SQLite ledger (``<file>.journal``); for
+    #: PostgreSQL ``$XDG_STATE_HOME/llm-gateway/journal/<store hash>`` (per host).
+    dir: str | None = None
+    #: Flush every record to disk (survives a power cut too; costs a disk flush per call).
+    fsync: bool = False
+
+
 class CreditsConfig(_Model):
     """The credit account: where it is stored and how it behaves."""
 
@@ -342,6 +356,11 @@ class CreditsConfig(_Model):
     flush_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = 200
     #: At most this many settled calls are kept in memory before they are written.
     max_batch: Annotated[int, Field(ge=1, le=100_000)] = 500
+    #: Settled calls not written yet are journaled locally first (see JournalConfig).
+    journal: JournalConfig = Field(default_factory=JournalConfig)
+    #: On SIGTERM / SIGINT, write pending calls before the process ends (the handlers the
+    #: application installed earlier still run, after it). Only from the main thread.
+    flush_on_signals: bool = True
     #: Time zone of the daily and monthly windows.
     timezone: str = "UTC"
     default_account: str = "default"
@@ -425,7 +444,23 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Ga
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the file: {exc.strerror}", file=file) from None
-    return _validate(load_yaml_text(text, file=file, env=env))
+    return _store_beside(_validate(load_yaml_text(text, file=file, env=env)), Path(path))
+
+
+def _store_beside(config: GatewayConfig, file: Path) -> GatewayConfig:
+    """A relative ``sqlite:///`` ledger path made absolute against the config file's folder,
+    so that the ledger does not depend on the directory a command runs in."""
+    import os
+
+    store = config.credits.store if config.credits is not None else ""
+    path, sep, options = store.removeprefix("sqlite:///").partition("?")
+    if config.credits is None or not store.startswith("sqlite:///") or not path:
+        return config
+    if path == ":memory:" or Path(path).is_absolute():
+        return config
+    url = f"sqlite:///{Path(os.path.abspath(file)).parent / path}{sep}{options}"
+    credits = config.credits.model_copy(update={"store": url})
+    return config.model_copy(update={"credits": credits})
 
 
 def parse_config(

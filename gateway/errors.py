@@ -24,7 +24,8 @@ The tree::
         ├── IdempotencyConflict     a key reused with different arguments
         ├── PaymentDeclined         the payment method refused a purchase
         ├── LedgerMismatch          verify(): a balance is not derivable from the entries
-        └── CreditStoreUnavailable  the credit store cannot be reached; the call is refused
+        ├── CreditStoreUnavailable  the credit store cannot be reached; the call is refused
+        └── CreditStoreError        the SQLite ledger file cannot be used: which file, the fix
 
 Each provider adapter maps its SDK's native exceptions into this tree in exactly one place
 (``providers/<name>.py``, ``map_error``), keyed on exception types and status codes.
@@ -46,6 +47,7 @@ __all__ = [
     "AuthenticationFailed",
     "ConfigError",
     "ContextTooLong",
+    "CreditStoreError",
     "CreditStoreUnavailable",
     "CreditsError",
     "GatewayError",
@@ -310,3 +312,16 @@ class CreditStoreUnavailable(CreditsError):
     def __init__(self, message: str, *, written: bool | None = False) -> None:
         self.written = written
         super().__init__(message)
+
+
+class CreditStoreError(CreditsError):
+    """The SQLite credit ledger file cannot be used: it is not a ledger (another file, an
+    empty or damaged one), a symbolic link, missing its folder, or the disk refused a read or
+    a write. ``path`` is the file, ``fix`` what to do; nothing was written by the failed
+    operation."""
+
+    def __init__(self, problem: str, *, path: str, fix: str) -> None:
+        self.problem = problem
+        self.path = path
+        self.fix = fix
+        super().__init__(f"the credit ledger {path} {problem}. Fix: {fix}")

@@ -20,6 +20,21 @@ def provider_config() -> type[ProviderConfig]:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Settlement journals of PostgreSQL stores default to ``$XDG_STATE_HOME``: keep the
+    test session's (and its child processes') out of the real home directory."""
+    import os
+
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state-home"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = old
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _one_ssl_context() -> Iterator[None]:
     """Every SDK client builds a fresh SSL context (30-90 ms, loading CA certificates); tests
     make hundreds of clients over a mocked transport that never uses it, so share one."""

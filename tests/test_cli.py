@@ -611,11 +611,12 @@ def test_credits_migrate(tmp_path: Path) -> None:
     with chdir(tmp_path):
         first = invoke("credits", "migrate")
         assert first.exit_code == 0, first.output
-        assert "Migrated the credit store sqlite:///gateway-demo.db from schema 0 to 1" in flat(
+        ledger = tmp_path / "gateway-demo.db"  # relative to the config file's folder
+        assert f"Migrated the credit store sqlite:///{ledger} from schema 0 to 2" in flat(
             first.stdout
         )
         again = invoke("credits", "migrate")
-        assert "is up to date (schema 1)" in again.stdout
+        assert "is up to date (schema 2)" in again.stdout
 
 
 def test_credits_migrate_without_a_credits_section_is_one_line(tmp_path: Path) -> None:
@@ -759,7 +760,8 @@ def test_config_check_shows_routes_and_prices(tmp_path: Path) -> None:
     result = invoke("config", "check", str(config))
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "is valid: 3 provider(s), 2 route(s), credits on sqlite:///gateway-demo.db" in flat(out)
+    ledger = tmp_path / "gateway-demo.db"  # relative to the config file's folder
+    assert f"is valid: 3 provider(s), 2 route(s), credits on sqlite:///{ledger}" in flat(out)
     assert re.search(r"1\.\s+openai/gpt-4o\s+\$2\.50 / \$10\.00 / \$1\.25\s+from pricing:", out)
     assert re.search(r"2\.\s+openai/gpt-4o-mini\s+\$0\.15 / \$0\.60 / \$0\.075", out)
     assert "auto-recharge buy $10.00 below $2.00, at most $30.00/month" in out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import runpy
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,11 @@ def run_example(name: str, *argv: str) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Examples write their SQLite ledgers to the current directory: keep them out of the repo."""
+    """Examples write their SQLite ledgers beside their config files: run copies of them in a
+    temporary directory (also the current one), to keep ledgers out of the repo."""
+    copy = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, copy, ignore=shutil.ignore_patterns("*.db*", "__pycache__"))
+    monkeypatch.setattr(sys.modules[__name__], "EXAMPLES", copy)
     monkeypatch.chdir(tmp_path)
 
 
@@ -109,7 +114,8 @@ def test_async_fanout_on_the_production_config_with_mocked_providers(
     # Through the real SDKs and adapters: one question each, and the batch at OpenAI.
     assert len(gateway_mock.anthropic.calls) == len(gateway_mock.gemini.calls) == 1
     assert len(gateway_mock.openai.calls) == 1 + 12
-    assert Path("gateway-credits.db").exists()  # production.yaml's ledger, here in tmp
+    assert (EXAMPLES / "gateway-credits.db").exists()  # production.yaml's ledger, beside it
+    assert not Path("gateway-credits.db").exists()  # not in the current directory
 
 
 USER_TESTS = [

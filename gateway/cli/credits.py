@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gateway.cli._common import (
+    CliError,
     NoCap,
     OrderedGroup,
     account_option,
@@ -433,3 +434,54 @@ def migrate(config_path: Path | None) -> None:
         )
     else:
         out.print(Text(f"{where[0].upper()}{where[1:]} is up to date (schema {done.after})."))
+
+
+@credits.command()
+@config_option
+def recover(config_path: Path | None) -> None:
+    """Write the settled calls of gateway processes that died before writing them.
+
+    Each gateway journals a settled call locally before answering; the journal of a process
+    that is gone is replayed into the store here (each call exactly once), and its leases are
+    given back. Every gateway also does this on its first write, then every minute.
+    """
+    with open_gateway(config_path) as gw:
+        done = gw.credits.recover()
+    out = cli_state().out
+    if not done.journals:
+        out.print(Text("Nothing to recover: no journal of a process that died."))
+    else:
+        out.print(
+            Text(
+                f"Replayed {done.journals} journal(s) of processes that died: "
+                f"{done.calls} call(s) written, charged {usd(done.cost)}; "
+                f"{done.already} were already in the store; {done.leases} lease(s) closed."
+            )
+        )
+    for problem in done.problems:
+        cli_state().err.print(Text(f"warning: {problem}"))
+    if done.problems:
+        raise CliError("some journals could not be replayed; they are kept and tried again")
+
+
+@credits.command()
+@account_option
+@config_option
+def verify(account: str | None, config_path: Path | None) -> None:
+    """Rebuild the account's balances from its ledger and compare; report unbilled work.
+
+    Exit code 1 when the ledger does not add up; unbilled work (a journal of a dead process
+    not replayed yet, a hold past its TTL) is listed as a warning.
+    """
+    with open_gateway(config_path) as gw:
+        checked = credit_account(gw, account).verify()
+    out = cli_state().out
+    out.print(
+        Text(
+            f"Account '{checked.account}' matches its ledger: {checked.entries} entries, "
+            f"posted {usd(checked.posted)}, on hold {usd(checked.held)}, "
+            f"requests {usd(checked.requests_cost)}."
+        )
+    )
+    for line in checked.unbilled:
+        cli_state().err.print(Text(f"warning: {line}"))

@@ -42,6 +42,7 @@ from gateway.errors import (
 )
 
 if TYPE_CHECKING:
+    from gateway.credits.journal import Recovery
     from gateway.credits.service import CreditService, _Step
 
 __all__ = ["AccountSettings", "Balance", "CreditAccount", "LotBalance", "Verification"]
@@ -104,6 +105,9 @@ class Verification:
     posted: Decimal
     held: Decimal
     requests_cost: Decimal
+    #: Work that may be unbilled, as far as it can be found (the ledger itself matches):
+    #: journals of dead processes not replayed yet, holds past their TTL still open.
+    unbilled: tuple[str, ...] = ()
 
 
 class CreditAccount:
@@ -267,7 +271,41 @@ class CreditAccount:
             posted=from_nanos(sum(e.amount_nanos for e in entries)),
             held=from_nanos(sum(e.held_nanos for e in entries)),
             requests_cost=from_nanos(request_total),
+            unbilled=self._unbilled(stored),
         )
+
+    def recover(self) -> Recovery:
+        """Replay the settlement journals of gateway processes that died before writing
+        their settled calls, for every account of the store (each call exactly once; see
+        :mod:`gateway.credits.journal`). Every gateway also does this on its first write
+        and then every minute; this is for doing it now (``gateway credits recover``)."""
+        return self._service.recover()
+
+    def _unbilled(self, state: AccountState) -> tuple[str, ...]:
+        """What :class:`Verification` reports as possibly unbilled (see its ``unbilled``)."""
+        service = self._service
+        found: list[str] = []
+        if service.journal_dir is not None:
+            from gateway.credits.journal import unreplayed
+
+            for journal in unreplayed(service, service.journal_dir, self._name):
+                found.append(
+                    f"{journal.unbilled_calls} settled call(s) costing ${journal.unbilled_cost} "
+                    f"are in the journal {journal.path} of a process that died, not in the "
+                    "store yet: run `gateway credits recover` (the next gateway to write "
+                    "does it too)"
+                )
+        now = service.now_us()
+        for hold in state.holds.values():
+            if hold.deadline_us <= now:
+                what = "lease" if hold.hold_id.startswith("lease-") else "hold"
+                found.append(
+                    f"{what} {hold.hold_id} (${from_nanos(hold.amount)}) passed its TTL "
+                    f"at {from_micros(hold.deadline_us).isoformat()} unsettled: its process "
+                    "probably died; calls it answered are billed only if its journal is "
+                    "replayed (the hold is released by the next write)"
+                )
+        return tuple(found)
 
     # -- writing ----------------------------------------------------------------------------
 

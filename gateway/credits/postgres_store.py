@@ -207,9 +207,16 @@ def m001_initial(conn: Connection) -> None:
         conn.execute(statement)
 
 
+def m002_requests_unique_hold(conn: Connection) -> None:
+    # A settled hold has exactly one request row: what makes replaying a process's journal
+    # (spender.py) idempotent, enforced by the database as well as checked before writing.
+    conn.execute("CREATE UNIQUE INDEX requests_account_hold ON requests (account, hold_id)")
+
+
 #: Numbered schema migrations, applied in order, each recorded in ``schema_migrations``.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "initial", m001_initial),
+    (2, "requests_unique_hold", m002_requests_unique_hold),
 )
 
 
@@ -624,6 +631,19 @@ class _Transaction:
         )
         assert row is not None
         return int(row[0]) + sum(r.cost_nanos for r in self._requests)
+
+    def billed_holds(self, hold_ids: Sequence[str]) -> set[str]:
+        wanted = set(hold_ids)
+        found = {r.hold_id for r in self._requests if r.hold_id in wanted}
+        if not wanted:
+            return found
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT hold_id FROM requests WHERE account = %s AND hold_id = ANY(%s)",
+                (self._account, list(wanted)),
+            ).fetchall()
+        )
+        return found | {row[0] for row in rows}
 
     # -- writes (buffered) ------------------------------------------------------------------
 

@@ -7,6 +7,12 @@ any grouping add up to the ledger's usage entries to the nano-dollar.
 ``group_by`` keys: ``model`` (``provider/model``, e.g. ``openai/gpt-4o``), ``provider``,
 ``route``, ``account``, ``status``, ``day`` (calendar day in the configured time zone),
 ``month``, and ``tag:<name>`` (the value of one tag; None when a request has no such tag).
+
+CSV is written for spreadsheets, so text that one would run as a formula (a tag value such
+as ``=1+1`` or ``@SUM(A1)``: any cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return, as OWASP's "CSV injection" advice lists them) is prefixed with ``'``; a cell
+that is a plain decimal number (money such as ``-1.50``) is a number, never a formula, and
+is written as it is. NUL characters, which some readers stop at, become U+FFFD.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -303,24 +310,47 @@ def to_json(rows: Iterable[_Exportable], path: str | os.PathLike[str] | None = N
 
 
 def to_csv(rows: Iterable[_Exportable], path: str | os.PathLike[str] | None = None) -> str:
-    """Rows as CSV with a header; nested values (tags, meta) as JSON. Also written to ``path``."""
+    """Rows as CSV with a header; nested values (tags, meta) as JSON; text that a spreadsheet
+    would run as a formula neutralised (see the module's docstring). Also written to
+    ``path``."""
     dicts = [row.as_dict() for row in rows]
-    out = io.StringIO()
+    lines: list[str] = []
     if dicts:
         columns: list[str] = []
         for d in dicts:
             columns += [k for k in d if k not in columns]
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for d in dicts:
-            writer.writerow(
-                {
-                    k: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v
-                    for k, v in d.items()
-                }
-            )
-    text = out.getvalue()
+        buffer = io.StringIO()
+        # Both line-break characters in the terminator make the writer quote a cell holding
+        # either (with "\n" alone, a lone "\r" would end the row in a spreadsheet); each row
+        # then ends in "\n" as before.
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        table: list[list[Any]] = [list(columns), *([d.get(c) for c in columns] for d in dicts)]
+        for cells in table:
+            writer.writerow([_csv_cell(cell) for cell in cells])
+            lines.append(buffer.getvalue()[:-2] + "\n")
+            buffer.seek(0)
+            buffer.truncate()
+    text = "".join(lines)
     if path is not None:
         with open(path, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
+    return text
+
+
+#: How a cell a spreadsheet reads as a formula starts (OWASP, "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: A cell a spreadsheet reads as a number (so not a formula), e.g. the money ``-1.50``.
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def _csv_cell(value: Any) -> Any:
+    """One value as a safe CSV cell: JSON for nested values, ``'`` before text that would
+    start a formula, U+FFFD for NUL; numbers and None unchanged."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)  # starts with { or [; NUL as \u0000
+    if not isinstance(value, str):
+        return value
+    text = value.replace("\x00", "\ufffd")
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
     return text

@@ -20,11 +20,13 @@ twins run the same code in a worker thread so an event loop is never blocked by 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -35,7 +37,13 @@ from gateway.credits.ledger import AccountState, Calendar, LedgerEntry, Limits, 
 from gateway.credits.money import MAX_AMOUNT, from_micros, from_nanos, to_micros, to_nanos
 from gateway.credits.payment import PaymentMethod, PaymentResult
 from gateway.credits.pricing import PriceBook
-from gateway.credits.store import Store, StoreTransaction, open_store, request_row
+from gateway.credits.store import (
+    UNSTORABLE_TEXT,
+    Store,
+    StoreTransaction,
+    open_store,
+    request_row,
+)
 from gateway.errors import (
     ConfigError,
     CreditStoreUnavailable,
@@ -47,6 +55,7 @@ from gateway.errors import (
 
 if TYPE_CHECKING:
     from gateway.credits.account import CreditAccount
+    from gateway.credits.journal import Recovery
     from gateway.credits.spender import Spender
     from providers.base import TokenUsage
 
@@ -153,6 +162,17 @@ class CreditService:
         self.hold_ttl_us = round(config.hold_ttl_s * 1_000_000)
         self.expiry_us = config.expiry_days * _DAY_US
         self.store: Store = store if store is not None else open_store(config.store)
+        #: Threads inside :meth:`write` (a signal handler must not write from one of them).
+        self._writing = threading.local()
+        #: Where settled calls are journaled before their batch is written (None: nowhere).
+        self.journal_dir: Path | None = None
+        if config.flush_interval_ms > 0 and config.journal.enabled:
+            from gateway.credits.journal import default_directory
+
+            journal = config.journal
+            self.journal_dir = (
+                Path(journal.dir).expanduser() if journal.dir else default_directory(self.store)
+            )
         #: The batched per-call path a gateway uses (None when ``flush_interval_ms`` is 0).
         self.spender: Spender | None = None
         if config.flush_interval_ms > 0:
@@ -204,6 +224,21 @@ class CreditService:
         so that a read sees them; see :mod:`.spender`."""
         if self.spender is not None:
             self.spender.flush(name)
+
+    def recover(self) -> Recovery:
+        """Replay the settlement journals of processes that died before writing their
+        settled calls (see :mod:`.journal`); also done by the first write of every gateway
+        and every minute by a running one. ``gateway credits recover`` runs this."""
+        from gateway.credits.journal import Recovery, recover
+
+        if self.journal_dir is None:
+            return Recovery()
+        own = self.spender.journal_name if self.spender is not None else None
+        return recover(self, self.journal_dir, exclude=own)
+
+    def writing_here(self) -> bool:
+        """Whether this thread is inside a store transaction of this service."""
+        return bool(getattr(self._writing, "depth", 0))
 
     def close(self) -> None:
         """Write what is batched, then close the store's connections."""
@@ -440,6 +475,28 @@ class CreditService:
         """
         now = self.now_us()
         recharges: list[tuple[str, int]] = []
+        writing = self._writing
+        writing.depth = getattr(writing, "depth", 0) + 1
+        try:
+            result = self._write_locked(name, decide, create=create, now=now, recharges=recharges)
+        finally:
+            writing.depth -= 1
+        for key, amount in recharges:
+            try:
+                self._pay_recharge(name, key, amount)
+            except Exception:  # the call itself succeeded; a later write retries the payment
+                logger.exception("auto-recharge of account '%s' could not be recorded", name)
+        return result
+
+    def _write_locked(
+        self,
+        name: str,
+        decide: Callable[[_Step], T],
+        *,
+        create: bool,
+        now: int,
+        recharges: list[tuple[str, int]],
+    ) -> T:
         with self.store.transaction(name) as tx:
             state = tx.state
             if state is None:
@@ -478,11 +535,6 @@ class CreditService:
             if step.entries:
                 tx.append(step.entries)
                 tx.save(state)
-        for key, amount in recharges:
-            try:
-                self._pay_recharge(name, key, amount)
-            except Exception:  # the call itself succeeded; a later write retries the payment
-                logger.exception("auto-recharge of account '%s' could not be recorded", name)
         return result
 
     def _pay_recharge(self, name: str, key: str, amount: int) -> None:
@@ -579,8 +631,25 @@ def check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
             raise InvalidCreditsInput(f"tag {key!r}: keys and values must be strings")
         if not key or len(key) > _MAX_NAME or len(value) > _MAX_NAME:
             raise InvalidCreditsInput(f"tag {key!r}: keys and values are 1-200 characters")
+        bad = _UNSTORABLE.search(key) or _UNSTORABLE.search(value)
+        if bad is not None:
+            raise InvalidCreditsInput(
+                f"tag {key!r}: {_describe_char(bad.group())} cannot be stored (control "
+                "characters and lone surrogates are refused by every credit store)"
+            )
         clean[key] = value
     return clean
+
+
+_UNSTORABLE = UNSTORABLE_TEXT
+
+
+def _describe_char(char: str) -> str:
+    if char == "\x00":
+        return "the NUL character (\\x00)"
+    if "\ud800" <= char <= "\udfff":
+        return f"a lone surrogate (\\u{ord(char):04x})"
+    return f"the control character \\x{ord(char):02x}"
 
 
 def _hold_from_entry(entry: LedgerEntry) -> Hold:

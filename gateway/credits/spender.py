@@ -22,16 +22,17 @@ never more than a quarter of what the account could still hold (balance, caps): 
 processes keep room, and an account close to empty is held call by call, as without
 batching. A lease with nothing in flight and no new call since the last write is given back.
 
-The price of batching (documented in docs/ARCHITECTURE.md): a process killed without running
-its exit handlers (SIGKILL, power loss) loses the calls settled in its last
-``flush_interval_ms`` (they go unbilled) and its lease lapses after ``hold_ttl_s``, like any
-hold; the daily and monthly windows count a call when its batch is written. Other processes
-see a running gateway's lease as money on hold.
+Nothing settled is lost when the process dies: each settled call is appended to the
+process's settlement journal (:mod:`.journal`) before its caller gets the answer, and a
+later process replays the journal of a dead one. The price of batching (documented in
+docs/ARCHITECTURE.md): the daily and monthly windows count a call when its batch is written
+(or replayed); other processes see a running gateway's lease as money on hold.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import itertools
 import logging
 import os
@@ -43,10 +44,16 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from gateway.credits import ledger
+from gateway.credits.journal import Journal
 from gateway.credits.ledger import Limits
 from gateway.credits.money import from_nanos
-from gateway.credits.store import RequestRow, request_row
-from gateway.errors import InsufficientCredits, SpendLimitExceeded
+from gateway.credits.store import UNSTORABLE_TEXT, RequestRow, request_row
+from gateway.errors import (
+    CreditStoreUnavailable,
+    InsufficientCredits,
+    SpendLimitExceeded,
+    UnknownAccount,
+)
 
 if TYPE_CHECKING:
     from gateway.credits.service import CreditService, _Step
@@ -59,6 +66,10 @@ logger = logging.getLogger("gateway.credits")
 #: A lease covers this many worst cases of the call that asked for it (within a quarter of
 #: the account's room).
 LEASE_CALLS = 64
+#: A journal past this size is emptied by writing every account's pending calls.
+JOURNAL_COMPACT_BYTES = 4 << 20
+#: How often a running gateway looks for journals of dead processes to replay.
+RECOVER_EVERY_S = 60.0
 _NO_LIMITS = Limits()
 #: Monotonic clock readings and intervals (time, never money: amounts here are int nanos).
 Seconds = float
@@ -136,8 +147,13 @@ class Spender:
         self._monotonic = service.clock.monotonic
         self._background = background
         self._closed = False
+        self._journal: Journal | None = None
         self._fresh_state()
         _LIVE.add(self)
+        if service.config.flush_on_signals:
+            from gateway.credits import shutdown
+
+            shutdown.install()
 
     def _fresh_state(self) -> None:
         """No lease, nothing pending, a new lease id prefix (also what a forked child
@@ -149,6 +165,22 @@ class Spender:
         self._next_id = f"{self._prefix}-{next(self._numbers)}"
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        if self._journal is not None:
+            self._journal.forget()
+        directory = self._service.journal_dir
+        self._journal = (
+            None
+            if directory is None
+            else Journal(directory, self._prefix, fsync=self._service.config.journal.fsync)
+        )
+        #: Monotonic time of the next look for dead processes' journals (0: at the first write).
+        self._recover_at: Seconds = 0.0
+        self._compacting = False
+
+    @property
+    def journal_name(self) -> str | None:
+        """This process's journal (its file is ``<journal dir>/<name>.jnl``), if any."""
+        return None if self._journal is None else self._journal.name
 
     def __repr__(self) -> str:
         return f"Spender(flush_interval_s={self._interval}, max_batch={self._max_batch})"
@@ -176,6 +208,7 @@ class Spender:
         with self._lock:
             lease = self._leases.get(hold.account)
             if lease is None:
+                self._journal_lease(hold.account)
                 lease = self._leases[hold.account] = _Lease(hold.account)
             if not self._covers(lease, hold.amount_nanos):
                 try:
@@ -229,6 +262,7 @@ class Spender:
             lease.reserved -= amount
             lease.spent += cost
             lease.pending.append(row)
+            journaled = self._journal_call(lease, row)
             now = self._monotonic()
             lease.last_settle = now
             if lease.first_pending is None:
@@ -238,10 +272,41 @@ class Spender:
             # only every switch interval (5 ms) after each store call, and would hold the
             # lease's lock for the whole slow write. The flush thread writes only what no later
             # call comes to write (the last calls before a pause).
-            if len(lease.pending) >= self._max_batch or now - lease.first_pending >= (
-                self._interval
+            if (
+                len(lease.pending) >= self._max_batch
+                or now - lease.first_pending >= self._interval
+                or not journaled
             ):
                 self._flush_quietly(lease)
+
+    def _journal_lease(self, account: str) -> None:
+        """Journal a lease about to be taken (so a replay can free it if this process dies)."""
+        if self._journal is not None:
+            try:
+                self._journal.leased(account)
+            except OSError as exc:  # each call will then be written at once (see settle)
+                logger.warning(
+                    "the credit journal %s cannot be written (%s)",
+                    self._journal.path,
+                    exc.strerror or exc,
+                )
+
+    def _journal_call(self, lease: _Lease, row: RequestRow) -> bool:
+        """Make a settled call durable before its answer is returned; False when it could not
+        be journaled (then the caller writes the batch at once)."""
+        journal = self._journal
+        if journal is None:
+            return True
+        try:
+            journal.settled(lease.hold_id, row)
+        except OSError as exc:
+            logger.warning(
+                "the credit journal %s cannot be written (%s); writing the call to the store now",
+                journal.path,
+                exc.strerror or exc,
+            )
+            return False
+        return True
 
     def release(self, hold: LocalHold) -> None:
         """Give ``hold`` back to the lease (its try failed before any usage)."""
@@ -257,18 +322,25 @@ class Spender:
         """Write every pending call (of ``account``, or of all accounts) now, and give back
         leases with nothing in flight. Raises when the store cannot be written."""
         with self._lock:
-            leases = list(self._leases.values())
-            for lease in leases:
+            failure: BaseException | None = None
+            for lease in list(self._leases.values()):
                 if account is None or lease.account == account:
                     lease.active = False  # keep only what is in flight
                     if lease.pending or lease.hold_id is not None:
-                        self._write(lease, need=0, target="")
+                        try:  # one account's failure must not keep the others unwritten
+                            self._write(lease, need=0, target="")
+                        except Exception as exc:
+                            failure = failure or exc
+            if failure is not None:
+                raise failure
 
     def flush_due(self) -> None:
         """What the background thread does: write batches that are due, give idle leases back
         and renew leases at half their TTL."""
         with self._lock:
             now = self._monotonic()
+            if self._journal is not None and now >= self._recover_at:
+                self._recover(now)
             for lease in list(self._leases.values()):
                 # A batch that calls are still settling into is theirs to write (see settle);
                 # this thread writes one only after a quiet interval, or as a last resort.
@@ -292,9 +364,31 @@ class Spender:
                 lease.account,
             )
 
+    def _recover(self, now: Seconds) -> None:
+        """Replay the journals of dead processes (lock held); never fails the caller."""
+        self._recover_at = now + RECOVER_EVERY_S
+        try:
+            recovery = self._service.recover()
+        except Exception:
+            logger.exception("replaying the credit journals of dead processes failed")
+            return
+        if recovery.calls or recovery.leases:
+            logger.warning(
+                "replayed %d journal(s) of processes that died: %d call(s) charged $%s, "
+                "%d lease(s) closed",
+                recovery.journals,
+                recovery.calls,
+                recovery.cost,
+                recovery.leases,
+            )
+        for problem in recovery.problems:
+            logger.warning("credit journal: %s", problem)
+
     def _write(self, lease: _Lease, *, need: int, target: str) -> None:
         """One transaction (lock held): settle the lease for the pending calls, write their
         rows, place the next lease. Raises the refusal for ``need`` after committing."""
+        if self._journal is not None and self._recover_at == 0.0:
+            self._recover(self._monotonic())  # the first write of this process
         service = self._service
         prepaid = service.config.mode == "prepaid"
         batch, cost, in_flight = lease.pending, lease.spent, lease.reserved
@@ -325,7 +419,9 @@ class Spender:
             limits = ledger.effective_limits(state, service.default_limits)
             room = ledger.hold_room(state, step.now_us, prepaid=prepaid, limits=limits)
             floor = in_flight + need
-            refused = room is not None and floor > room
+            # Only a call asking for room can be refused; a batch that overran its lease
+            # (allowed: the balance may go negative) keeps what is in flight held.
+            refused = need > 0 and room is not None and floor > room
             if refused:
                 size = in_flight
             elif room is None:
@@ -365,17 +461,46 @@ class Spender:
             return _Written(new_id if size > 0 else None, size, error)
 
         create = lease.account == service.default_account or not prepaid
-        written = service.write(lease.account, decide, create=create)
+        try:
+            written = service.write(lease.account, decide, create=create)
+        except (InsufficientCredits, SpendLimitExceeded, CreditStoreUnavailable, UnknownAccount):
+            raise
+        except Exception:
+            # Something in the batch the store cannot keep (a value no check caught): make
+            # the offending rows storable and write everything, rather than retry a batch
+            # that can never be written while the calls behind it pile up.
+            if not _make_storable(batch):
+                raise
+            written = service.write(lease.account, decide, create=create)
         self._next_id = f"{self._prefix}-{next(self._numbers)}"
         lease.pending, lease.spent, lease.first_pending = [], 0, None
         lease.hold_id, lease.leased, lease.active = written.hold_id, written.leased, False
         lease.renew_at = self._monotonic() + ttl_us / 2_000_000
         if not lease.holds and lease.hold_id is None:
             self._leases.pop(lease.account, None)
+        self._journal_written()
         if written.refused is not None:
             raise written.refused
         if need and lease.leased - lease.reserved < need:  # the room check and place_hold disagree
             raise AssertionError("a lease was placed that cannot cover the call")
+
+    def _journal_written(self) -> None:
+        """After a write (lock held): empty the journal when nothing in it is unwritten; when
+        it has grown large, write the other accounts' pending calls first."""
+        journal = self._journal
+        if journal is None or self._compacting:
+            return
+        waiting = [lease for lease in self._leases.values() if lease.pending]
+        if waiting and journal.size > JOURNAL_COMPACT_BYTES:
+            self._compacting = True
+            try:
+                for lease in waiting:
+                    self._flush_quietly(lease)
+            finally:
+                self._compacting = False
+            waiting = [lease for lease in self._leases.values() if lease.pending]
+        if not waiting:
+            journal.written({a: lease.hold_id for a, lease in self._leases.items()})
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -403,14 +528,66 @@ class Spender:
             thread.join(timeout=10)
         try:
             self.flush()
+            with self._lock:
+                if self._journal is not None and not any(
+                    lease.pending for lease in self._leases.values()
+                ):
+                    self._journal.close()  # everything is in the store
         finally:
             _LIVE.discard(self)
+
+    def flush_on_signal(self) -> None:
+        """Best effort from a signal handler: write what is pending unless this thread is
+        in the middle of a write (whatever is not written stays in the journal)."""
+        if self._closed or self._service.writing_here():
+            return
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            for lease in list(self._leases.values()):
+                if lease.pending:
+                    self._flush_quietly(lease)
+        finally:
+            self._lock.release()
 
     @property
     def pending(self) -> int:
         """Settled calls not written yet."""
         with self._lock:
             return sum(len(lease.pending) for lease in self._leases.values())
+
+
+_UNSTORABLE = UNSTORABLE_TEXT
+_TEXT_FIELDS = ("request_id", "hold_id", "route", "provider", "model", "status")
+
+
+def _make_storable(batch: list[RequestRow]) -> bool:
+    """Replace, in place, rows of ``batch`` holding text no store can keep by copies with
+    each such character as U+FFFD (the cost and token counts unchanged), reporting each;
+    False when no row needed it (the failure was something else)."""
+    changed = False
+    for i, row in enumerate(batch):
+        fixes: dict[str, object] = {
+            name: _UNSTORABLE.sub("\ufffd", getattr(row, name))
+            for name in _TEXT_FIELDS
+            if _UNSTORABLE.search(getattr(row, name))
+        }
+        if any(_UNSTORABLE.search(k) or _UNSTORABLE.search(v) for k, v in row.tags.items()):
+            fixes["tags"] = {
+                _UNSTORABLE.sub("\ufffd", k): _UNSTORABLE.sub("\ufffd", v)
+                for k, v in row.tags.items()
+            }
+        if fixes:
+            batch[i] = dataclasses.replace(row, **fixes)  # type: ignore[arg-type]
+            changed = True
+            logger.error(
+                "settled call %r of account %r had text no credit store can keep in %s; it "
+                "is written with U+FFFD in place of those characters",
+                _UNSTORABLE.sub("?", row.request_id),
+                _UNSTORABLE.sub("?", row.account),
+                ", ".join(fixes),
+            )
+    return changed
 
 
 def _background_flusher(
@@ -449,4 +626,17 @@ def _flush_at_exit() -> None:
         try:
             spender.close()
         except Exception:
-            logger.exception("writing settled calls at exit failed; they go unbilled")
+            logger.exception(
+                "writing settled calls at exit failed; they stay in the credit journal and "
+                "the next gateway to use the store writes them"
+            )
+
+
+def flush_all_on_signal() -> None:
+    """What the SIGTERM / SIGINT handler (:mod:`.shutdown`) does: write every open
+    gateway's pending calls, best effort (the journal keeps whatever is not written)."""
+    for spender in list(_LIVE):
+        try:
+            spender.flush_on_signal()
+        except Exception:
+            logger.exception("writing settled calls on a signal failed; the journal keeps them")

@@ -10,6 +10,11 @@
   corrupted; only a power cut or OS crash may lose the last few commits. It is what makes
   thousands of hold+settle pairs per second possible (FULL waits for an fsync on every
   commit). ``sqlite:///path.db?synchronous=FULL`` trades that speed for power-cut durability.
+* The file: a path that is not a ledger (an empty file, another database, a folder, a
+  symbolic link without ``?allow_symlink=1``) is refused; a new ledger is created 0600 and
+  whole (see :mod:`.sqlite_file`). Every ``sqlite3`` error is raised as a
+  :class:`~gateway.errors.CreditStoreError` that names the file and the fix (translated by
+  :func:`.sqlite_file.store_error` where the store opens, reads and writes).
 * The schema is created and upgraded by numbered migrations (``m001_initial``, ...) recorded
   in ``schema_migrations``; a database written by a newer gateway is refused.
 * Entries and request rows are append-only: triggers refuse UPDATE and DELETE.
@@ -27,6 +32,7 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.credits.ledger import AccountState, LedgerEntry, compact_json
+from gateway.credits.sqlite_file import prepare_ledger_file, store_error
 from gateway.credits.store import (
     RequestRow,
     SnapshotCache,
@@ -119,16 +125,30 @@ def m001_initial(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def m002_requests_unique_hold(conn: sqlite3.Connection) -> None:
+    # A settled hold has exactly one request row: what makes replaying a process's journal
+    # (spender.py) idempotent, enforced by the database as well as checked before writing.
+    conn.execute("CREATE UNIQUE INDEX requests_account_hold ON requests (account, hold_id)")
+
+
 #: Numbered schema migrations, applied in order, each recorded in ``schema_migrations``.
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = (
     (1, "initial", m001_initial),
+    (2, "requests_unique_hold", m002_requests_unique_hold),
 )
 
 
 class SQLiteStore:
     """A :class:`~gateway.credits.store.Store` in one SQLite file (or in memory)."""
 
-    def __init__(self, path: str, *, timeout_s: int = 60, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        timeout_s: int = 60,
+        synchronous: str = "NORMAL",
+        allow_symlink: bool = False,
+    ) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise ConfigError(
                 f"synchronous={synchronous} is not safe for a ledger",
@@ -149,8 +169,15 @@ class SQLiteStore:
         self._shared: sqlite3.Connection | None = None
         #: Parsed snapshots of the accounts written last (used under ``_lock`` only).
         self._cache = SnapshotCache()
+        if not self._memory:
+            prepare_ledger_file(path, allow_symlink=allow_symlink, initialise=_migrate)
         with self._lock:
-            _migrate(self._conn())
+            try:
+                with self._reading() as conn:
+                    _migrate(conn)
+            except BaseException:
+                self.close()
+                raise
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -179,19 +206,26 @@ class SQLiteStore:
         conn = sqlite3.connect(
             self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        except BaseException:
+            conn.close()
+            raise
         with self._registry:
             self._connections.append(conn)
         return conn
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
-        if self._memory:
-            with self._lock:
+        try:
+            if self._memory:
+                with self._lock:
+                    yield self._conn()
+            else:
                 yield self._conn()
-        else:
-            yield self._conn()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
 
     def close(self) -> None:
         with self._registry:
@@ -290,27 +324,37 @@ class _Transaction:
                 if row is not None:
                     self.state = store._cache.take(self._account, row[0])
             except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except BaseException:
-            store._lock.release()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        store, conn = self._store, self._conn
-        try:
-            if kind is not None:
-                conn.execute("ROLLBACK")
-                return
-            try:
-                conn.execute("COMMIT")
-            except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            if self.saved is not None and self.state is not None:
-                store._cache.put(self._account, self.saved, self.state)
+        except BaseException as exc:
+            store._lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise store_error(exc, store.path) from exc
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        store, conn = self._store, self._conn
+        try:
+            if kind is None:
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                if self.saved is not None and self.state is not None:
+                    store._cache.put(self._account, self.saved, self.state)
+                return
+            if conn.in_transaction:  # SQLite rolls some failures back by itself
+                conn.execute("ROLLBACK")
+            if isinstance(error, sqlite3.Error):
+                raise error
+        except sqlite3.Error as exc:
+            raise store_error(exc, store.path) from exc
         finally:
             store._lock.release()
 
@@ -390,6 +434,19 @@ class _Transaction:
             "SELECT COALESCE(SUM(cost), 0) FROM requests WHERE account = ?", (self._account,)
         ).fetchone()
         return int(row[0])
+
+    def billed_holds(self, hold_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        ids = list(hold_ids)
+        for start in range(0, len(ids), _BATCH):
+            chunk = ids[start : start + _BATCH]
+            rows = self._conn.execute(
+                "SELECT hold_id FROM requests WHERE account = ? AND hold_id IN "
+                f"({', '.join('?' * len(chunk))})",
+                (self._account, *chunk),
+            )
+            found.update(row[0] for row in rows)
+        return found
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

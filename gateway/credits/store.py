@@ -11,13 +11,14 @@ All writes to one account happen inside :meth:`Store.transaction`, which holds t
 account's lock from the read of the snapshot to the commit (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: ``SELECT ... FOR UPDATE`` on the account's row). The ledger's rules run in
 between, in Python, identically for every store. Both stores (:mod:`.sqlite_store`,
-:mod:`.postgres_store`) implement these methods (seven on the store, six on a transaction)
+:mod:`.postgres_store`) implement these methods (seven on the store, seven on a transaction)
 and nothing else.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from providers.base import TokenUsage
 
 __all__ = [
+    "UNSTORABLE_TEXT",
     "Migrated",
     "RequestRow",
     "SnapshotCache",
@@ -49,6 +51,11 @@ __all__ = [
     "request_row",
     "safe_url",
 ]
+
+
+#: Characters no credit store keeps faithfully: C0/C1 controls (PostgreSQL refuses NUL) and
+#: lone surrogates (not encodable as UTF-8). Refused in tags; see service.check_tags.
+UNSTORABLE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +217,10 @@ class StoreTransaction(Protocol):
         """The sum of the account's request rows' costs, nano-dollars (for ``verify``)."""
         ...
 
+    def billed_holds(self, hold_ids: Sequence[str]) -> set[str]:
+        """Which of these holds already have their request row (replaying a journal)."""
+        ...
+
 
 class Store(Protocol):
     """Persistence for the credit account. Implementations: SQLite (here), PostgreSQL."""
@@ -321,10 +332,13 @@ def safe_url(url: str) -> str:
 def open_store(url: str) -> Store:
     """The store a ``credits.store`` URL names.
 
-    ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (either may end in
-    ``?synchronous=FULL``), ``sqlite://`` or ``memory://`` (a private in-memory database,
-    for tests and demos), ``postgresql://user:password@host:5432/database`` (needs the
-    ``postgres`` extra; connects on first use, see :mod:`.postgres_store`).
+    ``sqlite:///relative/path.db`` (relative to the current directory here; a config file's
+    relative path is made absolute against the file's folder when it is loaded),
+    ``sqlite:////absolute/path.db``, either with options ``?synchronous=FULL`` and
+    ``?allow_symlink=1`` (joined with ``&``; a path that is a symbolic link is refused
+    without it), ``sqlite://`` or ``memory://`` (a private in-memory database, for tests and
+    demos), ``postgresql://user:password@host:5432/database`` (needs the ``postgres`` extra;
+    connects on first use, see :mod:`.postgres_store`).
     """
     if url in ("sqlite://", "sqlite:///:memory:", "memory://") or url.startswith("memory://"):
         from gateway.credits.sqlite_store import SQLiteStore
@@ -336,15 +350,22 @@ def open_store(url: str) -> Store:
         from gateway.credits.sqlite_store import SQLiteStore
 
         path, _, query = url[len("sqlite:///") :].partition("?")
-        options = {k: v[-1] for k, v in parse_qs(query).items()}
+        if not path:
+            raise ConfigError(
+                "the SQLite store URL names no file",
+                key="credits.store",
+                fix="use sqlite:///path.db, or sqlite:// for a private in-memory store",
+            )
+        options = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
         synchronous = options.pop("synchronous", "NORMAL")
+        allow_symlink = _flag(options.pop("allow_symlink", "0"), "allow_symlink")
         if options:
             raise ConfigError(
                 f"unknown SQLite store option(s): {', '.join(options)}",
                 key="credits.store",
-                fix="the only option is ?synchronous=NORMAL|FULL",
+                fix="the options are ?synchronous=NORMAL|FULL and ?allow_symlink=1",
             )
-        return SQLiteStore(path, synchronous=synchronous)
+        return SQLiteStore(path, synchronous=synchronous, allow_symlink=allow_symlink)
     if url.startswith(("postgresql://", "postgres://")):
         try:
             from gateway.credits.postgres_store import PostgresStore
@@ -361,6 +382,17 @@ def open_store(url: str) -> Store:
         f"'{safe_url(url)}' is not a store URL",
         key="credits.store",
         fix="use sqlite:///path.db or postgresql://user@host/database",
+    )
+
+
+def _flag(value: str, name: str) -> bool:
+    """A yes/no store option: ``1``/``true``/``yes`` or ``0``/``false``/``no``."""
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise ConfigError(
+        f"{name}={value} is not a yes/no value", key="credits.store", fix=f"use ?{name}=1"
     )
 
 
