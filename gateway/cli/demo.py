@@ -97,8 +97,12 @@ def demo(config_path: Path | None, day: date) -> None:
     text = demo_config_text()
     config = parse_config(text, source="gateway demo's config (offline.yaml)")
     assert config.credits is not None
-    ledger = Path(config.credits.store.removeprefix("sqlite:///"))
-    config_note, reach = _place_config(config_path, text)
+    config_note, reach, placed = _place_config(config_path, text)
+    # The ledger goes beside the config file, where the other commands look for it.
+    name = Path(config.credits.store.removeprefix("sqlite:///"))
+    ledger = name if placed is None else placed.parent / name
+    credits = config.credits.model_copy(update={"store": f"sqlite:///{ledger}"})
+    config = config.model_copy(update={"credits": credits})
     removed = _remove_ledger(ledger)
 
     out.print(
@@ -108,7 +112,9 @@ def demo(config_path: Path | None, day: date) -> None:
         )
     )
     out.print(Text(f"  config  {config_note}"))
-    out.print(Text(f"  ledger  ./{ledger} (SQLite{', previous run removed' if removed else ''})"))
+    out.print(
+        Text(f"  ledger  {_shown(ledger)} (SQLite{', previous run removed' if removed else ''})")
+    )
     out.print(
         Text(f"  day     {day.isoformat()} (UTC) on a simulated clock: offline, nothing sleeps\n")
     )
@@ -145,13 +151,14 @@ def demo(config_path: Path | None, day: date) -> None:
             _print_summary(out, story)
         finally:
             story.close()
-    _print_next(out, reach)
+    _print_next(out, reach, _shown(ledger))
 
 
-def _place_config(path: Path, text: str) -> tuple[str, str]:
+def _place_config(path: Path, text: str) -> tuple[str, str, Path | None]:
     """Write the demo's config to ``path`` unless another config is there (then next to it,
-    as gateway-demo.yaml). Returns what to say about it, and the --config flag the other
-    commands need to reach the demo's account ("" when they find it by default)."""
+    as gateway-demo.yaml). Returns what to say about it, the --config flag the other
+    commands need to reach the demo's account ("" when they find it by default), and the
+    file the demo's config is in (None when both places hold configs of your own)."""
     for candidate in (path, path.with_name("gateway-demo.yaml")):
         shown = _shown(candidate)
         if not candidate.exists():
@@ -165,8 +172,8 @@ def _place_config(path: Path, text: str) -> tuple[str, str]:
         if candidate != path:
             note += f"; {_shown(path)} is your own config and was left alone"
         found_by_default = candidate.resolve() == _found_by_default().resolve()
-        return note, "" if found_by_default else f" --config {shown}"
-    return f"{_shown(path)} is your own config and was left alone", " --config FILE"
+        return note, "" if found_by_default else f" --config {shown}", candidate
+    return f"{_shown(path)} is your own config and was left alone", " --config FILE", None
 
 
 def _found_by_default() -> Path:
@@ -230,9 +237,9 @@ def _print_summary(out: Console, story: DemoDay) -> None:
     out.print(usage_table(rows, ["provider", "model"]))
 
 
-def _print_next(out: Console, reach: str) -> None:
+def _print_next(out: Console, reach: str, ledger: str) -> None:
     out.print()
-    out.print(Text("The whole day is in ./gateway-demo.db. Try next:", style="bold"))
+    out.print(Text(f"The whole day is in {ledger}. Try next:", style="bold"))
     hints = (
         (f"gateway usage{reach}", "spend by model, and per day"),
         (f"gateway usage --by tag:feature{reach}", "spend by the tags the calls carried"),
