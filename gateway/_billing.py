@@ -164,8 +164,7 @@ class Billing:
         service = self.service
         if service is None:
             return AttemptBill(self, target, input_tokens, self._clock.monotonic())
-        amount = self.estimate(target, input_tokens, max_tokens)
-        assert amount is not None, "check_config refused unpriced targets at load"
+        amount = self._hold_amount(target, input_tokens, max_tokens)
         spender = service.spender
         if spender is not None and attempt is not None:
             local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
@@ -183,6 +182,18 @@ class Billing:
             attempt=attempt,
         )
         return AttemptBill(self, target, input_tokens, self._clock.monotonic(), hold=hold)
+
+    def _hold_amount(
+        self, target: ResolvedTarget, input_tokens: int, max_tokens: int | None
+    ) -> Decimal:
+        """The worst case to hold. Route targets were priced when the config loaded; a direct
+        ``provider/model`` call is checked here, with the same error and the YAML to add."""
+        amount = self.estimate(target, input_tokens, max_tokens)
+        if amount is not None:
+            return amount
+        from gateway.credits.pricing import unpriced_error
+
+        raise unpriced_error(target.label, "a direct call", file=self._config.source)
 
     def _local_hold(
         self,
@@ -227,8 +238,7 @@ class Billing:
             return AttemptBill(self, target, input_tokens, self._clock.monotonic())
         spender = service.spender
         if spender is not None and attempt is not None:
-            amount = self.estimate(target, input_tokens, max_tokens)
-            assert amount is not None, "check_config refused unpriced targets at load"
+            amount = self._hold_amount(target, input_tokens, max_tokens)
             local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
             if not spender.try_hold(local):  # the lease needs the store: off the loop
                 await asyncio.to_thread(

@@ -824,6 +824,12 @@ _FIXES = {
 def _config_error(exc: ValidationError, doc: Located) -> ConfigError:
     problems: list[tuple[tuple[str | int, ...], str, str | None]] = []
     errors = exc.errors(include_url=False, include_input=False)
+    # The value given, kept only where it is one word of a fixed set (never a secret's place).
+    given = {
+        id(err): detail.get("input")
+        for err, detail in zip(errors, exc.errors(include_url=False), strict=True)
+        if err["type"] in _CHOICE_ERRORS
+    }
     # A misspelt key usually also makes a required key "missing": report the typo first.
     errors.sort(key=lambda e: e["type"] != "extra_forbidden")
     missing_by_parent: dict[tuple[str | int, ...], list[str]] = {}
@@ -845,6 +851,8 @@ def _config_error(exc: ValidationError, doc: Located) -> ConfigError:
             )
             if near:
                 fix = f"did you mean '{near[0]}'?"
+        elif kind in _CHOICE_ERRORS:
+            message = _choice_error(message, err.get("ctx"), given.get(id(err)))
         elif kind == "missing":
             message = f"required key '{path[-1]}' is missing" if path else "a key is missing"
         elif kind in ("model_type", "dict_type"):
@@ -861,6 +869,20 @@ def _config_error(exc: ValidationError, doc: Located) -> ConfigError:
     if path and path[-1] in ("source", "name", "missing_env"):
         key = dotted(path[:-1]) or None
     return ConfigError(message, file=doc.file, line=doc.line_of(path), key=key, fix=fix)
+
+
+#: Errors of a value outside a fixed set (``strategy: fallbak``).
+_CHOICE_ERRORS = frozenset({"literal_error", "enum"})
+
+
+def _choice_error(message: str, ctx: dict[str, Any] | None, value: Any) -> str:
+    """Echo the value given and name the allowed value closest to it, if one is close."""
+    if not isinstance(value, str | int | float | bool) or len(str(value)) > 40:
+        return message
+    message = f"{message}, not {value!r}"
+    allowed = re.findall(r"'([^']*)'", str((ctx or {}).get("expected", "")))
+    near = difflib.get_close_matches(str(value).strip().lower(), allowed, n=1, cutoff=0.6)
+    return f"{message} (did you mean '{near[0]}'?)" if near else message
 
 
 def _clean_loc(loc: tuple[str | int, ...], doc: Located) -> tuple[str | int, ...]:

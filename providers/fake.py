@@ -140,7 +140,7 @@ class FakeScript(Script):
         status: int,
         *,
         retry_after: float | None = None,
-        times: int = 1,
+        times: int | None = 1,
         model: str | None = None,
         code: str | None = None,
     ) -> FakeScript:

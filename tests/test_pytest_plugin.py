@@ -124,7 +124,7 @@ def test_without_respx_the_fixture_says_how_to_install_it(pytester: pytest.Pytes
     )
     result = pytester.runpytest(*INNER)
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*respx is not installed*pip install llm-gateway-sdk[[]testing]*"])
+    result.stdout.fnmatch_lines(["*respx is not installed*pip install -e '.[[]testing]'*"])
 
 
 def test_importing_the_plugin_loads_nothing_heavy() -> None:
