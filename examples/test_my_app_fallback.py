@@ -9,10 +9,9 @@ No network, no API keys.
 
 from decimal import Decimal
 
-from gateway import Gateway
+from gateway import Gateway, TokenUsage
 from gateway.testing.clock import ManualClock
 from gateway.testing.mock import MockProviders
-from providers.base import TokenUsage
 
 # Your routing config (or ``Gateway.from_config("gateway.yaml", clock=...)`` for your real file;
 # any key works against the mocks).

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
         RateLimited,
         SpendLimitExceeded,
     )
-    from providers.base import TokenUsage
+    from gateway.providers.base import TokenUsage
 
 __version__ = "0.1.0"
 
@@ -67,7 +67,7 @@ _LAZY: dict[str, str] = {
     "ProviderUnavailable": "gateway.errors",
     "RateLimited": "gateway.errors",
     "SpendLimitExceeded": "gateway.errors",
-    "TokenUsage": "providers.base",
+    "TokenUsage": "gateway.providers.base",
 }
 
 __all__ = [

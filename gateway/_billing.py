@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from gateway.config import GatewayConfig
 from gateway.credits.money import from_nanos, to_nanos
 from gateway.errors import ConfigError
-from providers.base import TokenUsage
+from gateway.providers.base import TokenUsage
 
 if TYPE_CHECKING:
     from gateway._clock import Clock

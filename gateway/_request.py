@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway.errors import InvalidRequest
-from providers.base import ChatRequest
+from gateway.providers.base import ChatRequest
 
 __all__ = ["MAX_NESTING", "build_request", "estimate_prompt_tokens"]
 
@@ -108,7 +108,7 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
 
 
 #: Arguments of ``chat.completions.create`` that only OpenAI understands: sent to OpenAI as
-#: given, dropped or refused by the other providers (see ``providers.base.OPENAI_LABELS``).
+#: given, dropped or refused by the other providers (see ``gateway.providers.base.OPENAI_LABELS``).
 _OPENAI_ONLY = frozenset(
     {
         "audio",

@@ -28,9 +28,9 @@ from gateway.config import (
 from gateway.errors import AllProvidersFailed, ConfigError, ContextTooLong, ProviderError
 from gateway.events import LEVELS, EventHook, EventKind, GatewayEvent, emit, logger
 from gateway.health import HealthRegistry, TargetHealth
+from gateway.providers.base import ChatRequest
 from gateway.retry import RetryPolicy
 from gateway.strategies import CostEstimate, order_targets
-from providers.base import ChatRequest
 
 __all__ = [
     "CallPlan",

@@ -1,7 +1,7 @@
 """Gemini through the official ``google-genai`` SDK: OpenAI chat shape in, OpenAI types out.
 
 Request translation (``ChatRequest`` -> ``generateContent``) is in
-:mod:`providers._gemini_request`; :func:`build_request` is re-exported here.
+:mod:`gateway.providers._gemini_request`; :func:`build_request` is re-exported here.
 
 Response translation:
 
@@ -82,7 +82,7 @@ from gateway.errors import (
     raise_unchained,
     register_secret,
 )
-from providers._common import (
+from gateway.providers._common import (
     FinishReason,
     completion_body,
     completion_data,
@@ -90,8 +90,14 @@ from providers._common import (
     retry_after_seconds,
     usage_chunk,
 )
-from providers._gemini_request import SKIP_SIGNATURE, _millis, build_request
-from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderResponse, TokenUsage
+from gateway.providers._gemini_request import SKIP_SIGNATURE, _millis, build_request
+from gateway.providers.base import (
+    AsyncChunkStream,
+    ChatRequest,
+    ChunkStream,
+    ProviderResponse,
+    TokenUsage,
+)
 
 try:  # google-genai uses legacy httpx instead when GOOGLE_GENAI_HTTP_CLIENT=httpx.
     import httpx as _legacy_httpx

@@ -3,7 +3,7 @@
 The gateway already speaks OpenAI's chat shape, so the request goes out nearly as given and
 the SDK's own ``ChatCompletion`` / ``ChatCompletionChunk`` objects come back unchanged.
 
-Request, :class:`~providers.base.ChatRequest` -> ``chat.completions.create`` keyword:
+Request, :class:`~gateway.providers.base.ChatRequest` -> ``chat.completions.create`` keyword:
 
 - ``messages``, ``tools``, ``tool_choice``, ``response_format``, ``stop``, ``temperature``,
   ``top_p``, ``user``: as given (only the ones that are set). Content parts are not
@@ -60,8 +60,14 @@ from gateway.errors import (
     RateLimited,
     raise_unchained,
 )
-from providers._common import completion_body, retry_after_seconds, usage_chunk
-from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderResponse, TokenUsage
+from gateway.providers._common import completion_body, retry_after_seconds, usage_chunk
+from gateway.providers.base import (
+    AsyncChunkStream,
+    ChatRequest,
+    ChunkStream,
+    ProviderResponse,
+    TokenUsage,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIAdapter", "map_error", "native_kwargs", "token_usage"]
 

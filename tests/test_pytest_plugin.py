@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 import gateway._client
+import gateway.providers.anthropic
+import gateway.providers.openai
 import gateway.testing.clock
 import gateway.testing.mock
 import gateway.types
-import providers.anthropic
-import providers.openai
 
-_LOADED_FOR_THE_INNER_RUNS = (gateway, providers)
+_LOADED_FOR_THE_INNER_RUNS = (gateway,)
 #: Options of every inner run.
 INNER = (
     "-p",
@@ -129,7 +129,7 @@ def test_without_respx_the_fixture_says_how_to_install_it(pytester: pytest.Pytes
 
 def test_importing_the_plugin_loads_nothing_heavy() -> None:
     heavy = ["respx", "pytest_httpx2", "httpx", "httpx2", "openai", "anthropic", "google.genai"]
-    heavy += ["pydantic", "gateway.testing.mock", "gateway.config", "providers"]
+    heavy += ["pydantic", "gateway.testing.mock", "gateway.config", "gateway.providers"]
     code = textwrap.dedent(
         f"""
         import json, sys

@@ -37,12 +37,18 @@ from gateway.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from gateway.providers import load_adapter_class
+from gateway.providers.base import (
+    AsyncChunkStream,
+    ChatRequest,
+    ChunkStream,
+    ProviderAdapter,
+    TokenUsage,
+)
+from gateway.providers.fake import FakeAdapter
 from gateway.testing import ManualClock, RealSleepWarning, mock_providers
 from gateway.testing._mock_wire import pieces
 from gateway.testing.mock import MockProviders, ProviderMock
-from providers import load_adapter_class
-from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderAdapter, TokenUsage
-from providers.fake import FakeAdapter
 from tests.conftest import CANARY_KEY
 
 PROVIDERS = ("openai", "anthropic", "gemini")

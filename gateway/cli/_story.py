@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from gateway import Gateway
     from gateway.config import GatewayConfig
     from gateway.events import GatewayEvent
+    from gateway.providers.fake import FakeAdapter
     from gateway.types import GatewayChatCompletion
-    from providers.fake import FakeAdapter
 
 __all__ = ["DAY_END", "DAY_START", "DemoDay", "Step", "cents"]
 
@@ -399,7 +399,7 @@ class DemoDay:
         self.clock.advance(delta.total_seconds())
 
     def _fake(self, provider: str) -> FakeAdapter:
-        from providers.fake import FakeAdapter
+        from gateway.providers.fake import FakeAdapter
 
         adapter = self.gw.adapter(provider)
         assert isinstance(adapter, FakeAdapter), f"the demo's {provider} must be the fake"

@@ -14,7 +14,7 @@ Where a price comes from, first match wins:
 Anything else has no price, and a route target without one is refused at config load
 (:meth:`PriceBook.require` says which YAML to add).
 
-How a cost is computed from :class:`~providers.base.TokenUsage` (prices are per 1M tokens):
+How a cost is computed from :class:`~gateway.providers.base.TokenUsage` (prices are per 1M tokens):
 
 * the long-context tier applies to the whole call when ``input_tokens`` (the whole prompt,
   cached part included) exceeds ``long_context.above_input_tokens``;
@@ -53,7 +53,7 @@ from gateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
-    from providers.base import TokenUsage
+    from gateway.providers.base import TokenUsage
 
 __all__ = [
     "DEFAULT_BATCH_MULTIPLIER",

@@ -34,7 +34,7 @@ from gateway.errors import ConfigError
 if TYPE_CHECKING:
     from gateway.credits.service import Hold
     from gateway.credits.spender import LocalHold
-    from providers.base import TokenUsage
+    from gateway.providers.base import TokenUsage
 
 __all__ = [
     "UNSTORABLE_TEXT",

@@ -6,8 +6,8 @@ is how many calls an outcome answers; ``times=None`` answers every call (it is n
 Here every outcome answers once by default (the fake provider's rule); the HTTP mocks make a
 fault without ``times`` last for every call (an outage). Both
 :mod:`gateway.testing.mock` (answers on the wire, through the real adapters) and
-:mod:`providers.fake` (answers in-process) read the same outcome types, so a test reads the same
-whichever it uses::
+:mod:`gateway.providers.fake` (answers in-process) read the same outcome types, so a test
+reads the same whichever it uses::
 
     script.fail(429, retry_after=2, times=2).respond(text="Paris")
     script.model("gpt-4o").timeout()
@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
-from providers.base import TokenUsage
+from gateway.providers.base import TokenUsage
 
 __all__ = [
     "Disconnect",

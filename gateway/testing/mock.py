@@ -65,6 +65,7 @@ import respx
 
 from gateway._clock import Clock
 from gateway.errors import redact
+from gateway.providers.base import TokenUsage
 from gateway.testing._mock_script import (
     Disconnect,
     Failure,
@@ -83,7 +84,6 @@ from gateway.testing._mock_script import (
 )
 from gateway.testing._mock_wire import DIALECTS, Answer, BrokenBody, Dialect, WireCall
 from gateway.testing._real_sleep import warn_on_real_sleep
-from providers.base import TokenUsage
 
 __all__ = ["PROVIDERS", "MockCall", "MockProviders", "ModelMock", "ProviderMock", "mock_providers"]
 
