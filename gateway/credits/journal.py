@@ -150,29 +150,7 @@ class Journal:
         """Record one settled call, before its caller gets the answer."""
         if row.account not in self._accounts:
             self.leased(row.account)
-        self._append(
-            [
-                _CALL,
-                lease_id,
-                row.request_id,
-                row.hold_id,
-                row.account,
-                row.at_us,
-                row.route,
-                row.provider,
-                row.model,
-                row.input_tokens,
-                row.output_tokens,
-                row.cached_input_tokens,
-                row.cache_write_tokens,
-                row.reasoning_tokens,
-                row.cost_nanos,
-                row.latency_us,
-                row.attempts,
-                row.status,
-                row.tags,
-            ]
-        )
+        self._append([_CALL, lease_id, *row.values()])
 
     def written(self, leases: dict[str, str | None]) -> None:
         """Everything recorded is in the store: start the file again, recording the
