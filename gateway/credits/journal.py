@@ -370,16 +370,19 @@ class UnreplayedJournal:
 
 
 def unreplayed(service: CreditService, directory: Path, account: str) -> list[UnreplayedJournal]:
-    """Journals of dead processes holding calls of ``account``, read without replaying them."""
+    """Journals of dead processes that hold calls of ``account`` or leased from it, read
+    without replaying them."""
     found: list[UnreplayedJournal] = []
     with _dead_journals(directory, None) as journals:
         for path, fd in journals:
-            _accounts, calls, _bad = parse(_read(fd))
+            accounts, calls, _bad = parse(_read(fd))
             mine = [c for c in calls if c.row.account == account]
-            if not mine:
+            if not mine and account not in accounts:
                 continue
-            with service.store.transaction(account) as tx:
-                billed = tx.billed_holds([c.row.hold_id for c in mine])
+            billed: set[str] = set()
+            if mine:
+                with service.store.transaction(account) as tx:
+                    billed = tx.billed_holds([c.row.hold_id for c in mine])
             missing = [c for c in mine if c.row.hold_id not in billed]
             found.append(
                 UnreplayedJournal(
