@@ -38,9 +38,9 @@ from gateway.errors import (
     UnknownApiKey,
 )
 from gateway.keys import ApiKey, AsyncKeys, Keys, NewKey
+from gateway.providers.base import TokenUsage
+from gateway.providers.fake import FakeAdapter
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
-from providers.fake import FakeAdapter
 
 D = Decimal
 HI = [{"role": "user", "content": "hi"}]

@@ -22,9 +22,9 @@ from gateway.credits import ledger
 from gateway.credits.ledger import AccountState, KeySpend, Limits, Window
 from gateway.errors import InvalidApiKey, KeyRateLimited, SpendLimitExceeded
 from gateway.keys import ApiKey, Keys
+from gateway.providers.base import TokenUsage
+from gateway.providers.fake import FakeAdapter
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
-from providers.fake import FakeAdapter
 
 D = Decimal
 HI = [{"role": "user", "content": "hi"}]
