@@ -164,7 +164,7 @@ def _pairs(service: Any, prefix: str, n: int, path: str) -> None:
     ``flush_interval_ms: 0``)."""
     from gateway.credits.money import to_nanos
     from gateway.credits.spender import LocalHold
-    from providers.base import TokenUsage
+    from gateway.providers.base import TokenUsage
 
     usage = TokenUsage(input_tokens=12, output_tokens=8)
     spender = service.spender

@@ -1,6 +1,7 @@
 """Prove your app survives an OpenAI outage. Copy this file into your own tests.
 
-Needs ``pip install llm-gateway-sdk[testing]``: the SDK's pytest plugin then provides the
+Needs the testing extra (``pip install -e '.[testing]'`` from a checkout of the SDK, or
+``pip install 'llm-gateway-sdk[testing]'``): the SDK's pytest plugin then provides the
 ``gateway_mock`` fixture (OpenAI, Anthropic and Gemini mocked on the wire, through the real
 SDKs) and ``gateway_clock`` (time that moves only when the gateway waits, so nothing sleeps).
 No network, no API keys.
@@ -8,10 +9,9 @@ No network, no API keys.
 
 from decimal import Decimal
 
-from gateway import Gateway
+from gateway import Gateway, TokenUsage
 from gateway.testing.clock import ManualClock
 from gateway.testing.mock import MockProviders
-from providers.base import TokenUsage
 
 # Your routing config (or ``Gateway.from_config("gateway.yaml", clock=...)`` for your real file;
 # any key works against the mocks).
@@ -41,7 +41,7 @@ HELLO = [{"role": "user", "content": "What is the capital of France?"}]
 def test_answers_from_claude_when_openai_is_down(
     gateway_mock: MockProviders, gateway_clock: ManualClock
 ) -> None:
-    gateway_mock.openai.fail(503, times=2)  # both tries at OpenAI fail
+    gateway_mock.openai.fail(503)  # OpenAI is down for the whole test
     gateway_mock.anthropic.respond("Paris", usage=TokenUsage(input_tokens=14, output_tokens=2))
     gw = Gateway(config=CONFIG, clock=gateway_clock)
     gw.credits.purchase(Decimal("5"))
@@ -61,11 +61,11 @@ def test_answers_from_claude_when_openai_is_down(
 def test_rate_limit_is_retried_after_retry_after_without_sleeping(
     gateway_mock: MockProviders, gateway_clock: ManualClock
 ) -> None:
-    gateway_mock.openai.fail(429, retry_after=2)  # once; the retry succeeds
+    gateway_mock.openai.fail(429, retry_after=2, times=1)  # once; the retry succeeds
     gw = Gateway(config=CONFIG, clock=gateway_clock)
     gw.credits.purchase(Decimal("5"))
 
     resp = gw.chat.completions.create(model="smart", messages=HELLO, max_tokens=200)
 
     assert resp.gateway.provider == "openai"
-    assert gateway_clock.sleeps == [2.0]  # waited 2 s on the test clock, instantly
+    assert gateway_clock.sleeps == [2.0]  # every wait the gateway asked for: 2 s, instantly

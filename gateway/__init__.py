@@ -11,9 +11,14 @@ modules on first access (PEP 562), and each SDK is imported when a call first us
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from gateway._lazy import lazy_exports
+
+# A library logs, the application decides where records go: without this, Python's "last
+# resort" handler prints the gateway's WARNINGs (breaker changes) to an app's stderr.
+logging.getLogger("gateway").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from gateway import errors
@@ -36,7 +41,7 @@ if TYPE_CHECKING:
         SpendLimitExceeded,
     )
     from gateway.keys import ApiKey, AsyncKeys, Keys, NewKey
-    from providers.base import TokenUsage
+    from gateway.providers.base import TokenUsage
 
 __version__ = "0.1.0"
 
@@ -67,7 +72,7 @@ _LAZY: dict[str, str] = {
     "AsyncKeys": "gateway.keys",
     "Keys": "gateway.keys",
     "NewKey": "gateway.keys",
-    "TokenUsage": "providers.base",
+    "TokenUsage": "gateway.providers.base",
 }
 
 __all__ = [

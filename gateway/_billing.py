@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from gateway.config import GatewayConfig
 from gateway.credits.money import from_nanos, to_nanos
 from gateway.errors import ConfigError
-from providers.base import TokenUsage
+from gateway.providers.base import TokenUsage
 
 if TYPE_CHECKING:
     from gateway._clock import Clock
@@ -168,8 +168,7 @@ class Billing:
         service = self.service
         if service is None:
             return AttemptBill(self, target, input_tokens, self._clock.monotonic())
-        amount = self.estimate(target, input_tokens, max_tokens)
-        assert amount is not None, "check_config refused unpriced targets at load"
+        amount = self._hold_amount(target, input_tokens, max_tokens)
         key_id, key_limits = _key_limits(api_key)
         spender = service.spender
         if spender is not None and attempt is not None:
@@ -192,6 +191,18 @@ class Billing:
             key_limits=key_limits,
         )
         return AttemptBill(self, target, input_tokens, self._clock.monotonic(), hold=hold)
+
+    def _hold_amount(
+        self, target: ResolvedTarget, input_tokens: int, max_tokens: int | None
+    ) -> Decimal:
+        """The worst case to hold. Route targets were priced when the config loaded; a direct
+        ``provider/model`` call is checked here, with the same error and the YAML to add."""
+        amount = self.estimate(target, input_tokens, max_tokens)
+        if amount is not None:
+            return amount
+        from gateway.credits.pricing import unpriced_error
+
+        raise unpriced_error(target.label, "a direct call", file=self._config.source)
 
     def _local_hold(
         self,
@@ -237,8 +248,7 @@ class Billing:
             return AttemptBill(self, target, input_tokens, self._clock.monotonic())
         spender = service.spender
         if spender is not None and attempt is not None:
-            amount = self.estimate(target, input_tokens, max_tokens)
-            assert amount is not None, "check_config refused unpriced targets at load"
+            amount = self._hold_amount(target, input_tokens, max_tokens)
             local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
             key_id, key_limits = _key_limits(api_key)
             if key_id is not None:

@@ -33,9 +33,9 @@ from gateway.config import GatewayConfig, load_config, parse_config
 from gateway.errors import ConfigError, InvalidRequest, ProviderError
 from gateway.events import EventHook
 from gateway.health import HealthRegistry
+from gateway.providers import load_adapter_class
+from gateway.providers.base import ChatRequest, ProviderAdapter, ProviderResponse
 from gateway.routing import CallPlan, ResolvedTarget, Router, Wait, request_for_target
-from providers import load_adapter_class
-from providers.base import ChatRequest, ProviderAdapter, ProviderResponse
 
 if TYPE_CHECKING:
     from openai.types.chat import (

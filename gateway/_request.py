@@ -12,12 +12,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway.errors import InvalidRequest
-from providers.base import ChatRequest
+from gateway.providers.base import ChatRequest
 
-__all__ = ["build_request", "estimate_prompt_tokens"]
+__all__ = ["MAX_NESTING", "build_request", "estimate_prompt_tokens"]
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _LOCAL = "gateway"
+#: The deepest nesting of lists and dicts in a message, the tools, ``response_format``,
+#: ``tool_choice`` or ``extra_body`` (a message with parts is 3; a tool's JSON schema rarely
+#: passes 20). Deeper data would hit Python's recursion limit when it is measured or sent.
+MAX_NESTING = 100
 
 
 def _invalid(message: str) -> InvalidRequest:
@@ -47,6 +51,20 @@ def _positive_int(name: str, value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise _invalid(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def _check_nesting(value: Any, where: str) -> None:
+    """Refuse ``value`` if lists and dicts nest in it deeper than :data:`MAX_NESTING` (one that
+    contains itself does). Iterative, so depth itself cannot overflow the stack here."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise _invalid(f"{where} is nested more than {MAX_NESTING} levels deep")
+        children = item.values() if isinstance(item, Mapping) else item
+        for child in children:
+            if type(child) is not str and isinstance(child, Mapping | list | tuple):
+                stack.append((child, depth + 1))
 
 
 def _messages(messages: Any) -> list[dict[str, Any]]:
@@ -82,13 +100,15 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
             )
         if role == "tool" and not message.get("tool_call_id"):
             raise _invalid(f"messages[{i}] has role 'tool' but no tool_call_id")
+        if type(content) is not str or len(message) != 2:  # not the plain {role, content}
+            _check_nesting(message, f"messages[{i}]")
     if all_dicts:
         return checked  # already a new list: the caller's list is never shared
     return [m if isinstance(m, dict) else dict(m) for m in checked]
 
 
 #: Arguments of ``chat.completions.create`` that only OpenAI understands: sent to OpenAI as
-#: given, dropped or refused by the other providers (see ``providers.base.OPENAI_LABELS``).
+#: given, dropped or refused by the other providers (see ``gateway.providers.base.OPENAI_LABELS``).
 _OPENAI_ONLY = frozenset(
     {
         "audio",
@@ -243,6 +263,14 @@ def build_request(*, messages: Any, stream: Any = False, **arguments: Any) -> Ch
     extra_body = get("extra_body")
     if extra_body is not None and not isinstance(extra_body, Mapping):
         raise _invalid("extra_body must be a dict")
+    if tools is not None:
+        _check_nesting(tools, "tools")
+    if isinstance(tool_choice, Mapping):
+        _check_nesting(tool_choice, "tool_choice")
+    if response_format is not None:
+        _check_nesting(response_format, "response_format")
+    if extra_body is not None:
+        _check_nesting(extra_body, "extra_body")
     # Only what the caller gave is set: a dataclass constructor with every keyword costs
     # ~2 µs, most of it for defaults.
     request = ChatRequest(_messages(messages), budget)

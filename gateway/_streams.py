@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from gateway._attempts import GatewayInfo
 from gateway._billing import AttemptBill
 from gateway.errors import ProviderError, ProviderUnavailable
-from providers.base import AsyncChunkStream, ChunkStream, TokenUsage
+from gateway.providers.base import AsyncChunkStream, ChunkStream, TokenUsage
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk

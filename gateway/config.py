@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+import re
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -27,11 +28,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
-from gateway._yaml import Located, MissingEnv, dotted, load_yaml_text
+from gateway._yaml import MAX_CONFIG_BYTES, MAX_DEPTH, Located, MissingEnv, dotted, load_yaml_text
 from gateway.chaos import ChaosConfig
 from gateway.errors import ConfigError, register_secret
 
@@ -45,6 +47,7 @@ __all__ = [
     "RetryConfig",
     "RouteConfig",
     "Secret",
+    "SecretHeaders",
     "ServerConfig",
     "TargetConfig",
     "load_config",
@@ -63,6 +66,8 @@ DEFAULT_FALLBACK_ON: tuple[FallbackTrigger, ...] = get_args(FallbackTrigger)
 #: Money is stored in integer units of 1e-9 USD, so no amount may be finer than that.
 MONEY_PLACES = 9
 _MAX_MONEY = Decimal("1e12")
+#: What a repr or a dump of the config shows instead of a secret.
+_MASK = "**********"
 
 
 class Secret:
@@ -90,10 +95,17 @@ class Secret:
             raise self._missing.error()
         return self._value
 
+    @property
+    def masked(self) -> str:
+        """What a dump of the config shows instead of the value."""
+        if self._missing is not None:
+            return f"${{{self._missing.variable}}} (unset)"
+        return _MASK
+
     def __repr__(self) -> str:
         if self._missing is not None:
             return f"Secret(unset ${{{self._missing.variable}}})"
-        return "Secret('**********')"
+        return f"Secret('{_MASK}')"
 
     __str__ = __repr__
 
@@ -107,6 +119,55 @@ class Secret:
         return hash((self._value, self._missing))
 
 
+class SecretHeaders(Mapping[str, str]):
+    """A provider's extra HTTP headers. Every value is treated as a secret (a proxy's token,
+    a tenant key): registered for redaction, and shown as ``**********`` by repr, str and a
+    dump of the config. As a mapping it holds the real values, which the SDK is given."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: Mapping[str, str] | None = None) -> None:
+        self._headers = dict(headers or {})
+        for value in self._headers.values():
+            register_secret(value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+    def masked(self) -> dict[str, str]:
+        """The header names, each with ``**********`` for its value."""
+        return dict.fromkeys(self._headers, _MASK)
+
+    def __repr__(self) -> str:
+        return repr(self.masked())
+
+    __str__ = __repr__
+
+
+def _to_headers(value: Any) -> SecretHeaders:
+    if value is None or isinstance(value, SecretHeaders):
+        return value or SecretHeaders()
+    if not isinstance(value, Mapping):
+        raise ValueError("must be a mapping of header names to values")
+    for name, header in value.items():
+        if not isinstance(name, str):
+            raise ValueError(f"header names must be strings, not {type(name).__name__}")
+        if isinstance(header, MissingEnv):
+            raise ValueError(
+                f"header '{name}': environment variable {header.variable} is not set "
+                f"(export {header.variable}=<value> before starting)"
+            )
+        if not isinstance(header, str):
+            raise ValueError(f"header '{name}' must be a string (quote the value)")
+    return SecretHeaders(value)
+
+
 def _to_secret(value: Any) -> Any:
     if value is None or isinstance(value, Secret):
         return value
@@ -115,8 +176,31 @@ def _to_secret(value: Any) -> Any:
     raise ValueError("must be a string (usually ${SOME_ENV_VAR})")
 
 
-def _to_money(value: Any) -> Decimal:
-    """Parse an amount of USD exactly. Floats are refused: write money as a string."""
+#: An amount written as text: ASCII digits with an optional sign, point and exponent.
+#: ``Decimal()`` alone also reads ``"1_000"``, other scripts' digits (``"٥"``) and Unicode
+#: spaces; an amount of money must read the same to every person and program that sees it.
+_AMOUNT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def decimal_from_text(text: str) -> Decimal:
+    """An amount written as text, exactly (``"20"``, ``"20.50"``, ``"5e-9"``). ``NaN`` and
+    ``Infinity`` are returned for the caller to refuse by name. Anything else is a ValueError
+    saying what is wrong, worded to follow the text: ``f"{text!r} {error}"``."""
+    stripped = text.strip(" \t\r\n")
+    if _AMOUNT_TEXT.fullmatch(stripped):
+        return Decimal(stripped)
+    if stripped.lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
+        return Decimal(stripped)
+    if "_" in stripped or "," in stripped:
+        raise ValueError("has a separator in it; write it without '_' or ',', e.g. 1000.50")
+    if not stripped.isascii():
+        raise ValueError("has characters other than the digits 0-9; write it like 5.00")
+    raise ValueError('is not a number; write an amount such as "2.50"')
+
+
+def _exact_amount(value: Any) -> Decimal:
+    """An amount of USD, exactly: zero or more, finite, at most 9 decimal places, any size.
+    Floats are refused: write money as a string."""
     if isinstance(value, bool):
         raise ValueError('must be an amount of money such as "2.50", not true/false')
     if isinstance(value, float):
@@ -127,20 +211,26 @@ def _to_money(value: Any) -> Decimal:
         amount = Decimal(value)
     elif isinstance(value, str):
         try:
-            amount = Decimal(value.strip())
-        except InvalidOperation:
-            raise ValueError(f'{value!r} is not a number; write an amount such as "2.50"') from None
+            amount = decimal_from_text(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} {exc}") from None
     else:
         raise ValueError(f'must be an amount of money such as "2.50", not {type(value).__name__}')
     if not amount.is_finite():
         raise ValueError(f"{value!r} is not a finite amount")
     if amount < 0:
         raise ValueError(f"{value} is negative; amounts of money must be zero or more")
-    if amount >= _MAX_MONEY:
-        raise ValueError(f"{value} is absurdly large (the limit is below {_MAX_MONEY:,f})")
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -MONEY_PLACES:
         raise ValueError(f"{value} has more than {MONEY_PLACES} decimal places")
+    return amount
+
+
+def _to_money(value: Any) -> Decimal:
+    """An amount of USD in the config, exactly (see :func:`_exact_amount`), below $1e12."""
+    amount = _exact_amount(value)
+    if amount >= _MAX_MONEY:
+        raise ValueError(f"{value} is absurdly large (the limit is below ${_MAX_MONEY:,f})")
     return amount
 
 
@@ -191,6 +281,59 @@ def url_without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+#: Query parameters of a ``base_url`` whose values are credentials (``?key=``, ``?sig=``...).
+_CREDENTIAL_PARAM = re.compile(r"pass|secret|token|key|auth|sig|credential", re.IGNORECASE)
+
+
+def url_without_credentials(url: str) -> str:
+    """``url`` with its credentials as ``***``: the password of the user part (or a user part
+    without a password, which is then a token: ``https://TOKEN@host``) and the values of
+    query parameters named like a credential. A URL without any is returned as written."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _MASK
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    pairs = parts.query.split("&") if parts.query else []
+    secret_pairs = [_is_credential_pair(pair) for pair in pairs]
+    if not at and not any(secret_pairs):
+        return url
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        userinfo = f"{user}:***" if colon else "***"
+    netloc = f"{userinfo}@{hosts}" if at else hosts
+    query = "&".join(
+        f"{pair.partition('=')[0]}=***" if secret else pair
+        for pair, secret in zip(pairs, secret_pairs, strict=True)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _is_credential_pair(pair: str) -> bool:
+    name, equals, value = pair.partition("=")
+    return bool(equals and value and _CREDENTIAL_PARAM.search(unquote(name)))
+
+
+def _register_url_credentials(url: str) -> None:
+    """Register every credential :func:`url_without_credentials` hides, as written and
+    decoded (a log line shows the URL as sent, percent-encoded)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        secret = password if colon else user
+        register_secret(secret)
+        register_secret(unquote(secret))
+    for pair in parts.query.split("&") if parts.query else []:
+        if _is_credential_pair(pair):
+            value = pair.partition("=")[2]
+            register_secret(value)
+            register_secret(unquote_plus(value))
+
+
 def _register_url_password(url: str) -> None:
     parts = urlsplit(url)
     if parts.password:
@@ -215,18 +358,44 @@ class ProviderConfig(_Model):
     #: Its name in the YAML (the ``provider`` part of ``provider/model``).
     name: str
     api_key: SecretField = None
-    #: Another endpoint for the same API (a proxy, Azure-style gateway, a local server).
+    #: Another endpoint for the same API (a proxy, Azure-style gateway, a local server). A
+    #: password or token in it is a secret (see :func:`url_without_credentials`).
     base_url: str | None = None
     #: Seconds one request may take in total (the SDK default is 600).
     timeout: Seconds | None = None
     #: Seconds to establish the connection.
     connect_timeout: Seconds = 5.0
-    #: Extra HTTP headers sent with every request.
-    headers: dict[str, str] = Field(default_factory=dict)
+    #: Extra HTTP headers sent with every request; their values are secrets.
+    headers: Annotated[SecretHeaders, BeforeValidator(_to_headers)] = Field(
+        default_factory=SecretHeaders
+    )
     #: Gemini only: the API version (``v1`` by default in google-genai 3.x, or ``v1beta``).
     api_version: str | None = None
     #: ``${VAR}`` references (other than api_key) whose variable was unset, by key.
     missing_env: tuple[MissingEnv, ...] = ()
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_credentials(cls, value: str | None) -> str | None:
+        if value is not None:
+            _register_url_credentials(value)  # never shown in an error, a repr or a log line
+        return value
+
+    @field_serializer("api_key")
+    def _dump_api_key(self, value: Secret | None) -> str | None:
+        return None if value is None else value.masked
+
+    @field_serializer("headers")
+    def _dump_headers(self, value: SecretHeaders) -> dict[str, str]:
+        return value.masked()
+
+    @field_serializer("base_url")
+    def _dump_base_url(self, value: str | None) -> str | None:
+        return None if value is None else url_without_credentials(value)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, self._dump_base_url(value) if name == "base_url" else value
 
     def check_env(self) -> None:
         """Raise the ConfigError for the first unset ``${VAR}`` this provider needs."""
@@ -376,6 +545,10 @@ class CreditsConfig(_Model):
             )
         return value
 
+    @field_serializer("store")
+    def _dump_store(self, value: str) -> str:
+        return url_without_password(value)
+
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
             yield name, url_without_password(value) if name == "store" else value
@@ -459,13 +632,31 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Ga
     """Read and validate a YAML config file."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as stream:
+            # One byte past the limit is enough to refuse it (and /dev/zero ends here too).
+            data = stream.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             "file not found", file=file, fix="check the path, or create it (see README)"
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the file: {exc.strerror}", file=file) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"this file is over a config's limits: more than {MAX_CONFIG_BYTES // 1024} KiB",
+            file=file,
+            fix="check that this is the config file you meant",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"this is not UTF-8 text (byte {exc.start + 1} cannot be read)",
+            file=file,
+            line=line,
+            fix="save the file as UTF-8",
+        ) from None
     return _store_beside(_validate(load_yaml_text(text, file=file, env=env)), Path(path))
 
 
@@ -511,6 +702,14 @@ def _interpolate_plain(
 
     from gateway._yaml import interpolate
 
+    if len(path) >= MAX_DEPTH and isinstance(value, Mapping | list | tuple):
+        # Also what stops a dict that contains itself.
+        raise ConfigError(
+            f"this config is over a config's limits: nested more than {MAX_DEPTH} levels deep",
+            file=source,
+            key=dotted(path[:8]) + "...",
+            fix="a config holds plain settings: write them out plainly",
+        )
     if isinstance(value, Mapping):
         return {k: _interpolate_plain(v, source, env, (*path, str(k))) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -648,6 +847,12 @@ _FIXES = {
 def _config_error(exc: ValidationError, doc: Located) -> ConfigError:
     problems: list[tuple[tuple[str | int, ...], str, str | None]] = []
     errors = exc.errors(include_url=False, include_input=False)
+    # The value given, kept only where it is one word of a fixed set (never a secret's place).
+    given = {
+        id(err): detail.get("input")
+        for err, detail in zip(errors, exc.errors(include_url=False), strict=True)
+        if err["type"] in _CHOICE_ERRORS
+    }
     # A misspelt key usually also makes a required key "missing": report the typo first.
     errors.sort(key=lambda e: e["type"] != "extra_forbidden")
     missing_by_parent: dict[tuple[str | int, ...], list[str]] = {}
@@ -669,6 +874,8 @@ def _config_error(exc: ValidationError, doc: Located) -> ConfigError:
             )
             if near:
                 fix = f"did you mean '{near[0]}'?"
+        elif kind in _CHOICE_ERRORS:
+            message = _choice_error(message, err.get("ctx"), given.get(id(err)))
         elif kind == "missing":
             message = f"required key '{path[-1]}' is missing" if path else "a key is missing"
         elif kind in ("model_type", "dict_type"):
@@ -685,6 +892,20 @@ def _config_error(exc: ValidationError, doc: Located) -> ConfigError:
     if path and path[-1] in ("source", "name", "missing_env"):
         key = dotted(path[:-1]) or None
     return ConfigError(message, file=doc.file, line=doc.line_of(path), key=key, fix=fix)
+
+
+#: Errors of a value outside a fixed set (``strategy: fallbak``).
+_CHOICE_ERRORS = frozenset({"literal_error", "enum"})
+
+
+def _choice_error(message: str, ctx: dict[str, Any] | None, value: Any) -> str:
+    """Echo the value given and name the allowed value closest to it, if one is close."""
+    if not isinstance(value, str | int | float | bool) or len(str(value)) > 40:
+        return message
+    message = f"{message}, not {value!r}"
+    allowed = re.findall(r"'([^']*)'", str((ctx or {}).get("expected", "")))
+    near = difflib.get_close_matches(str(value).strip().lower(), allowed, n=1, cutoff=0.6)
+    return f"{message} (did you mean '{near[0]}'?)" if near else message
 
 
 def _clean_loc(loc: tuple[str | int, ...], doc: Located) -> tuple[str | int, ...]:

@@ -41,13 +41,20 @@ Each provider adapter maps its SDK's native exceptions into this tree in exactly
 
 Messages never contain an API key: provider messages pass through :func:`redact` first, and
 every message is redacted again when the error is made (a gateway key, ``gk_...``, included).
+Every secret the config holds (API keys, header values, credentials in a URL) is registered
+with :func:`register_secret`; from then on it is also redacted from the log records of the
+HTTP stack and the SDKs (httpx2 logs each request's URL at INFO). An error mapped from an SDK
+exception is raised with :func:`raise_unchained`: the SDK exception holds the request, with
+its headers, and ``raise ... from None`` would still keep it in ``__context__``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 if TYPE_CHECKING:
     from gateway._attempts import Attempt
@@ -83,7 +90,9 @@ __all__ = [
     "SpendLimitExceeded",
     "UnknownAccount",
     "UnknownApiKey",
+    "raise_unchained",
     "redact",
+    "register_secret",
 ]
 
 # Shapes of the keys the three providers issue, the gateway's own API keys (gk_ + 43
@@ -95,18 +104,77 @@ _SECRET_PATTERNS = re.compile(
 _known_secrets: set[str] = set()
 
 
+#: Log records from these logger namespaces (and their children) are redacted: the HTTP
+#: stack under the SDKs and the SDKs themselves, which log request URLs and options.
+_REDACTED_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "openai", "anthropic", "google")
+_log_redaction_lock = threading.Lock()
+_log_redaction_installed = False
+
+
 def register_secret(value: str) -> None:
-    """Remember a secret so that :func:`redact` removes it from any message."""
+    """Remember a secret so that :func:`redact` removes it from any message, and from the
+    log records of the HTTP stack and the SDKs."""
     if len(value) >= 4:
         _known_secrets.add(value)
+        if not _log_redaction_installed:
+            _install_log_redaction()
 
 
 def redact(text: str) -> str:
     """Return ``text`` with every registered secret and key-shaped token replaced."""
-    for secret in _known_secrets:
+    for secret in list(_known_secrets):
         if secret in text:
             text = text.replace(secret, "[REDACTED]")
     return _SECRET_PATTERNS.sub("[REDACTED]", text)
+
+
+def _install_log_redaction() -> None:
+    """Wrap the log record factory (chaining to the one in place) so that records of the
+    loggers in :data:`_REDACTED_LOGGERS` are redacted when they are made, before any handler
+    or filter of the application sees them. A filter on a logger would not do: it applies
+    only to records of that exact logger, not of its children (``httpcore2.http11``...)."""
+    global _log_redaction_installed
+    with _log_redaction_lock:
+        if _log_redaction_installed:
+            return
+        make_record = logging.getLogRecordFactory()
+
+        def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = make_record(*args, **kwargs)
+            if record.name.startswith(_REDACTED_LOGGERS):
+                _redact_record(record)
+            return record
+
+        logging.setLogRecordFactory(redacting_factory)
+        _log_redaction_installed = True
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed record: logging reports it itself when it is handled
+        return
+    clean = redact(message)
+    if clean != message:
+        record.msg, record.args = clean, None
+    if record.exc_info and record.exc_info[1] is not None:
+        text = logging.Formatter().formatException(record.exc_info)
+        record.exc_text = redact(text)
+
+
+def raise_unchained(error: BaseException) -> NoReturn:
+    """Raise ``error`` with no ``__cause__`` and no ``__context__``.
+
+    ``raise error from None`` only hides the exception being handled: it stays reachable as
+    ``error.__context__``, where error reporters and ``logging.exception`` handlers that walk
+    the chain find it. An SDK exception carries the request, headers and key included."""
+    try:
+        raise error
+    finally:
+        # The ``raise`` just above set the exception being handled as the context.
+        error.__context__ = None
+        error.__cause__ = None
+        error.__suppress_context__ = True
 
 
 class GatewayError(Exception):

@@ -28,9 +28,9 @@ from gateway.config import (
 from gateway.errors import AllProvidersFailed, ConfigError, ContextTooLong, ProviderError
 from gateway.events import LEVELS, EventHook, EventKind, GatewayEvent, emit, logger
 from gateway.health import HealthRegistry, TargetHealth
+from gateway.providers.base import ChatRequest
 from gateway.retry import RetryPolicy
 from gateway.strategies import CostEstimate, order_targets
-from providers.base import ChatRequest
 
 __all__ = [
     "CallPlan",
@@ -53,6 +53,9 @@ class ResolvedTarget:
     provider: str
     model: str
     config: TargetConfig
+    #: Why the target cannot be used (its provider's ``${VAR}`` is unset), or None. It is
+    #: skipped like an unavailable target; the error is raised when no target can run.
+    unusable: ConfigError | None = field(default=None, compare=False)
     #: ``provider/model``: the key of the target's health, events and chaos.
     label: str = field(init=False, compare=False)
 
@@ -80,8 +83,9 @@ class Router:
     def __init__(self, config: GatewayConfig) -> None:
         self._config = config
         self._cache: dict[str, ResolvedRoute] = {}
+        self._unusable: dict[str, ConfigError | None] = {}
         for name, route in config.routes.items():
-            self._cache[name] = _resolve(name, route)
+            self._cache[name] = self._resolve(name, route)
 
     def resolve(self, model: str) -> ResolvedRoute:
         """The route named ``model``, or a one-target route for ``provider/model``."""
@@ -114,14 +118,29 @@ class Router:
                 fix=f"add '{provider}:' under providers: with its api_key",
             )
         direct = RouteConfig(targets=[TargetConfig(model=model)], retry=RetryConfig(attempts=1))
-        route = _resolve(model, direct)
+        route = self._resolve(model, direct)
         self._cache[model] = route
         return route
 
+    def _resolve(self, name: str, route: RouteConfig) -> ResolvedRoute:
+        targets = tuple(
+            ResolvedTarget(t.provider, t.model_name, t, self._unusable_provider(t.provider))
+            for t in route.targets
+        )
+        return ResolvedRoute(name, route, targets, RetryPolicy.from_config(route.retry))
 
-def _resolve(name: str, route: RouteConfig) -> ResolvedRoute:
-    targets = tuple(ResolvedTarget(t.provider, t.model_name, t) for t in route.targets)
-    return ResolvedRoute(name, route, targets, RetryPolicy.from_config(route.retry))
+    def _unusable_provider(self, provider: str) -> ConfigError | None:
+        """The error for the provider's first unset ``${VAR}`` (known once loaded), or None."""
+        if provider not in self._unusable:
+            settings = self._config.providers.get(provider)
+            try:
+                if settings is not None:
+                    settings.check_env()
+            except ConfigError as error:
+                self._unusable[provider] = error
+            else:
+                self._unusable[provider] = None
+        return self._unusable[provider]
 
 
 def request_for_target(
@@ -203,6 +222,7 @@ class CallPlan:
         "_tokens",
         "_too_small",
         "_tries",
+        "_unusable",
         "_waited",
         "attempts",
         "request_id",
@@ -257,6 +277,7 @@ class CallPlan:
         self._retry_wait: float | None = None
         self._waited = False
         self._breaker_skipped: list[ResolvedTarget] = []
+        self._unusable: list[ConfigError] = []
         self._forced_probe = False
         self._too_small: int | None = None  # context window that proved too small
 
@@ -309,6 +330,10 @@ class CallPlan:
         while self._next_index < len(self._order):
             target = self._order[self._next_index]
             self._next_index += 1
+            if target.unusable is not None:
+                self._unusable.append(target.unusable)
+                self._skip(target, target.unusable.problem)
+                continue
             window = target.config.context_window
             if self._too_small is not None and window is not None and window <= self._too_small:
                 self._skip(target, f"context window {window} is not larger than {self._too_small}")
@@ -334,6 +359,8 @@ class CallPlan:
             )
             self._health_of(target).breaker.force_probe()
             return self._start(target, now)
+        if len(self._unusable) == len(self._order):
+            raise _none_usable(self.route.name, self._unusable)
         raise self._exhausted()
 
     def _start(self, target: ResolvedTarget, now: float) -> Try:
@@ -414,3 +441,21 @@ class CallPlan:
             window = target.config.context_window
             if window is not None:
                 self._too_small = max(window, self._too_small or 0)
+
+
+def _none_usable(route: str, errors: Sequence[ConfigError]) -> ConfigError:
+    """Every target of ``route`` lacks a ``${VAR}``: one error naming each variable."""
+    unique = list({(e.problem, e.key): e for e in errors}.values())
+    if len(unique) == 1:
+        e = unique[0]  # a fresh error: raising one instance per call would grow its traceback
+        return ConfigError(e.problem, file=e.file, line=e.line, key=e.key, fix=e.fix)
+    where = [
+        f"{e.problem} (line {e.line}, key '{e.key}')" if e.line else f"{e.problem} (key '{e.key}')"
+        for e in unique
+    ]
+    return ConfigError(
+        f"no target of route '{route}' can run: " + "; ".join(where),
+        file=unique[0].file,
+        key="providers",
+        fix="export each variable before starting, or write the values in the file",
+    )

@@ -16,7 +16,7 @@ from openai.types.completion_usage import CompletionUsage
 from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from gateway._attempts import GatewayInfo
-from providers.base import completion_of
+from gateway.providers.base import completion_of
 
 __all__ = ["GatewayChatCompletion", "GatewayChatCompletionChunk", "GatewayUsage"]
 

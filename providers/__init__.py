@@ -1,6 +1,6 @@
 """Provider adapters, one module each, imported only when a call first needs one.
 
-``load_adapter_class("openai")`` imports ``providers.openai`` (and so the ``openai`` SDK) on
+``load_adapter_class("openai")`` imports ``gateway.providers.openai`` (and so the ``openai`` SDK) on
 first use; ``import gateway`` and ``import providers`` import no SDK.
 """
 
@@ -10,16 +10,16 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from providers.base import AdapterFactory
+    from gateway.providers.base import AdapterFactory
 
 __all__ = ["ADAPTER_PATHS", "load_adapter_class"]
 
-#: Provider type -> (module, class). Every adapter has the same shape (see providers.base).
+#: Provider type -> (module, class). Every adapter has the same shape (see gateway.providers.base).
 ADAPTER_PATHS: dict[str, tuple[str, str]] = {
-    "openai": ("providers.openai", "OpenAIAdapter"),
-    "anthropic": ("providers.anthropic", "AnthropicAdapter"),
-    "gemini": ("providers.gemini", "GeminiAdapter"),
-    "fake": ("providers.fake", "FakeAdapter"),
+    "openai": ("gateway.providers.openai", "OpenAIAdapter"),
+    "anthropic": ("gateway.providers.anthropic", "AnthropicAdapter"),
+    "gemini": ("gateway.providers.gemini", "GeminiAdapter"),
+    "fake": ("gateway.providers.fake", "FakeAdapter"),
 }
 
 

@@ -56,8 +56,8 @@ from typing import Any
 from anthropic import transform_schema
 
 from gateway.errors import InvalidRequest
-from providers._common import parse_data_url, refuse_untranslatable
-from providers.base import ChatRequest
+from gateway.providers._common import parse_data_url, refuse_untranslatable
+from gateway.providers.base import ChatRequest
 
 __all__ = ["DEFAULT_MAX_TOKENS", "THINKING_BUDGETS", "build_params"]
 

@@ -26,7 +26,7 @@ from openai.types.completion_usage import (
 )
 
 from gateway.errors import InvalidRequest, ProviderUnavailable
-from providers.base import OPENAI_LABELS, ChatRequest, TokenUsage
+from gateway.providers.base import OPENAI_LABELS, ChatRequest, TokenUsage
 
 __all__ = [
     "FinishReason",

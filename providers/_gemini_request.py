@@ -59,8 +59,8 @@ import pydantic
 from google.genai import types
 
 from gateway.errors import InvalidRequest
-from providers._common import guess_image_mime, parse_data_url, refuse_untranslatable
-from providers.base import ChatRequest
+from gateway.providers._common import guess_image_mime, parse_data_url, refuse_untranslatable
+from gateway.providers.base import ChatRequest
 
 __all__ = ["SKIP_SIGNATURE", "THINKING_BUDGETS", "build_request"]
 

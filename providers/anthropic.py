@@ -1,7 +1,7 @@
 """Anthropic (Claude) through the official ``anthropic`` SDK's Messages API.
 
 Request translation (OpenAI chat shape -> ``messages.create``) is in
-:mod:`providers._anthropic_request`; :func:`build_params` is re-exported here.
+:mod:`gateway.providers._anthropic_request`; :func:`build_params` is re-exported here.
 
 Response translation: text blocks are concatenated into ``message.content``; ``tool_use``
 blocks become ``tool_calls``. Thinking blocks (and server-tool blocks such as web search
@@ -57,9 +57,10 @@ from gateway.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+    raise_unchained,
 )
-from providers._anthropic_request import DEFAULT_MAX_TOKENS, build_params
-from providers._common import (
+from gateway.providers._anthropic_request import DEFAULT_MAX_TOKENS, build_params
+from gateway.providers._common import (
     FinishReason,
     completion_body,
     completion_data,
@@ -68,7 +69,7 @@ from providers._common import (
     retry_after_seconds,
     usage_chunk,
 )
-from providers.base import (
+from gateway.providers.base import (
     AsyncChunkStream,
     ChatRequest,
     ChunkStream,
@@ -233,7 +234,7 @@ class _mapped_errors:
             return
         if self.stream is not None and isinstance(mapped, ProviderUnavailable):
             mapped.chunks_received = self.stream.content_chunks
-        raise mapped from None
+        raise_unchained(mapped)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -46,6 +46,20 @@ from gateway.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from gateway.providers._common import (
+    FinishReason,
+    make_chunk,
+    make_completion,
+    make_tool_call,
+    usage_chunk,
+)
+from gateway.providers.base import (
+    AsyncChunkStream,
+    ChatRequest,
+    ChunkStream,
+    ProviderResponse,
+    TokenUsage,
+)
 from gateway.testing._mock_script import (
     Disconnect,
     Failure,
@@ -60,14 +74,6 @@ from gateway.testing._mock_script import (
     estimate_tokens,
     status_failure,
 )
-from providers._common import (
-    FinishReason,
-    make_chunk,
-    make_completion,
-    make_tool_call,
-    usage_chunk,
-)
-from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderResponse, TokenUsage
 
 __all__ = ["FakeAdapter", "FakeCall", "FakeScript", "estimate_tokens"]
 
@@ -140,7 +146,7 @@ class FakeScript(Script):
         status: int,
         *,
         retry_after: float | None = None,
-        times: int = 1,
+        times: int | None = 1,
         model: str | None = None,
         code: str | None = None,
     ) -> FakeScript:
@@ -154,7 +160,7 @@ class FakeScript(Script):
 
 
 class FakeAdapter:
-    """The offline provider. Same interface as the real adapters (see providers.base)."""
+    """The offline provider. Same interface as the real adapters (see gateway.providers.base)."""
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name

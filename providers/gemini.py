@@ -1,7 +1,7 @@
 """Gemini through the official ``google-genai`` SDK: OpenAI chat shape in, OpenAI types out.
 
 Request translation (``ChatRequest`` -> ``generateContent``) is in
-:mod:`providers._gemini_request`; :func:`build_request` is re-exported here.
+:mod:`gateway.providers._gemini_request`; :func:`build_request` is re-exported here.
 
 Response translation:
 
@@ -79,9 +79,10 @@ from gateway.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+    raise_unchained,
     register_secret,
 )
-from providers._common import (
+from gateway.providers._common import (
     FinishReason,
     completion_body,
     completion_data,
@@ -89,8 +90,14 @@ from providers._common import (
     retry_after_seconds,
     usage_chunk,
 )
-from providers._gemini_request import SKIP_SIGNATURE, _millis, build_request
-from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderResponse, TokenUsage
+from gateway.providers._gemini_request import SKIP_SIGNATURE, _millis, build_request
+from gateway.providers.base import (
+    AsyncChunkStream,
+    ChatRequest,
+    ChunkStream,
+    ProviderResponse,
+    TokenUsage,
+)
 
 try:  # google-genai uses legacy httpx instead when GOOGLE_GENAI_HTTP_CLIENT=httpx.
     import httpx as _legacy_httpx
@@ -265,7 +272,7 @@ class _mapped_errors:
             return
         mapped = map_error(exc, provider=self.provider, model=self.model)
         if mapped is not None:
-            raise mapped from None
+            raise_unchained(mapped)
 
 
 def _stream_failure(
@@ -684,9 +691,9 @@ class GeminiAdapter:
                 try:
                     event = next(native, None)
                 except Exception as exc:
-                    raise _stream_failure(
-                        exc, provider=self.name, model=model, stream=stream
-                    ) from None
+                    raise_unchained(
+                        _stream_failure(exc, provider=self.name, model=model, stream=stream)
+                    )
             yield translator.closing()
             stream.usage = translator.final_usage()
             yield translator.usage_chunk(stream.usage)
@@ -736,9 +743,9 @@ class GeminiAdapter:
                 try:
                     event = await anext(native, None)
                 except Exception as exc:
-                    raise _stream_failure(
-                        exc, provider=self.name, model=model, stream=stream
-                    ) from None
+                    raise_unchained(
+                        _stream_failure(exc, provider=self.name, model=model, stream=stream)
+                    )
             yield translator.closing()
             stream.usage = translator.final_usage()
             yield translator.usage_chunk(stream.usage)

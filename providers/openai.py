@@ -3,7 +3,7 @@
 The gateway already speaks OpenAI's chat shape, so the request goes out nearly as given and
 the SDK's own ``ChatCompletion`` / ``ChatCompletionChunk`` objects come back unchanged.
 
-Request, :class:`~providers.base.ChatRequest` -> ``chat.completions.create`` keyword:
+Request, :class:`~gateway.providers.base.ChatRequest` -> ``chat.completions.create`` keyword:
 
 - ``messages``, ``tools``, ``tool_choice``, ``response_format``, ``stop``, ``temperature``,
   ``top_p``, ``user``: as given (only the ones that are set). Content parts are not
@@ -45,7 +45,7 @@ from openai import AsyncOpenAI, AsyncStream, OpenAI, Stream
 from openai.types.chat import ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
 
-from gateway.config import ProviderConfig
+from gateway.config import ProviderConfig, url_without_credentials
 from gateway.errors import (
     AuthenticationFailed,
     ConfigError,
@@ -58,9 +58,16 @@ from gateway.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+    raise_unchained,
 )
-from providers._common import completion_body, retry_after_seconds, usage_chunk
-from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderResponse, TokenUsage
+from gateway.providers._common import completion_body, retry_after_seconds, usage_chunk
+from gateway.providers.base import (
+    AsyncChunkStream,
+    ChatRequest,
+    ChunkStream,
+    ProviderResponse,
+    TokenUsage,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIAdapter", "map_error", "native_kwargs", "token_usage"]
 
@@ -178,7 +185,8 @@ def map_error(exc: BaseException, *, provider: str, model: str) -> GatewayError 
 class _MappedErrors:
     """``with _MappedErrors(provider, model):`` raises SDK errors as gateway errors.
 
-    The SDK exception is not chained (``from None``): its text may echo request headers.
+    The SDK exception is not chained, not even as ``__context__`` (:func:`raise_unchained`):
+    it holds the request, headers and key included.
     """
 
     __slots__ = ("model", "provider")
@@ -195,7 +203,7 @@ class _MappedErrors:
             return
         mapped = map_error(exc, provider=self.provider, model=self.model)
         if mapped is not None:
-            raise mapped from None
+            raise_unchained(mapped)
 
 
 def _stream_failure(
@@ -387,7 +395,7 @@ def _relay(
         )
         if mapped is None:
             raise
-        raise mapped from None
+        raise_unchained(mapped)
     if not saw_usage_chunk:
         yield _made_up_usage_chunk(last, out, model)
 
@@ -422,7 +430,7 @@ async def _arelay(
         )
         if mapped is None:
             raise
-        raise mapped from None
+        raise_unchained(mapped)
     if not saw_usage_chunk:
         yield _made_up_usage_chunk(last, out, model)
 
@@ -443,12 +451,15 @@ class OpenAIAdapter:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"OpenAIAdapter(name={self.name!r}, base_url={self._base_url()!r})"
+        return f"OpenAIAdapter(name={self.name!r}, base_url={self._shown_base_url()!r})"
 
     # -- clients -------------------------------------------------------------------------------
 
     def _base_url(self) -> str:
         return self._config.base_url or DEFAULT_BASE_URL
+
+    def _shown_base_url(self) -> str:
+        return url_without_credentials(self._base_url())
 
     def _client_options(self) -> dict[str, Any]:
         config = self._config

@@ -200,8 +200,8 @@ def test_chaos_from_yaml_drives_a_real_fallback_through_the_client(
     import random as _random
 
     from gateway import Gateway
+    from gateway.providers.fake import FakeAdapter
     from gateway.testing.clock import ManualClock
-    from providers.fake import FakeAdapter
 
     yaml_text = """
 providers: {openai: {type: fake}, anthropic: {type: fake}}

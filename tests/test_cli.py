@@ -226,6 +226,66 @@ def test_demo_leaves_your_own_config_alone(tmp_path: Path) -> None:
         assert usage.exit_code == 0 and "openai/gpt-4o" in usage.stdout
 
 
+def demo_steps(out: str) -> list[tuple[str, str]]:
+    """The demo's steps as (text, balance shown), in order."""
+    steps: list[tuple[str, str]] = []
+    for line in out.splitlines():
+        if not line.strip():
+            if steps:
+                break  # the story ends at the first blank line after it began
+            continue
+        first = re.match(r"^\d\d:\d\d.*?(-?\$[\d,]+\.\d+)\s*$", line)
+        if first:
+            steps.append((line, first[1]))
+        elif steps:
+            steps[-1] = (steps[-1][0] + " " + line, steps[-1][1])
+    return steps
+
+
+def test_demo_steps_add_up_on_the_screen(demo_run: tuple[Path, Result]) -> None:
+    """Each step's balance is the one before it, minus what the step says was spent or plus
+    what it says was bought, in the numbers as shown (one rounding, to the cent)."""
+    steps = demo_steps(demo_run[1].stdout)
+    assert len(steps) >= 12
+    assert all(re.fullmatch(r"\$[\d,]+\.\d\d", shown) for _, shown in steps)  # one precision
+    balances = [Decimal(shown[1:].replace(",", "")) for _, shown in steps]
+    checked = 0
+    for (text, _), before, after in zip(steps[1:], balances[:-1], balances[1:], strict=True):
+        text = flat(text)
+        spent = re.search(r"spent \$([\d.]+) ·|\(\$([\d.]+) in all\)", text)
+        bought = re.search(r"(?:[Bb]ought|so) \$([\d.]+)", text)
+        if spent:
+            assert before - Decimal(spent[1] or spent[2]) == after, text
+            checked += 1
+        elif bought and "declined" not in text:
+            assert before + Decimal(bought[1]) == after, text
+            checked += 1
+    assert checked == 8  # five stretches of traffic, the outage and two purchases
+
+
+def test_demo_hints_carry_the_config_it_was_given(tmp_path: Path) -> None:
+    with chdir(tmp_path):
+        after = invoke("demo", "--config", "mine.yaml", "--date", DEMO_DAY)
+        assert after.exit_code == 0, after.output
+        assert "gateway usage --config ./mine.yaml" in after.stdout
+        assert 'gateway chat "Hello" --config ./mine.yaml' in after.stdout
+        elsewhere = invoke("demo", "--config", "sub/mine.yaml", "--date", DEMO_DAY)
+        assert "ledger  ./sub/gateway-demo.db" in elsewhere.stdout  # beside its config
+        assert "gateway usage --config ./sub/mine.yaml" in elsewhere.stdout
+        usage = invoke("usage", "--config", "sub/mine.yaml")
+        assert usage.exit_code == 0 and "openai/gpt-4o" in usage.stdout
+        before = invoke("--config", "theirs.yaml", "demo", "--date", DEMO_DAY)
+        assert (tmp_path / "theirs.yaml").read_text() == demo_config_text()
+        assert "gateway credits history --all --config ./theirs.yaml" in before.stdout
+        usage = invoke("usage", "--config", "theirs.yaml")
+        assert usage.exit_code == 0 and "openai/gpt-4o" in usage.stdout
+        # GATEWAY_CONFIG points elsewhere: ./gateway.yaml needs naming too.
+        named = invoke("demo", "--date", DEMO_DAY, env={"GATEWAY_CONFIG": "other.yaml"})
+        assert "gateway usage --config ./gateway.yaml" in named.stdout
+        plain = invoke("demo", "--date", DEMO_DAY)
+        assert re.search(r"^  gateway usage +spend by model", plain.stdout, re.M)
+
+
 def test_the_packaged_demo_config_is_examples_offline_yaml() -> None:
     assert (EXAMPLES / "offline.yaml").read_text() == demo_config_text()
 
@@ -397,8 +457,11 @@ def test_credits_buy_is_exact_and_idempotent_with_a_key(demo_dir: Path) -> None:
         ("-5", 2, "'-5': the amount must be more than zero"),
         ("0", 2, "the amount must be more than zero"),
         ("NaN", 2, "is not a finite amount"),
+        ("5.0000000001", 2, "more than 9 decimal places"),
+        ("1e400", 2, "is absurdly large"),
+        ("1000000000", 2, "is absurdly large"),
+        # Within what an amount can be, but against the account's rules: the operation fails.
         ("2", 1, "below the minimum of $5"),
-        ("5.0000000001", 1, "more than 9 decimal places"),
         ("20000", 1, "above the maximum of $10000"),
     ],
 )
@@ -406,6 +469,28 @@ def test_credits_buy_bad_amounts(demo_dir: Path, amount: str, code: int, message
     result = invoke("credits", "buy", amount)
     assert result.exit_code == code
     assert message in one_error_line(result)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["credits", "grant", "0.0000000001"],
+        ["credits", "limits", "--daily", "1e400"],
+        ["credits", "auto-recharge", "--below", "1", "--amount", "2.0000000001",
+         "--monthly-limit", "9"],
+    ],
+)  # fmt: skip
+def test_a_bad_amount_anywhere_is_a_usage_error(demo_dir: Path, args: list[str]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2  # the README: exit 2 when the command line was wrong
+    assert "Invalid value" in one_error_line(result)
+
+
+def test_the_cli_amount_limit_is_the_ledgers() -> None:
+    from gateway.cli import _common
+    from gateway.credits.money import MAX_AMOUNT
+
+    assert _common._MAX_AMOUNT == MAX_AMOUNT
 
 
 def test_credits_grant_creates_a_named_account(demo_dir: Path) -> None:
@@ -436,6 +521,50 @@ def test_credits_history(demo_dir: Path) -> None:
     assert one_error_line(invoke("credits", "history", "--kind", "refund")).startswith(
         "error: Invalid value for '--kind'"
     )
+
+
+def test_credits_history_says_how_many_it_does_not_show(demo_dir: Path) -> None:
+    with Gateway.from_config("gateway.yaml") as gw:
+        total = len(gw.credits.history())
+    default = invoke("credits", "history")
+    assert f"showing the newest 50 of {total} entries; --limit N or --all for more" in flat(
+        default.stdout
+    )
+    every = invoke("credits", "history", "--all", "--format", "csv")
+    assert len(list(csv.DictReader(io.StringIO(every.stdout)))) == total
+    assert "showing" not in every.stderr
+    few = invoke("credits", "history", "--limit", "3", "--format", "json")
+    assert len(json.loads(few.stdout)) == 3  # the note goes to stderr, not into the JSON
+    assert f"showing the newest 3 of {total} entries" in few.stderr
+    purchases = invoke("credits", "history", "--kind", "purchase")
+    assert "showing" not in purchases.stdout
+
+
+def test_credits_history_at_80_columns_never_cuts_a_number(demo_dir: Path) -> None:
+    out = invoke("credits", "history", "--limit", "400", env={"COLUMNS": "80"}).stdout
+    table = [line for line in out.splitlines() if line.startswith("│")]
+    assert table and all(len(line) <= 80 for line in out.splitlines())
+    cells = [cell.strip() for line in table for cell in line.strip("│").split("│")]
+    # A number cut in two leaves a cell that is a bare run of digits, or a dollar amount
+    # without its decimal point.
+    assert not [c for c in cells if re.fullmatch(r"[\d.,]+", c)]
+    assert not re.search(r"\$\d[\d,]*(?![\d,.])", out)
+    for column in (2, 3):  # amount, held: one precision each
+        places = {
+            len(cell.split(".")[1])
+            for line in table
+            if (cell := line.strip("│").split("│")[column].strip())
+        }
+        assert len(places) == 1, places
+
+
+def test_usage_cost_column_has_one_precision_and_adds_up(demo_dir: Path) -> None:
+    out = invoke("usage", "--by", "provider").stdout
+    costs = re.findall(r"(\$[\d,]+\.\d+) │$", out, re.M)
+    assert len(costs) == 4  # three providers and the total
+    assert len({len(c.split(".")[1]) for c in costs}) == 1, costs
+    *rows, total = (Decimal(c[1:].replace(",", "")) for c in costs)
+    assert sum(rows) == total
 
 
 def test_credits_limits_show_and_set(demo_dir: Path) -> None:
@@ -492,7 +621,7 @@ def test_credits_migrate(tmp_path: Path) -> None:
             first.stdout
         )
         again = invoke("credits", "migrate")
-        assert "is up to date (schema 3)" in flat(again.stdout)
+        assert "is up to date (schema 3)" in flat(again.stdout)  # a long path wraps the line
 
 
 def test_credits_migrate_without_a_credits_section_is_one_line(tmp_path: Path) -> None:
@@ -555,6 +684,56 @@ def test_the_user_config_and_the_environment_variable_are_found(tmp_path: Path) 
         assert "Account 'default': $0.00 available" in found.stdout
         via_env = invoke("config", "check", env={"GATEWAY_CONFIG": str(user_config)})
         assert via_env.exit_code == 0 and str(user_config) in via_env.stdout
+
+
+def test_config_before_or_after_the_command(tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere.yaml"
+    config.write_text(demo_config_text())
+    with chdir(tmp_path):
+        before = invoke("--config", str(config), "credits", "grant", "5")
+        assert before.exit_code == 0, before.output
+        assert "Available now: $5.00" in before.stdout
+        after = invoke("credits", "balance", "--config", str(config))
+        assert "Account 'default': $5.00 available" in after.stdout
+        # The command's own --config wins over the one before it.
+        (tmp_path / "empty.yaml").write_text(demo_config_text().replace("gateway-demo", "other"))
+        both = invoke("--config", str(config), "credits", "balance", "--config", "empty.yaml")
+        assert "Account 'default': $0.00 available" in both.stdout
+        # --config before the command also wins over GATEWAY_CONFIG.
+        env = invoke(
+            "--config", str(config), "credits", "balance", env={"GATEWAY_CONFIG": "empty.yaml"}
+        )
+        assert "Account 'default': $5.00 available" in env.stdout
+        checked = invoke("--config", str(config), "config", "check")
+        assert checked.exit_code == 0 and f"{config} is valid" in flat(checked.stdout)
+        line = one_error_line(invoke("--config", "nope.yaml", "usage"))
+        assert line == "error: config file nope.yaml not found"
+
+
+def test_config_check_takes_the_file_or_config(tmp_path: Path) -> None:
+    config = tmp_path / "offline.yaml"
+    config.write_text(demo_config_text())
+    by_option = invoke("config", "check", "--config", str(config))
+    assert by_option.exit_code == 0 and f"{config} is valid" in flat(by_option.stdout)
+    by_argument = invoke("config", "check", str(config))
+    assert by_argument.exit_code == 0 and f"{config} is valid" in flat(by_argument.stdout)
+    clash = invoke("config", "check", str(config), "--config", "other.yaml")
+    assert clash.exit_code == 2 and "two configs given" in one_error_line(clash)
+
+
+def test_help_names_the_environment_variable_and_date_format() -> None:
+    root = flat(invoke("--help").output)
+    assert "--config FILE" in root and "GATEWAY_CONFIG" in root
+    grant = invoke("credits", "grant", "--help").output
+    assert "--expires YYYY-MM-DD" in grant and "%Y" not in grant
+    for command in (["usage"], ["credits", "balance"], ["config", "check"]):
+        assert "GATEWAY_CONFIG" in flat(invoke(*command, "--help").output), command
+
+
+def test_environment_variable_naming_a_missing_file_says_so(tmp_path: Path) -> None:
+    with chdir(tmp_path):
+        line = one_error_line(invoke("usage", env={"GATEWAY_CONFIG": "gone.yaml"}))
+    assert line == "error: config file gone.yaml (named by GATEWAY_CONFIG) not found"
 
 
 def test_a_config_without_credits_is_one_line(tmp_path: Path) -> None:

@@ -21,9 +21,9 @@ from gateway.errors import (
     ProviderOverloaded,
     RateLimited,
 )
+from gateway.providers.base import TokenUsage
+from gateway.providers.fake import FakeAdapter
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
-from providers.fake import FakeAdapter
 
 CONFIG: dict[str, Any] = {
     "providers": {"fake": {}, "backup": {"type": "fake"}},

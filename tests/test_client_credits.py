@@ -19,9 +19,9 @@ from gateway.errors import (
     SpendLimitExceeded,
     UnknownAccount,
 )
+from gateway.providers.base import TokenUsage
+from gateway.providers.fake import FakeAdapter
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
-from providers.fake import FakeAdapter
 
 DESIGN_YAML = """
 providers:

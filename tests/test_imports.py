@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import gateway
 
@@ -105,3 +106,38 @@ def test_error_classes_all_derive_from_gateway_error() -> None:
         obj = getattr(errors, name)
         if isinstance(obj, type):
             assert issubclass(obj, errors.GatewayError), name
+
+
+def test_the_distribution_installs_one_top_level_name() -> None:
+    """The adapters live in the repo's providers/ folder but install as gateway.providers:
+    no generic top-level ``providers`` module to collide with an application's own."""
+    from importlib.metadata import distribution
+
+    top_level = distribution("llm-gateway-sdk").read_text("top_level.txt") or ""
+    assert top_level.split() == ["gateway"]
+    import gateway.providers.base
+
+    assert gateway.providers.base.TokenUsage is gateway.TokenUsage
+
+
+def test_an_application_package_named_providers_does_not_shadow_ours(tmp_path: Path) -> None:
+    mine = tmp_path / "providers"
+    mine.mkdir()
+    (mine / "__init__.py").write_text("WHOSE = 'the application'\n")
+    code = (
+        "import providers, gateway\n"
+        "gw = gateway.Gateway(config={'providers': {'fake': {}}, "
+        "'routes': {'r': {'targets': ['fake/m']}}})\n"
+        "hi = [{'role': 'user', 'content': 'hi'}]\n"
+        "resp = gw.chat.completions.create(model='r', messages=hi)\n"
+        "print(providers.WHOSE, '|', resp.gateway.provider)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,  # the application's folder comes first on sys.path
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "the application | fake"

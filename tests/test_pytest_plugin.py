@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 import gateway._client
+import gateway.providers.anthropic
+import gateway.providers.openai
 import gateway.testing.clock
 import gateway.testing.mock
 import gateway.types
-import providers.anthropic
-import providers.openai
 
-_LOADED_FOR_THE_INNER_RUNS = (gateway, providers)
+_LOADED_FOR_THE_INNER_RUNS = (gateway,)
 #: Options of every inner run.
 INNER = (
     "-p",
@@ -124,12 +124,12 @@ def test_without_respx_the_fixture_says_how_to_install_it(pytester: pytest.Pytes
     )
     result = pytester.runpytest(*INNER)
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*respx is not installed*pip install llm-gateway-sdk[[]testing]*"])
+    result.stdout.fnmatch_lines(["*respx is not installed*pip install -e '.[[]testing]'*"])
 
 
 def test_importing_the_plugin_loads_nothing_heavy() -> None:
     heavy = ["respx", "pytest_httpx2", "httpx", "httpx2", "openai", "anthropic", "google.genai"]
-    heavy += ["pydantic", "gateway.testing.mock", "gateway.config", "providers"]
+    heavy += ["pydantic", "gateway.testing.mock", "gateway.config", "gateway.providers"]
     code = textwrap.dedent(
         f"""
         import json, sys

@@ -23,8 +23,8 @@ from gateway.errors import (
     RateLimited,
 )
 from gateway.events import GatewayEvent
+from gateway.providers.fake import FakeAdapter
 from gateway.testing.clock import ManualClock
-from providers.fake import FakeAdapter
 
 HELLO = [{"role": "user", "content": "Hello"}]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,12 +37,18 @@ from gateway.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from gateway.testing import ManualClock, mock_providers
+from gateway.providers import load_adapter_class
+from gateway.providers.base import (
+    AsyncChunkStream,
+    ChatRequest,
+    ChunkStream,
+    ProviderAdapter,
+    TokenUsage,
+)
+from gateway.providers.fake import FakeAdapter
+from gateway.testing import ManualClock, RealSleepWarning, mock_providers
 from gateway.testing._mock_wire import pieces
 from gateway.testing.mock import MockProviders, ProviderMock
-from providers import load_adapter_class
-from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderAdapter, TokenUsage
-from providers.fake import FakeAdapter
 from tests.conftest import CANARY_KEY
 
 PROVIDERS = ("openai", "anthropic", "gemini")
@@ -205,7 +212,7 @@ async def test_scripted_fault_gives_the_providers_normalised_error(
         assert isinstance(error, RateLimited)
         # Gemini reports an exhausted quota as an ordinary 429, as the real API does.
         assert error.quota_exhausted is (provider != "gemini")
-    assert gateway_mock[provider].pending == []
+    assert len(gateway_mock[provider].pending) == 1  # without times: every call (an outage)
     assert [c.outcome for c in gateway_mock[provider].calls] == [outcome]
 
 
@@ -551,7 +558,8 @@ def test_model_narrowing(gateway_mock: MockProviders) -> None:
 
     assert [c.model for c in gateway_mock.openai.calls] == ["gpt-4o-mini", "gpt-4o"]
     assert [c.outcome for c in gateway_mock.openai["gpt-4o"].calls] == ["fail 503"]
-    assert gateway_mock.openai["gpt-4o"].pending == []
+    assert len(gateway_mock.openai["gpt-4o"].pending) == 1  # gpt-4o stays down
+    assert gateway_mock.openai["gpt-4o-mini"].pending == []
     with pytest.raises(ValueError, match="narrowed"):
         gateway_mock.openai["gpt-4o"].fail(503, model="gpt-4o-mini")
 
@@ -559,7 +567,7 @@ def test_model_narrowing(gateway_mock: MockProviders) -> None:
 def test_scripted_outcomes_are_consumed_in_order_then_the_default(
     gateway_mock: MockProviders,
 ) -> None:
-    gateway_mock.anthropic.respond("one").fail(529).respond("two", times=2)
+    gateway_mock.anthropic.respond("one").fail(529, times=1).respond("two", times=2)
     gw = gateway()
     answers = []
     for _ in range(4):
@@ -579,7 +587,7 @@ def test_scripted_outcomes_are_consumed_in_order_then_the_default(
     ("script", "message"),
     [
         (lambda m: m.openai.fail(200), "HTTP error status"),
-        (lambda m: m.openai.fail(503, times=0), "times"),
+        (lambda m: m.openai.fail(503, times=0), "at least 1, or None for every call"),
         (lambda m: m.openai.fail(429, retry_after=-1), "retry_after"),
         (lambda m: m.openai.overloaded_mid_stream(after_chunks=-1), "after_chunks"),
         (lambda m: m.openai.slow(-2), "seconds"),
@@ -594,6 +602,111 @@ def test_bad_scripts_are_refused_when_written(script: Any, message: str) -> None
     mock = MockProviders()
     with pytest.raises(ValueError, match=message):
         script(mock)
+
+
+# ---------------------------------------------------------------------------------------------
+# How long a scripted outcome lasts: a fault without times is an outage, times=N is transient
+
+
+def test_a_fault_without_times_lasts_for_the_whole_block(
+    gateway_mock: MockProviders, gateway_clock: ManualClock
+) -> None:
+    gateway_mock.openai.fail(503)  # OpenAI is down
+    gw = gateway(gateway_clock, retry={"attempts": 1})
+    for _ in range(3):
+        resp = gw.chat.completions.create(model="smart", messages=HELLO)
+        assert resp.gateway.provider == "anthropic"
+    assert [c.outcome for c in gateway_mock.openai.calls] == ["fail 503"] * 3
+    assert len(gateway_mock.openai.pending) == 1
+
+
+def test_times_makes_a_fault_transient_and_none_means_every_call(
+    gateway_mock: MockProviders, gateway_clock: ManualClock
+) -> None:
+    gateway_mock.openai.fail(429, retry_after=2, times=1).respond("after the wait")
+    gw = gateway(gateway_clock)
+    resp = gw.chat.completions.create(model="smart", messages=HELLO)
+    assert resp.choices[0].message.content == "after the wait"
+    assert gateway_clock.sleeps == [2.0]
+
+    gateway_mock.gemini.respond("always me", times=None)
+    for _ in range(3):
+        resp = gw.chat.completions.create(model="gemini/gemini-2.5-flash", messages=HELLO)
+        assert resp.choices[0].message.content == "always me"
+
+
+def test_an_outcome_behind_one_for_every_call_is_refused_when_written(
+    gateway_mock: MockProviders,
+) -> None:
+    gateway_mock.openai.fail(503)
+    with pytest.raises(ValueError, match=r"respond would never happen: fail 503 is scripted"):
+        gateway_mock.openai.respond("ok")
+    with pytest.raises(ValueError, match="times=N, or clear"):
+        gateway_mock.openai["gpt-4o"].timeout()
+
+    gateway_mock.anthropic["claude-haiku-4-5"].timeout()
+    gateway_mock.anthropic.respond("other models still reachable")  # allowed
+    with pytest.raises(ValueError, match="every call to 'claude-haiku-4-5'"):
+        gateway_mock.anthropic["claude-haiku-4-5"].respond("never")
+
+    gateway_mock.openai.clear()
+    gateway_mock.openai.respond("back up")
+    assert len(gateway_mock.openai.pending) == 1
+
+
+# -- a gateway built without the test clock sleeps for real: say so, once
+
+
+def test_real_sleep_under_a_mock_warns_once(
+    gateway_mock: MockProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)  # what SystemClock.sleep would do
+    gateway_mock.openai.fail(429, retry_after=2, times=4)
+    gw = Gateway(config=CONFIG)  # no clock=gateway_clock: the real clock
+
+    with pytest.warns(RealSleepWarning, match=r"sleep 2s for real.*clock=gateway_clock") as seen:
+        gw.chat.completions.create(model="smart", messages=HELLO)
+        gw.chat.completions.create(model="smart", messages=HELLO)
+    assert slept == [2.0, 2.0]
+    assert len([w for w in seen if w.category is RealSleepWarning]) == 1
+    assert seen[0].filename == __file__  # points at the call in the test
+
+
+async def test_real_async_sleep_under_a_mock_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    with mock_providers() as mock:
+        mock.openai.fail(429, retry_after=3, times=1)
+        agw = AsyncGateway(config=CONFIG)
+        monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+        with pytest.warns(RealSleepWarning, match="sleep 3s for real"):
+            await agw.chat.completions.create(model="smart", messages=HELLO)
+        monkeypatch.undo()
+        await agw.close()
+    assert slept == [3.0]
+
+
+def test_no_warning_with_the_test_clock_and_the_real_clock_restored_after(
+    gateway_clock: ManualClock,
+) -> None:
+    from gateway._clock import SystemClock
+
+    original = SystemClock.sleep
+    with mock_providers(gateway_clock) as mock, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert SystemClock.sleep is not original
+        mock.openai.fail(429, retry_after=2, times=1)
+        Gateway(config=CONFIG, clock=gateway_clock).chat.completions.create(
+            model="smart", messages=HELLO
+        )
+        assert gateway_clock.sleeps == [2.0]
+    assert SystemClock.sleep is original
 
 
 # ---------------------------------------------------------------------------------------------
@@ -621,7 +734,7 @@ def test_stream_falls_back_before_the_first_token_and_breaks_after(
     gateway_mock: MockProviders,
 ) -> None:
     gw = gateway(retry={"attempts": 1})
-    gateway_mock.openai.overloaded_mid_stream(after_chunks=0)
+    gateway_mock.openai.overloaded_mid_stream(after_chunks=0, times=1)
     stream = gw.chat.completions.create(model="smart", messages=HELLO, stream=True)
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert stream.gateway.provider == "anthropic" and text.startswith("[anthropic/")

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.text import Text
 
 from gateway.cli import chat, config, credits, demo, keys, serve, usage
-from gateway.cli._common import CliState, OrderedGroup, cli_logging, set_debug, state
+from gateway.cli._common import (
+    CONFIG_ENV,
+    CliState,
+    OrderedGroup,
+    cli_logging,
+    set_debug,
+    state,
+)
 
 __all__ = ["cli", "run"]
 
@@ -115,15 +123,25 @@ def _error(cli_state: CliState, message: str) -> None:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option("--debug", is_flag=True, help="Show the gateway's log and full tracebacks.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help=f"The YAML config of the command (it may also come after the command) [default: "
+    f"${CONFIG_ENV}, else ./gateway.yaml, else ~/.config/gateway/gateway.yaml].",
+)
 @click.version_option(package_name="llm-gateway-sdk", prog_name="gateway")
-def cli(debug: bool) -> None:
+def cli(debug: bool, config_path: Path | None) -> None:
     """One client for OpenAI, Anthropic and Gemini: YAML routing, fallback, one credit account.
 
     Start with `gateway demo` (offline: no keys, no network). Commands that read a config use
-    --config FILE, else ./gateway.yaml, else ~/.config/gateway/gateway.yaml.
+    --config FILE (before or after the command), else the file named by the GATEWAY_CONFIG
+    environment variable, else ./gateway.yaml, else ~/.config/gateway/gateway.yaml.
     """
     cli_state = state()
     cli_state.debug = debug
+    cli_state.config_path = config_path
     set_debug(debug)
 
 

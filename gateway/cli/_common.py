@@ -8,13 +8,14 @@ Imports of the gateway itself (pydantic, the SDK types) happen inside functions,
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,12 +40,15 @@ __all__ = [
     "since",
     "state",
     "usd",
+    "usd_column",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Where a config is looked for when --config is not given, in order.
+#: Where a config is looked for when neither --config nor GATEWAY_CONFIG names one, in order.
 DEFAULT_CONFIGS = ("./gateway.yaml", "~/.config/gateway/gateway.yaml")
+#: The environment variable naming the config when no --config is given.
+CONFIG_ENV = "GATEWAY_CONFIG"
 
 
 class OrderedGroup(click.Group):
@@ -66,6 +70,8 @@ class CliState:
     a test runner that swaps sys.stdout sees the output)."""
 
     debug: bool = False
+    #: ``gateway --config FILE COMMAND``: the config, unless the command gets its own --config.
+    config_path: Path | None = None
     out: Console = field(default_factory=lambda: Console(highlight=False))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
 
@@ -147,19 +153,30 @@ def quiet_logs() -> Iterator[None]:
 # -- argument types --------------------------------------------------------------------------
 
 
+#: The ledger's limit on one amount (gateway.credits.money.MAX_AMOUNT, which a test pins; not
+#: imported, so that parsing arguments loads no pydantic).
+_MAX_AMOUNT = Decimal(1_000_000_000)
+
+
 def _money(text: str) -> Decimal:
     """An amount of USD, parsed as a Decimal from its text (never through a float)."""
+    from gateway.credits.money import decimal_from_text
+
     value = text.strip().removeprefix("$")
     try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise click.BadParameter(
-            f"{text!r} is not an amount of money; write it like 20 or 20.50"
-        ) from None
+        amount = decimal_from_text(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is not an amount of money: it {exc}") from None
     if not amount.is_finite():
         raise click.BadParameter(f"{text!r} is not a finite amount")
     if amount <= 0:
         raise click.BadParameter(f"{text!r}: the amount must be more than zero")
+    if decimal_places(amount) > 9:
+        raise click.BadParameter(
+            f"{text!r} has more than 9 decimal places (the ledger counts billionths of a dollar)"
+        )
+    if amount >= _MAX_AMOUNT:
+        raise click.BadParameter(f"{text!r} is absurdly large (the limit is below $1e9)")
     return amount
 
 
@@ -213,20 +230,33 @@ def since(ctx: click.Context, param: click.Parameter, value: str | None) -> date
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def usd(amount: Decimal | None, places: int | None = None, *, down: bool = False) -> str:
-    """``$5.00``, ``$0.0625``, ``-$1.20``: exact with at least two decimal places, or rounded
-    to ``places`` for display (half even; ``down`` rounds towards zero, so that a balance is
-    never shown above what it is)."""
+def usd(amount: Decimal | None, places: int | None = None) -> str:
+    """``$5.00``, ``$0.0625``, ``-$1.20``: exact with at least two decimal places, or with
+    exactly ``places`` (rounded half even, the ledger's rounding)."""
     if amount is None:
         return "–"
     if places is not None:
-        rounding = ROUND_DOWN if down else ROUND_HALF_EVEN
-        amount = amount.quantize(Decimal(1).scaleb(-places), rounding=rounding)
+        amount = amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
     sign = "-" if amount < 0 else ""
     text = f"{abs(amount):,f}"
     whole, _, frac = text.partition(".")
-    frac = frac.rstrip("0").ljust(2, "0")
-    return f"{sign}${whole}.{frac}"
+    if places is None:
+        frac = frac.rstrip("0").ljust(2, "0")
+    return f"{sign}${whole}.{frac}" if frac else f"{sign}${whole}"
+
+
+def decimal_places(amount: Decimal) -> int:
+    """How many decimal places ``amount`` needs to be shown exactly (at least two)."""
+    exponent = amount.normalize().as_tuple().exponent
+    return max(2, -exponent) if isinstance(exponent, int) else 2
+
+
+def usd_column(amounts: Sequence[Decimal | None]) -> list[str]:
+    """Amounts that are read together (a table column, a total and its parts): exact, each
+    with the same number of decimal places (as many as the most precise one needs), so they
+    line up and visibly add up. None is shown as an empty cell."""
+    places = max((decimal_places(a) for a in amounts if a is not None), default=2)
+    return ["" if a is None else usd(a, places) for a in amounts]
 
 
 # -- options shared by commands ---------------------------------------------------------------
@@ -237,9 +267,9 @@ def config_option(func: F) -> F:
         "--config",
         "config_path",
         type=click.Path(dir_okay=False, path_type=Path),
-        envvar="GATEWAY_CONFIG",
-        help="The YAML config [default: ./gateway.yaml, then ~/.config/gateway/gateway.yaml; "
-        "env GATEWAY_CONFIG].",
+        metavar="FILE",
+        help=f"The YAML config (also accepted before the command) [default: ${CONFIG_ENV}, "
+        "else ./gateway.yaml, else ~/.config/gateway/gateway.yaml].",
     )(func)
 
 
@@ -252,10 +282,16 @@ def account_option(func: F) -> F:
 
 
 def find_config(explicit: Path | None) -> Path:
-    """The config file to use: --config, else the first of :data:`DEFAULT_CONFIGS` found."""
+    """The config file to use: the command's --config, else ``gateway --config``, else
+    ``$GATEWAY_CONFIG``, else the first of :data:`DEFAULT_CONFIGS` found."""
+    if explicit is None:
+        explicit = state().config_path
+    origin = ""
+    if explicit is None and os.environ.get(CONFIG_ENV):
+        explicit, origin = Path(os.environ[CONFIG_ENV]), f" (named by {CONFIG_ENV})"
     if explicit is not None:
         if not explicit.is_file():
-            raise CliError(f"config file {explicit} not found")
+            raise CliError(f"config file {explicit}{origin} not found")
         return explicit
     for candidate in DEFAULT_CONFIGS:
         path = Path(candidate).expanduser()
@@ -263,7 +299,8 @@ def find_config(explicit: Path | None) -> Path:
             return path
     raise CliError(
         "no config found: looked for ./gateway.yaml and ~/.config/gateway/gateway.yaml. "
-        "Pass --config FILE, or run `gateway demo` to write the offline demo's config here"
+        f"Pass --config FILE (or set {CONFIG_ENV}), or run `gateway demo` to write the "
+        "offline demo's config here"
     )
 
 

@@ -25,7 +25,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Literal
 
 from gateway.cli._common import usd
@@ -34,10 +34,10 @@ if TYPE_CHECKING:
     from gateway import Gateway
     from gateway.config import GatewayConfig
     from gateway.events import GatewayEvent
+    from gateway.providers.fake import FakeAdapter
     from gateway.types import GatewayChatCompletion
-    from providers.fake import FakeAdapter
 
-__all__ = ["DAY_END", "DAY_START", "DemoDay", "Step"]
+__all__ = ["DAY_END", "DAY_START", "DemoDay", "Step", "cents"]
 
 DAY_START = time(8, 0)
 DAY_END = time(18, 0)
@@ -118,6 +118,8 @@ class DemoDay:
         self._charges_seen = 0
         self._purchases = 0
         self._tally: _Tally | None = None
+        #: The balance the last step reported (what the balance column last showed).
+        self._last_balance: Decimal | None = None
 
     def close(self) -> None:
         self.gw.close()
@@ -162,8 +164,9 @@ class DemoDay:
                     f"the circuit breaker for openai/gpt-4o opened after {breaker.failures} "
                     "failures: the next calls skip it at once"
                 )
+        in_all = self._shown_spend(spent, self.account.balance().available)
         lines.append(
-            f"Claude answered {by_claude} of 6 calls, charged at Claude's price ({usd(spent, 2)} "
+            f"Claude answered {by_claude} of 6 calls, charged at Claude's price ({in_all} "
             "in all); the failed tries at OpenAI were released and cost nothing."
         )
         self._step(
@@ -332,14 +335,25 @@ class DemoDay:
         who = ", ".join(f"{n} by {target}" for target, n in sorted(tally.answered_by.items()))
         if len(tally.answered_by) == 1:
             who = f"all answered by {next(iter(tally.answered_by))}"
+        balance = self.account.balance().available - before
         self._step(
             "traffic",
             f"{tally.calls} calls on route '{tally.route}', {who}",
-            [f"spent {usd(tally.spent, 2)} · tagged feature={tally.feature}"],
+            [f"spent {self._shown_spend(tally.spent, balance)} · tagged feature={tally.feature}"],
             at=tally.started,
             until=tally.ended,
-            balance=self.account.balance().available - before,
+            balance=balance,
         )
+
+    def _shown_spend(self, spent: Decimal, balance: Decimal) -> str:
+        """``spent`` to the cent as the balance column shows it: the difference of the last
+        balance shown and ``balance`` (the one after the spending), each rounded as that
+        column rounds them, so the steps add up on the screen (within a cent of the exact
+        amount, which the usage table shows)."""
+        before = self._last_balance
+        if before is None or before - balance != spent:  # something else moved the balance
+            return usd(spent, 2)
+        return usd(cents(before) - cents(balance), 2)
 
     def _call_line(self, resp: GatewayChatCompletion) -> str:
         return f"{self._now():%H:%M:%S}  {_chain(resp, self._events)}  {usd(_cost(resp), 4)}"
@@ -354,13 +368,16 @@ class DemoDay:
         until: datetime | None = None,
         balance: Decimal | None = None,
     ) -> None:
+        if balance is None:
+            balance = self.account.balance().available
+        self._last_balance = balance
         self._report(
             Step(
                 at=at or self._now(),
                 kind=kind,
                 title=title,
                 details=tuple(details or ()),
-                balance=self.account.balance().available if balance is None else balance,
+                balance=balance,
                 until=until,
             )
         )
@@ -382,7 +399,7 @@ class DemoDay:
         self.clock.advance(delta.total_seconds())
 
     def _fake(self, provider: str) -> FakeAdapter:
-        from providers.fake import FakeAdapter
+        from gateway.providers.fake import FakeAdapter
 
         adapter = self.gw.adapter(provider)
         assert isinstance(adapter, FakeAdapter), f"the demo's {provider} must be the fake"
@@ -399,6 +416,12 @@ def _document(tokens: int) -> str:
     """A prompt the fake provider counts as ``tokens`` tokens (one per four characters)."""
     chars = tokens * 4
     return (_TEXT * (chars // len(_TEXT) + 1))[:chars]
+
+
+def cents(amount: Decimal) -> Decimal:
+    """``amount`` to the cent, as the demo's balance column shows it (half even, the ledger's
+    rounding)."""
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
 
 
 def _cost(resp: GatewayChatCompletion) -> Decimal:

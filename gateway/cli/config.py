@@ -1,4 +1,5 @@
-"""``gateway config check FILE``: validate a routing config and show what it resolves to.
+"""``gateway config check [FILE]`` (or ``--config FILE``, like every command): validate a
+routing config and show what it resolves to.
 
 A config that does not load is one error line naming the file, line, key and fix (exit 1).
 One that loads is shown as its providers, its routes with each target's price and where the
@@ -17,7 +18,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from gateway.cli._common import OrderedGroup, find_config, usd
+from gateway.cli._common import OrderedGroup, config_option, find_config, usd
 from gateway.cli._common import state as cli_state
 
 if TYPE_CHECKING:
@@ -38,24 +39,23 @@ class _Finding:
 
 @click.group(cls=OrderedGroup, no_args_is_help=True)
 def config() -> None:
-    """Check a routing config: `gateway config check FILE`."""
+    """Check a routing config: `gateway config check [FILE]`."""
 
 
 @config.command()
-@click.argument(
-    "file",
-    required=False,
-    envvar="GATEWAY_CONFIG",
-    type=click.Path(dir_okay=False, path_type=Path),
-)
-def check(file: Path | None) -> None:
-    """Validate FILE [default: ./gateway.yaml, then ~/.config/gateway/gateway.yaml]: print
-    its routes, the price of every target, and any problem with its line number."""
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+def check(file: Path | None, config_path: Path | None) -> None:
+    """Validate FILE (or --config FILE) [default: $GATEWAY_CONFIG, else ./gateway.yaml, else
+    ~/.config/gateway/gateway.yaml]: print its routes, the price of every target, and any
+    problem with its line number."""
     from gateway._yaml import load_yaml_text
     from gateway.config import load_config
     from gateway.credits.pricing import PriceBook
 
-    path = find_config(file)
+    if file is not None and config_path is not None and file != config_path:
+        raise click.UsageError(f"two configs given ({file} and --config {config_path}): give one")
+    path = find_config(file or config_path)
     cfg = load_config(path)  # a ConfigError here is the one-line error, with its line
     located = load_yaml_text(path.read_text(encoding="utf-8"), file=str(path))
     prices = PriceBook.from_config(cfg.pricing)
@@ -85,13 +85,16 @@ def check(file: Path | None) -> None:
 
 
 def _providers_table(cfg: GatewayConfig) -> Table:
+    from gateway.config import url_without_credentials
+
     table = Table(title="\nProviders", title_justify="left", header_style="bold")
     for column in ("name", "type", "api key", "base url", "timeout"):
         table.add_column(column)
     for name, p in cfg.providers.items():
         key = "–" if p.api_key is None else ("set" if p.api_key.is_set else "unset")
         timeout = f"{p.timeout:g}s" if p.timeout is not None else "SDK default"
-        table.add_row(name, p.type, key, p.base_url or "default", timeout)
+        base_url = url_without_credentials(p.base_url) if p.base_url else "default"
+        table.add_row(name, p.type, key, base_url, timeout)
     return table
 
 
@@ -113,7 +116,7 @@ def _routes_table(cfg: GatewayConfig, prices: PriceBook) -> Table:
                 f"  {i + 1}.",
                 target.model,
                 _price(price),
-                _source(cfg, provider.type, target.provider, target.model_name, price),
+                _source(prices, provider.type, target.provider, target.model_name),
             )
     return table
 
@@ -125,20 +128,11 @@ def _price(price: ModelPrice | None) -> str:
     return f"{usd(price.input)} / {usd(price.output)} / {cached}"
 
 
-def _source(
-    cfg: GatewayConfig, kind: str, provider: str, model: str, price: ModelPrice | None
-) -> str:
-    if price is None:
+def _source(prices: PriceBook, kind: str, provider: str, model: str) -> str:
+    source = prices.source_of(kind, model, provider=provider)
+    if source is None:
         return "–"
-    keys = (f"{provider}/{model}", f"{kind}/{model}", f"{provider}/*", f"{kind}/*")
-    if any(key in cfg.pricing for key in keys):
-        return "from pricing:"
-    if kind == "fake" and provider not in _REAL:
-        return "the fake's default"
-    return "from genai-prices"
-
-
-_REAL = ("openai", "anthropic", "gemini")
+    return source if source == "fake provider default" else f"from {source}"
 
 
 def _credits_text(cfg: GatewayConfig) -> Text:

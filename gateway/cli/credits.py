@@ -31,6 +31,7 @@ from gateway.cli._common import (
     money,
     open_gateway,
     usd,
+    usd_column,
 )
 from gateway.cli._common import state as cli_state
 
@@ -94,14 +95,16 @@ def _print_balance(acct: CreditAccount) -> None:
             ("remaining", "right"),
             ("expires", "left"),
         ):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for lot in b.lots:
+            table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        amounts = usd_column([lot.amount for lot in b.lots])
+        remaining = usd_column([lot.remaining for lot in b.lots])
+        for lot, amount, left in zip(b.lots, amounts, remaining, strict=True):
             table.add_row(
                 lot.lot_id,
                 lot.source,
                 f"{lot.created_at:%Y-%m-%d %H:%M}",
-                usd(lot.amount),
-                usd(lot.remaining),
+                amount,
+                left,
                 f"{lot.expires_at:%Y-%m-%d}",
             )
         out.print(table)
@@ -130,6 +133,7 @@ def buy(amount: Decimal, key: str | None, account: str | None, config_path: Path
 @click.option(
     "--expires",
     type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
     help="Expiry date (UTC) [default: the config's expiry_days from now].",
 )
 @account_option
@@ -156,7 +160,14 @@ def _print_available(acct: CreditAccount) -> None:
 
 
 @credits.command()
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="How many entries, newest first.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Every entry (overrides --limit).")
 @click.option(
     "--kind",
     "kinds",
@@ -175,51 +186,75 @@ def _print_available(acct: CreditAccount) -> None:
 @config_option
 def history(
     limit: int,
+    show_all: bool,
     kinds: tuple[str, ...],
     fmt: str,
     account: str | None,
     config_path: Path | None,
 ) -> None:
-    """Ledger entries, newest first."""
+    """Ledger entries, newest first (the newest 50 unless --limit or --all)."""
     from gateway.credits.reports import to_csv, to_json
 
     with open_gateway(config_path) as gw:
         acct = credit_account(gw, account)
-        entries = acct.history(limit=limit, kinds=list(kinds) or None)
-    if fmt == "csv":
-        click.echo(to_csv(entries), nl=False)
-        return
-    if fmt == "json":
-        click.echo(to_json(entries))
+        # Read past the limit to say how many there are (up to _COUNT_UP_TO, to stay cheap).
+        read = None if show_all else max(limit, _COUNT_UP_TO) + 1
+        found = acct.history(limit=read, kinds=list(kinds) or None)
+    entries = found if show_all else found[:limit]
+    note = _more_note(len(entries), len(found), counted=read is None or len(found) < read)
+    if fmt in ("csv", "json"):
+        click.echo(to_csv(entries) if fmt == "csv" else to_json(entries), nl=fmt == "json")
+        if note:
+            cli_state().err.print(Text(note))  # stdout stays machine-readable
         return
     out = cli_state().out
     if not entries:
         out.print(Text(f"No ledger entries for account '{acct.name}'."))
         return
-    table = Table(header_style="bold", title=f"Ledger of account '{acct.name}', newest first")
+    out.print(_history_table(acct.name, entries, out.width))
+    if note:
+        out.print(Text(note, style="dim"))
+
+
+#: ``credits history`` counts the entries it does not show up to this many.
+_COUNT_UP_TO = 10_000
+
+
+def _more_note(shown: int, found: int, *, counted: bool) -> str:
+    """``showing the newest 50 of 352 entries; ...``, or "" when every entry is shown."""
+    if shown == found:
+        return ""
+    total = f"{found:,}" if counted else f"more than {found - 1:,}"
+    return f"showing the newest {shown:,} of {total} entries; --limit N or --all for more"
+
+
+def _history_table(account: str, entries: list[LedgerEntry], width: int) -> Table:
+    """The entries as a table that fits ``width`` columns without cutting a number in two:
+    amounts never wrap, details wrap between words, and the time wraps between the date and
+    the time only when nothing else can give."""
+    table = Table(header_style="bold", title=f"Ledger of account '{account}', newest first")
+    amounts = usd_column([e.amount if e.amount_nanos else None for e in entries])
+    held = usd_column([e.held if e.held_nanos else None for e in entries])
     rows = [
-        (
-            f"{e.at:%Y-%m-%d %H:%M:%S}",
-            e.kind,
-            usd(e.amount) if e.amount_nanos else "",
-            usd(e.held) if e.held_nanos else "",
-            e.lot_id or "",
-            _detail(e),
-        )
-        for e in entries
+        (f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind, amount, hold, e.lot_id or "", _detail(e))
+        for e, amount, hold in zip(entries, amounts, held, strict=True)
     ]
-    for i, name in enumerate(("time (UTC)", "kind", "amount", "held", "lot", "detail")):
-        widest = max((len(row[i]) for row in rows), default=0)
+    names = ("time (UTC)", "kind", "amount", "held", "lot", "detail")
+    widest = [max(len(name), *(len(row[i]) for row in rows)) for i, name in enumerate(names)]
+    longest_word = max((len(w) for row in rows for w in row[5].split()), default=0)
+    # Each column has one space of padding either side, and there is a border between them.
+    room = width - sum(widest[:5]) - 3 * len(names) - 1
+    for i, name in enumerate(names):
         if name == "detail":
-            table.add_column(name, overflow="fold")
+            table.add_column(name, min_width=min(longest_word, widest[i]))
+        elif name == "time (UTC)":
+            table.add_column(name, no_wrap=room >= min(longest_word, widest[5]))
         else:
             right = name in ("amount", "held")
-            table.add_column(
-                name, justify="right" if right else "left", no_wrap=True, min_width=widest
-            )
+            table.add_column(name, justify="right" if right else "left", no_wrap=True)
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
-    out.print(table)
+    return table
 
 
 def _detail(entry: LedgerEntry) -> str:
@@ -273,20 +308,23 @@ def limits(
         spent_today = _spent(acct, today)
         spent_month = _spent(acct, today.replace(day=1))
     out = cli_state().out
-    out.print(Text(f"Spending caps of account '{acct.name}' ({tz})", style="bold"))
-    out.print(Text(f"  daily    {_cap(settings.daily_limit)}  spent today {usd(spent_today)}"))
-    out.print(
-        Text(f"  monthly  {_cap(settings.monthly_limit)}  spent this month {usd(spent_month)}")
+    caps = usd_column([settings.daily_limit, settings.monthly_limit])
+    daily_cap, monthly_cap = (cap or "none" for cap in caps)
+    today_spent, month_spent = usd_column([spent_today, spent_month])
+    rows = (
+        ("daily   ", daily_cap, "spent today     ", today_spent),
+        ("monthly ", monthly_cap, "spent this month", month_spent),
     )
+    width = max(len(daily_cap), len(monthly_cap))
+    spent = max(len(today_spent), len(month_spent))
+    out.print(Text(f"Spending caps of account '{acct.name}' ({tz})", style="bold"))
+    for label, cap_text, spent_label, spent_text in rows:
+        out.print(Text(f"  {label} {cap_text:<{width}}  {spent_label}  {spent_text:>{spent}}"))
 
 
 def _cap_changes(**caps: Decimal | NoCap | None) -> dict[str, Decimal | None]:
     """Only the caps given: an amount, or None to remove the cap."""
     return {k: v if isinstance(v, Decimal) else None for k, v in caps.items() if v is not None}
-
-
-def _cap(value: Decimal | None) -> str:
-    return (usd(value) if value is not None else "none").ljust(10)
 
 
 def _today(tz: str) -> date:

@@ -18,6 +18,7 @@ so that the story can be read as it unfolds (never when the output is piped or t
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
@@ -30,7 +31,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from gateway.cli._common import quiet_logs, usd
+from gateway.cli._common import CONFIG_ENV, quiet_logs, usd
 from gateway.cli._common import state as cli_state
 from gateway.cli._story import DAY_END, DAY_START, Step
 from gateway.cli.usage import usage_table
@@ -75,12 +76,12 @@ def _parse_day(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("gateway.yaml"),
-    show_default=True,
-    help="Where to write the demo's config when that file does not exist yet.",
+    metavar="FILE",
+    help="Where to write the demo's config when that file does not exist yet (also accepted "
+    "before the command) [default: ./gateway.yaml].",
 )
 @click.option("--date", "day", callback=_parse_day, hidden=True, help="The simulated day.")
-def demo(config_path: Path, day: date) -> None:
+def demo(config_path: Path | None, day: date) -> None:
     """Run a scripted day of traffic offline (fake providers, no keys) and tell its story.
 
     An OpenAI outage and the fallback to Claude, a Gemini rate limit, credit bought and spent
@@ -92,11 +93,16 @@ def demo(config_path: Path, day: date) -> None:
     from gateway.config import parse_config
 
     out = cli_state().out
+    config_path = config_path or cli_state().config_path or Path("gateway.yaml")
     text = demo_config_text()
     config = parse_config(text, source="gateway demo's config (offline.yaml)")
     assert config.credits is not None
-    ledger = Path(config.credits.store.removeprefix("sqlite:///"))
-    config_note, reach = _place_config(config_path, text)
+    config_note, reach, placed = _place_config(config_path, text)
+    # The ledger goes beside the config file, where the other commands look for it.
+    name = Path(config.credits.store.removeprefix("sqlite:///"))
+    ledger = name if placed is None else placed.parent / name
+    credits = config.credits.model_copy(update={"store": f"sqlite:///{ledger}"})
+    config = config.model_copy(update={"credits": credits})
     removed = _remove_ledger(ledger)
 
     out.print(
@@ -106,7 +112,9 @@ def demo(config_path: Path, day: date) -> None:
         )
     )
     out.print(Text(f"  config  {config_note}"))
-    out.print(Text(f"  ledger  ./{ledger} (SQLite{', previous run removed' if removed else ''})"))
+    out.print(
+        Text(f"  ledger  {_shown(ledger)} (SQLite{', previous run removed' if removed else ''})")
+    )
     out.print(
         Text(f"  day     {day.isoformat()} (UTC) on a simulated clock: offline, nothing sleeps\n")
     )
@@ -143,16 +151,16 @@ def demo(config_path: Path, day: date) -> None:
             _print_summary(out, story)
         finally:
             story.close()
-    _print_next(out, reach)
+    _print_next(out, reach, _shown(ledger))
 
 
-def _place_config(path: Path, text: str) -> tuple[str, str]:
+def _place_config(path: Path, text: str) -> tuple[str, str, Path | None]:
     """Write the demo's config to ``path`` unless another config is there (then next to it,
-    as gateway-demo.yaml). Returns what to say about it, and the --config flag the other
-    commands need to reach the demo's account ("" when they find it by default)."""
+    as gateway-demo.yaml). Returns what to say about it, the --config flag the other
+    commands need to reach the demo's account ("" when they find it by default), and the
+    file the demo's config is in (None when both places hold configs of your own)."""
     for candidate in (path, path.with_name("gateway-demo.yaml")):
         shown = _shown(candidate)
-        flag = "" if candidate == path else f" --config {shown}"
         if not candidate.exists():
             candidate.parent.mkdir(parents=True, exist_ok=True)
             candidate.write_text(text, encoding="utf-8")
@@ -163,8 +171,15 @@ def _place_config(path: Path, text: str) -> tuple[str, str]:
             continue
         if candidate != path:
             note += f"; {_shown(path)} is your own config and was left alone"
-        return note, flag
-    return f"{_shown(path)} is your own config and was left alone", " --config FILE"
+        found_by_default = candidate.resolve() == _found_by_default().resolve()
+        return note, "" if found_by_default else f" --config {shown}", candidate
+    return f"{_shown(path)} is your own config and was left alone", " --config FILE", None
+
+
+def _found_by_default() -> Path:
+    """The config the other commands read when given no --config (once ./gateway.yaml
+    exists): the one GATEWAY_CONFIG names, else ./gateway.yaml."""
+    return Path(os.environ.get(CONFIG_ENV) or "gateway.yaml")
 
 
 def _shown(path: Path) -> str:
@@ -200,7 +215,7 @@ def _print_step(console: Console, step: Step) -> None:
     marker, colour = _MARKERS[step.kind]
     when = f"{step.at:%H:%M}" + (f"–{step.until:%H:%M}" if step.until else "")
     grid = _step_grid()
-    balance = usd(step.balance, 2, down=True) if step.balance is not None else ""
+    balance = usd(step.balance, 2) if step.balance is not None else ""
     grid.add_row(when, Text(marker, style=f"bold {colour}"), Text(step.title), balance)
     for line in step.details:
         grid.add_row("", "", Text(line, style="dim"), "")
@@ -222,13 +237,15 @@ def _print_summary(out: Console, story: DemoDay) -> None:
     out.print(usage_table(rows, ["provider", "model"]))
 
 
-def _print_next(out: Console, reach: str) -> None:
+def _print_next(out: Console, reach: str, ledger: str) -> None:
     out.print()
-    out.print(Text("The whole day is in ./gateway-demo.db. Try next:", style="bold"))
-    for command, what in (
+    out.print(Text(f"The whole day is in {ledger}. Try next:", style="bold"))
+    hints = (
         (f"gateway usage{reach}", "spend by model, and per day"),
         (f"gateway usage --by tag:feature{reach}", "spend by the tags the calls carried"),
-        (f"gateway credits history{reach}", "every ledger entry of the day"),
+        (f"gateway credits history --all{reach}", "every ledger entry of the day"),
         (f'gateway chat "Hello"{reach}', "one call on route 'smart'"),
-    ):
-        out.print(Text.assemble("  ", (command.ljust(34), "cyan"), " ", what))
+    )
+    width = max(len(command) for command, _ in hints)
+    for command, what in hints:
+        out.print(Text.assemble("  ", (command.ljust(width), "cyan"), "   ", what))

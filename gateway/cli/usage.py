@@ -18,7 +18,7 @@ from gateway.cli._common import (
     config_option,
     credit_account,
     open_gateway,
-    usd,
+    usd_column,
 )
 from gateway.cli._common import since as parse_since
 from gateway.cli._common import state as cli_state
@@ -126,22 +126,20 @@ def usage_table(rows: Sequence[UsageRow], keys: Sequence[str]) -> Table:
     for i, key in enumerate(keys):
         table.add_column(key, footer="total" if i == 0 else "")
     total_requests = sum(r.requests for r in rows)
-    table.add_column("calls", justify="right", footer=f"{total_requests:,}")
-    table.add_column("tokens in", justify="right", footer=f"{sum(r.input_tokens for r in rows):,}")
+    counts = {"calls": total_requests, "tokens in": sum(r.input_tokens for r in rows)}
     if cached:
-        table.add_column(
-            "cached in", justify="right", footer=f"{sum(r.cached_input_tokens for r in rows):,}"
-        )
-    table.add_column(
-        "tokens out", justify="right", footer=f"{sum(r.output_tokens for r in rows):,}"
-    )
-    table.add_column("cost", justify="right", footer=usd(sum((r.cost for r in rows), Decimal(0))))
-    for r in rows:
+        counts["cached in"] = sum(r.cached_input_tokens for r in rows)
+    counts["tokens out"] = sum(r.output_tokens for r in rows)
+    for name, total_count in counts.items():  # numbers never wrap mid-digit
+        table.add_column(name, justify="right", footer=f"{total_count:,}", no_wrap=True)
+    *costs, total = usd_column([*(r.cost for r in rows), sum((r.cost for r in rows), Decimal(0))])
+    table.add_column("cost", justify="right", footer=total, no_wrap=True)
+    for r, cost in zip(rows, costs, strict=True):
         cells = [_cell(r, k, keys) for k in keys]
         cells += [f"{r.requests:,}", f"{r.input_tokens:,}"]
         if cached:
             cells.append(f"{r.cached_input_tokens:,}")
-        cells += [f"{r.output_tokens:,}", usd(r.cost)]
+        cells += [f"{r.output_tokens:,}", cost]
         table.add_row(*(Text(c) for c in cells))
     return table
 
@@ -168,14 +166,14 @@ def spend_chart(days: Sequence[UsageRow]) -> Text:
     text = Text("\nSpend per day\n", style="bold")
     if hidden:
         text.append(f"({hidden} earlier day(s) not shown)\n", style="dim")
-    for day in span:
-        amount = spend.get(day.isoformat(), Decimal(0))
+    amounts = [spend.get(day.isoformat(), Decimal(0)) for day in span]
+    for day, amount, shown in zip(span, amounts, usd_column(amounts), strict=True):
         eighths = int(amount / top * _BAR_WIDTH * 8)
         bar = "█" * (eighths // 8) + (_EIGHTHS[eighths % 8] if eighths % 8 else "")
         if amount and not bar:
             bar = "▏"
         text.append(f"{day.isoformat()}  ")
         text.append(bar.ljust(_BAR_WIDTH), style="cyan")
-        text.append(f"  {usd(amount)}\n")
+        text.append(f"  {shown}\n")
     text.rstrip()
     return text

@@ -294,12 +294,19 @@ class CreditAccount:
             from gateway.credits.journal import unreplayed
 
             for journal in unreplayed(service, service.journal_dir, self._name):
-                found.append(
-                    f"{journal.unbilled_calls} settled call(s) costing ${journal.unbilled_cost} "
-                    f"are in the journal {journal.path} of a process that died, not in the "
-                    "store yet: run `gateway credits recover` (the next gateway to write "
-                    "does it too)"
-                )
+                if journal.unbilled_calls:
+                    found.append(
+                        f"{journal.unbilled_calls} settled call(s) costing "
+                        f"${journal.unbilled_cost} are in the journal {journal.path} of a "
+                        "process that died, not in the store yet: run `gateway credits "
+                        "recover` (the next gateway to write does it too)"
+                    )
+                else:
+                    found.append(
+                        f"the journal {journal.path} of a process that died is not replayed "
+                        "yet (every call it records is in the store); until it is, a lease "
+                        "that process held stays on hold: run `gateway credits recover`"
+                    )
         now = service.now_us()
         for hold in state.holds.values():
             if hold.deadline_us <= now:

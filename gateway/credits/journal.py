@@ -150,29 +150,7 @@ class Journal:
         """Record one settled call, before its caller gets the answer."""
         if row.account not in self._accounts:
             self.leased(row.account)
-        self._append(
-            [
-                _CALL,
-                lease_id,
-                row.request_id,
-                row.hold_id,
-                row.account,
-                row.at_us,
-                row.route,
-                row.provider,
-                row.model,
-                row.input_tokens,
-                row.output_tokens,
-                row.cached_input_tokens,
-                row.cache_write_tokens,
-                row.reasoning_tokens,
-                row.cost_nanos,
-                row.latency_us,
-                row.attempts,
-                row.status,
-                row.tags,
-            ]
-        )
+        self._append([_CALL, lease_id, *row.values()])
 
     def written(self, leases: dict[str, str | None]) -> None:
         """Everything recorded is in the store: start the file again, recording the
@@ -411,16 +389,19 @@ class UnreplayedJournal:
 
 
 def unreplayed(service: CreditService, directory: Path, account: str) -> list[UnreplayedJournal]:
-    """Journals of dead processes holding calls of ``account``, read without replaying them."""
+    """Journals of dead processes that hold calls of ``account`` or leased from it, read
+    without replaying them."""
     found: list[UnreplayedJournal] = []
     with _dead_journals(directory, None) as journals:
         for path, fd in journals:
-            _accounts, calls, _bad = parse(_read(fd))
+            accounts, calls, _bad = parse(_read(fd))
             mine = [c for c in calls if c.row.account == account]
-            if not mine:
+            if not mine and account not in accounts:
                 continue
-            with service.store.transaction(account) as tx:
-                billed = tx.billed_holds([c.row.hold_id for c in mine])
+            billed: set[str] = set()
+            if mine:
+                with service.store.transaction(account) as tx:
+                    billed = tx.billed_holds([c.row.hold_id for c in mine])
             missing = [c for c in mine if c.row.hold_id not in billed]
             found.append(
                 UnreplayedJournal(

@@ -16,13 +16,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
-from gateway.config import _to_money
+from gateway.config import _exact_amount, decimal_from_text
 from gateway.errors import InvalidAmount
 
 __all__ = [
     "MAX_AMOUNT",
     "NANOS_PER_USD",
     "ROUNDING",
+    "decimal_from_text",
     "format_usd",
     "from_micros",
     "from_nanos",
@@ -70,20 +71,27 @@ def parse_amount(
 ) -> int:
     """Validate an amount given to the public API and return it in nano-dollars.
 
-    Accepts ``Decimal``, ``int`` or a decimal string; refuses floats, booleans, NaN and
-    infinities, negatives, zero (unless ``allow_zero``), more than 9 decimal places and
-    anything at or above :data:`MAX_AMOUNT`. Raises :class:`~gateway.errors.InvalidAmount`.
+    Accepts ``Decimal``, ``int`` or a decimal string of ASCII digits (not ``"1_000"`` or
+    ``"٥"``: :func:`decimal_from_text`); refuses floats, booleans, NaN and infinities,
+    negatives, zero (unless ``allow_zero``), more than 9 decimal places and anything at or
+    above :data:`MAX_AMOUNT` (or above ``maximum``). Raises
+    :class:`~gateway.errors.InvalidAmount`, naming the limit that was passed.
     """
     try:
-        amount = _to_money(value)
+        amount = _exact_amount(value)
     except ValueError as exc:
         raise InvalidAmount(f"{what}: {exc}") from None
-    except (InvalidOperation, TypeError):  # pragma: no cover - _to_money handles these
+    except (InvalidOperation, TypeError):  # pragma: no cover - _exact_amount handles these
         raise InvalidAmount(f"{what}: {value!r} is not an amount of money") from None
     if amount == 0 and not allow_zero:
         raise InvalidAmount(f"{what}: must be more than zero")
     if amount >= MAX_AMOUNT:
-        raise InvalidAmount(f"{what}: {amount} is absurdly large (the limit is below $1e9)")
+        limit = (
+            f"above the maximum of ${maximum}"
+            if maximum is not None and maximum < MAX_AMOUNT
+            else f"the limit is below ${MAX_AMOUNT:,}"
+        )
+        raise InvalidAmount(f"{what}: {amount} is absurdly large ({limit})")
     if minimum is not None and amount < minimum:
         raise InvalidAmount(f"{what}: ${amount} is below the minimum of ${minimum}")
     if maximum is not None and amount > maximum:

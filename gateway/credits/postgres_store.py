@@ -49,7 +49,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import fields
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
@@ -93,7 +92,6 @@ _REQUEST_COLUMNS = (
     "status, tags"
 )
 #: RequestRow's fields, in the order of the columns above (``cost`` is ``cost_nanos``).
-_REQUEST_FIELDS = tuple(f.name for f in fields(RequestRow))
 _LOCK = "SELECT state, version FROM accounts WHERE name = %s FOR UPDATE"
 _BEGIN_AND_LOCK = sql.SQL(
     "BEGIN ISOLATION LEVEL READ COMMITTED; "
@@ -908,4 +906,4 @@ def _entry_row(e: LedgerEntry) -> tuple[Any, ...]:
 
 
 def _request_row(row: RequestRow) -> tuple[Any, ...]:
-    return tuple(getattr(row, name) for name in _REQUEST_FIELDS)
+    return row.values()

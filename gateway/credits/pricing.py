@@ -14,7 +14,7 @@ Where a price comes from, first match wins:
 Anything else has no price, and a route target without one is refused at config load
 (:meth:`PriceBook.require` says which YAML to add).
 
-How a cost is computed from :class:`~providers.base.TokenUsage` (prices are per 1M tokens):
+How a cost is computed from :class:`~gateway.providers.base.TokenUsage` (prices are per 1M tokens):
 
 * the long-context tier applies to the whole call when ``input_tokens`` (the whole prompt,
   cached part included) exceeds ``long_context.above_input_tokens``;
@@ -45,7 +45,7 @@ from decimal import (
     InvalidOperation,
     Overflow,
 )
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from gateway._clock import Clock, SystemClock
 from gateway.config import LongContextPrice, ModelPrice
@@ -53,17 +53,20 @@ from gateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
-    from providers.base import TokenUsage
+    from gateway.providers.base import TokenUsage
 
 __all__ = [
     "DEFAULT_BATCH_MULTIPLIER",
     "FAKE_PRICE",
     "PriceBook",
+    "PriceSource",
     "Rates",
 ]
 
 logger = logging.getLogger("gateway.credits")
 
+#: Where a price comes from (:meth:`PriceBook.source_of`).
+PriceSource = Literal["pricing:", "genai-prices", "fake provider default"]
 #: What the built-in fake provider costs unless the YAML prices it.
 FAKE_PRICE = ModelPrice(input=Decimal("1"), output=Decimal("2"), cached_input=Decimal("0.50"))
 #: Batch multiplier when neither ``batch`` nor ``batch_discount`` is given.
@@ -218,27 +221,39 @@ class PriceBook:
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        price = self._lookup(name, provider_type, model)
+        price, _ = self._lookup(name, provider_type, model)
         with self._lock:
             self._cache[key] = price
         return price
 
-    def _lookup(self, name: str, provider_type: str, model: str) -> ModelPrice | None:
+    def source_of(
+        self, provider_type: str, model: str, *, provider: str | None = None
+    ) -> PriceSource | None:
+        """Where :meth:`price_of` finds the price: the YAML ``pricing:`` section,
+        genai-prices, or the fake provider's default; None when the price is unknown."""
+        return self._lookup(provider or provider_type, provider_type, model)[1]
+
+    def _lookup(
+        self, name: str, provider_type: str, model: str
+    ) -> tuple[ModelPrice | None, PriceSource | None]:
         for candidate in (f"{name}/{model}", f"{provider_type}/{model}", f"{name}/*"):
             if candidate in self._pricing:
-                return self._pricing[candidate]
+                return self._pricing[candidate], "pricing:"
         if f"{provider_type}/*" in self._pricing:
-            return self._pricing[f"{provider_type}/*"]
+            return self._pricing[f"{provider_type}/*"], "pricing:"
         genai_id = _GENAI_PROVIDER.get(provider_type)
         if genai_id is not None:
-            return self._from_genai_prices(genai_id, model)
+            price = self._from_genai_prices(genai_id, model)
+            return price, None if price is None else "genai-prices"
         if provider_type == "fake":
             # A fake standing in for a real provider (``anthropic: {type: fake}``) costs what
             # the real model would, when genai-prices knows it; otherwise the fake default.
             stand_in = _GENAI_PROVIDER.get(name)
             real = self._from_genai_prices(stand_in, model) if stand_in else None
-            return real or FAKE_PRICE
-        return None
+            if real is not None:
+                return real, "genai-prices"
+            return FAKE_PRICE, "fake provider default"
+        return None, None
 
     def require(
         self, provider_type: str, model: str, *, label: str, provider: str | None = None
@@ -249,17 +264,7 @@ class PriceBook:
         """
         if self.price_of(provider_type, model, provider=provider) is not None:
             return
-        model_id = f"{provider or provider_type}/{model}"
-        raise ConfigError(
-            f"{label} uses '{model_id}', which has no known price (the credit account never "
-            "treats an unknown price as free)",
-            key="pricing",
-            fix=(
-                "add its price in USD per 1M tokens to the YAML:\n"
-                "pricing:\n"
-                f'  {model_id}: {{input: "1.00", output: "2.00", cached_input: "0.50"}}'
-            ),
-        )
+        raise unpriced_error(f"{provider or provider_type}/{model}", label)
 
     def check_config(self, config: GatewayConfig) -> None:
         """:meth:`require` a price for every route target of ``config``."""
@@ -364,6 +369,22 @@ class PriceBook:
             updater, self._updater = self._updater, None
         if updater is not None:
             updater.stop()
+
+
+def unpriced_error(model_id: str, label: str, *, file: str | None = None) -> ConfigError:
+    """The error for ``model_id`` (``provider/model``) having no known price, with the YAML to
+    add. ``label`` says where the model is used."""
+    return ConfigError(
+        f"{label} uses '{model_id}', which has no known price (the credit account never "
+        "treats an unknown price as free)",
+        file=file,
+        key="pricing",
+        fix=(
+            "add its price in USD per 1M tokens to the YAML:\n"
+            "pricing:\n"
+            f'  {model_id}: {{input: "1.00", output: "2.00", cached_input: "0.50"}}'
+        ),
+    )
 
 
 def cost_of(price: ModelPrice, usage: TokenUsage, *, batch: bool = False) -> Decimal:

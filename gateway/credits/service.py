@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from gateway.credits.account import CreditAccount
     from gateway.credits.journal import Recovery
     from gateway.credits.spender import Spender
-    from providers.base import TokenUsage
+    from gateway.providers.base import TokenUsage
 
 __all__ = ["CreditService", "Hold"]
 

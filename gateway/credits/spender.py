@@ -57,7 +57,7 @@ from gateway.errors import (
 
 if TYPE_CHECKING:
     from gateway.credits.service import CreditService, _Step
-    from providers.base import TokenUsage
+    from gateway.providers.base import TokenUsage
 
 __all__ = ["LEASE_CALLS", "LocalHold", "Spender"]
 

@@ -442,25 +442,7 @@ class _Transaction:
         self._conn.execute(
             f"INSERT INTO requests ({_REQUEST_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row.request_id,
-                row.hold_id,
-                row.account,
-                row.at_us,
-                row.route,
-                row.provider,
-                row.model,
-                row.input_tokens,
-                row.output_tokens,
-                row.cached_input_tokens,
-                row.cache_write_tokens,
-                row.reasoning_tokens,
-                row.cost_nanos,
-                row.latency_us,
-                row.attempts,
-                row.status,
-                compact_json(row.tags) if row.tags else "{}",
-            ),
+            (*row.values()[:-1], compact_json(row.tags) if row.tags else "{}"),
         )
 
     def save(self, state: AccountState) -> None:

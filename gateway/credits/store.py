@@ -34,7 +34,7 @@ from gateway.errors import ConfigError
 if TYPE_CHECKING:
     from gateway.credits.service import Hold
     from gateway.credits.spender import LocalHold
-    from providers.base import TokenUsage
+    from gateway.providers.base import TokenUsage
 
 __all__ = [
     "UNSTORABLE_TEXT",
@@ -94,6 +94,29 @@ class RequestRow:
     @property
     def latency_ms(self) -> Decimal:
         return Decimal(self.latency_us).scaleb(-3)
+
+    def values(self) -> tuple[Any, ...]:
+        """Every field in declaration order (``tags`` last, as the dict): how a store or the
+        journal writes the row, and ``RequestRow(*values)`` reads it back."""
+        return (
+            self.request_id,
+            self.hold_id,
+            self.account,
+            self.at_us,
+            self.route,
+            self.provider,
+            self.model,
+            self.input_tokens,
+            self.output_tokens,
+            self.cached_input_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+            self.cost_nanos,
+            self.latency_us,
+            self.attempts,
+            self.status,
+            self.tags,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON/CSV-friendly: Decimal and datetime as strings."""

@@ -2,8 +2,9 @@
 
 - :func:`mock_providers` (:mod:`gateway.testing.mock`): OpenAI, Anthropic and Gemini mocked on
   the wire, with scripted faults; needs the ``testing`` extra
-  (``pip install llm-gateway-sdk[testing]``).
+  (``pip install -e '.[testing]'`` from a checkout).
 - :class:`ManualClock` (:mod:`gateway.testing.clock`): time that moves only when told.
+- :class:`RealSleepWarning`: a gateway under a mock slept for real (built without the clock).
 - the pytest plugin (:mod:`gateway.testing.pytest_plugin`): fixtures ``gateway_mock`` and
   ``gateway_clock``, registered automatically.
 
@@ -18,16 +19,18 @@ from typing import TYPE_CHECKING
 from gateway._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from gateway.testing._real_sleep import RealSleepWarning
     from gateway.testing.clock import ManualClock
     from gateway.testing.mock import MockCall, MockProviders, mock_providers
 
-__all__ = ["ManualClock", "MockCall", "MockProviders", "mock_providers"]
+__all__ = ["ManualClock", "MockCall", "MockProviders", "RealSleepWarning", "mock_providers"]
 
 _LAZY = {
     "ManualClock": "gateway.testing.clock",
     "MockCall": "gateway.testing.mock",
     "MockProviders": "gateway.testing.mock",
     "mock_providers": "gateway.testing.mock",
+    "RealSleepWarning": "gateway.testing._real_sleep",
 }
 
 

@@ -1,10 +1,13 @@
 """The scripting vocabulary shared by the HTTP provider mocks and the offline fake provider.
 
 A script is a queue of outcomes (a reply, an HTTP error, a timeout, a broken stream, a slow
-answer) that the next calls consume in order; an outcome may be narrowed to one model. Both
+answer) that the next calls consume in order; an outcome may be narrowed to one model. ``times``
+is how many calls an outcome answers; ``times=None`` answers every call (it is never used up).
+Here every outcome answers once by default (the fake provider's rule); the HTTP mocks make a
+fault without ``times`` last for every call (an outage). Both
 :mod:`gateway.testing.mock` (answers on the wire, through the real adapters) and
-:mod:`providers.fake` (answers in-process) read the same outcome types, so a test reads the same
-whichever it uses::
+:mod:`gateway.providers.fake` (answers in-process) read the same outcome types, so a test
+reads the same whichever it uses::
 
     script.fail(429, retry_after=2, times=2).respond(text="Paris")
     script.model("gpt-4o").timeout()
@@ -21,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
-from providers.base import TokenUsage
+from gateway.providers.base import TokenUsage
 
 __all__ = [
     "Disconnect",
@@ -142,41 +145,78 @@ def advance_clock(clock: object | None, seconds: float) -> bool:
     return False
 
 
+@dataclass(slots=True)
+class _Entry:
+    """One scripted outcome in a queue."""
+
+    model: str | None
+    outcome: Outcome
+    #: Calls it still answers; None for every call (it is never used up).
+    left: int | None
+
+    def covers(self, model: str | None) -> bool:
+        return self.model is None or self.model == model
+
+
 class ScriptState:
     """The queue of scripted outcomes of one provider, shared by its narrowed views."""
 
     def __init__(self, clock: object | None = None) -> None:
-        self._queue: deque[tuple[str | None, Outcome]] = deque()
+        self._queue: deque[_Entry] = deque()
         self._lock = threading.Lock()
         #: The clock ``slow`` advances (anything with ``advance(seconds)``), or None.
         self.clock = clock
 
-    def push(self, outcome: Outcome, times: int, model: str | None) -> None:
-        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
-            raise ValueError(f"times must be a whole number of at least 1, not {times!r}")
+    def push(self, outcome: Outcome, times: int | None, model: str | None) -> None:
+        """Queue ``outcome`` for ``times`` calls (None: every call from then on)."""
+        if times is not None and (
+            isinstance(times, bool) or not isinstance(times, int) or times < 1
+        ):
+            raise ValueError(
+                f"times must be a whole number of at least 1, or None for every call, not {times!r}"
+            )
         with self._lock:
-            self._queue.extend((model, outcome) for _ in range(times))
+            for entry in self._queue:
+                if entry.left is None and entry.covers(model):
+                    calls = (
+                        "every call" if entry.model is None else f"every call to {entry.model!r}"
+                    )
+                    raise ValueError(
+                        f"{outcome.describe()} would never happen: {entry.outcome.describe()} is "
+                        f"scripted for {calls} (a fault without times lasts for the whole "
+                        "test). Give that fault times=N, or clear() the script first"
+                    )
+            self._queue.append(_Entry(model, outcome, times))
 
     def next_for(self, model: str) -> Outcome | None:
         """Take the first outcome scripted for any model or for this one; None if none is."""
         with self._lock:
-            for i, (wanted, outcome) in enumerate(self._queue):
-                if wanted is None or wanted == model:
-                    del self._queue[i]
-                    return outcome
+            for i, entry in enumerate(self._queue):
+                if entry.covers(model):
+                    if entry.left == 1:
+                        del self._queue[i]
+                    elif entry.left is not None:
+                        entry.left -= 1
+                    return entry.outcome
         return None
 
     def pending(self, model: str | None = None) -> list[Outcome]:
-        """Outcomes not consumed yet (those a call to ``model`` could take, if given)."""
+        """Outcomes not consumed yet (those a call to ``model`` could take, if given); one
+        scripted for every call is listed once."""
         with self._lock:
-            return [o for m, o in self._queue if model is None or m is None or m == model]
+            return [
+                entry.outcome
+                for entry in self._queue
+                if model is None or entry.covers(model)
+                for _ in range(1 if entry.left is None else entry.left)
+            ]
 
     def clear(self, model: str | None = None) -> None:
         with self._lock:
             if model is None:
                 self._queue.clear()
             else:
-                kept = [(m, o) for m, o in self._queue if m != model]
+                kept = [entry for entry in self._queue if entry.model != model]
                 self._queue.clear()
                 self._queue.extend(kept)
 
@@ -225,14 +265,15 @@ class Script:
     """The fluent vocabulary: every method queues outcomes and returns the script, so calls
     chain. Outcomes are consumed in order by the next calls (only by calls to the narrowed
     model, for a script from :meth:`model`); with nothing queued, the default answer is used.
-    Every method also takes ``model=``, the same as narrowing with :meth:`model` first.
+    Every method also takes ``model=``, the same as narrowing with :meth:`model` first, and
+    ``times=`` (how many calls; None: every call from then on).
     """
 
     def __init__(self, state: ScriptState, model: str | None = None) -> None:
         self._state = state
         self._model = model
 
-    def _push(self, outcome: Outcome, times: int, model: str | None = None) -> Self:
+    def _push(self, outcome: Outcome, times: int | None, model: str | None = None) -> Self:
         if model is not None and self._model is not None and model != self._model:
             raise ValueError(f"this script is narrowed to {self._model!r}, not {model!r}")
         self._state.push(outcome, times, model if model is not None else self._model)
@@ -265,7 +306,7 @@ class Script:
         tool_calls: Sequence[ToolCallSpec] = (),
         usage: TokenUsage | None = None,
         finish_reason: FinishReason | None = None,
-        times: int = 1,
+        times: int | None = 1,
         model: str | None = None,
     ) -> Self:
         """Answer with this text and/or tool calls ``(name, arguments)``; ``usage`` is what
@@ -281,7 +322,7 @@ class Script:
         text: str | None = None,
         tool_calls: Sequence[ToolCallSpec] = (),
         usage: TokenUsage | None = None,
-        times: int = 1,
+        times: int | None = 1,
         model: str | None = None,
     ) -> Self:
         """Answer only after ``seconds``: the injected clock (e.g. ManualClock) is advanced by
@@ -302,31 +343,31 @@ class Script:
         status: int,
         *,
         retry_after: float | None = None,
-        times: int = 1,
+        times: int | None = 1,
         model: str | None = None,
     ) -> Self:
         """Answer with the provider's own error response for this HTTP status (429, 500, 503,
         529, 400, 401, ...), with a ``retry-after`` of ``retry_after`` seconds if given."""
         return self._push(status_failure(status, retry_after), times, model)
 
-    def insufficient_quota(self, *, times: int = 1, model: str | None = None) -> Self:
+    def insufficient_quota(self, *, times: int | None = 1, model: str | None = None) -> Self:
         """The provider says the account is out of money or quota (its own response shape)."""
         return self._push(Failure("insufficient_quota"), times, model)
 
-    def context_too_long(self, *, times: int = 1, model: str | None = None) -> Self:
+    def context_too_long(self, *, times: int | None = 1, model: str | None = None) -> Self:
         """The provider refuses the prompt as longer than the model's context window."""
         return self._push(Failure("context_too_long"), times, model)
 
-    def auth_error(self, *, times: int = 1, model: str | None = None) -> Self:
+    def auth_error(self, *, times: int | None = 1, model: str | None = None) -> Self:
         """The provider rejects the API key."""
         return self._push(Failure("auth_error"), times, model)
 
-    def timeout(self, *, times: int = 1, model: str | None = None) -> Self:
+    def timeout(self, *, times: int | None = 1, model: str | None = None) -> Self:
         """The call times out (at once: use :meth:`slow` to let the clock run into a timeout)."""
         return self._push(Timeout(), times, model)
 
     def disconnect(
-        self, *, after_chunks: int | None = None, times: int = 1, model: str | None = None
+        self, *, after_chunks: int | None = None, times: int | None = 1, model: str | None = None
     ) -> Self:
         """The connection drops before the response; for a stream with ``after_chunks``, after
         that many content chunks (a non-streamed call then fails at once)."""
@@ -334,7 +375,7 @@ class Script:
         return self._push(Disconnect(after), times, model)
 
     def overloaded_mid_stream(
-        self, *, after_chunks: int = 3, times: int = 1, model: str | None = None
+        self, *, after_chunks: int = 3, times: int | None = 1, model: str | None = None
     ) -> Self:
         """A stream that breaks with the provider's overload error after ``after_chunks``
         content chunks (0: before any content, so the gateway can still fall back). A

@@ -40,11 +40,11 @@ from typing import Any, Protocol
 
 import httpx
 
+from gateway.providers.base import TokenUsage
 from gateway.testing._mock_script import Failure, FinishReason
 from gateway.testing.wire import anthropic as anthropic_wire
 from gateway.testing.wire import gemini as gemini_wire
 from gateway.testing.wire import openai as openai_wire
-from providers.base import TokenUsage
 
 __all__ = ["DIALECTS", "Answer", "BrokenBody", "Dialect", "WireCall", "pieces"]
 

@@ -10,7 +10,7 @@ same code path as production: the same error mapping, retries, fallback and bill
 
     clock = ManualClock()
     with mock_providers(clock) as mock:
-        mock.openai.fail(503, times=2)                  # OpenAI is down
+        mock.openai.fail(503)                           # OpenAI is down (the whole block)
         mock.anthropic.respond(text="Bonjour")          # Claude answers
         gw = Gateway(config, clock=clock)
         resp = gw.chat.completions.create(model="smart", messages=[...])
@@ -26,14 +26,19 @@ that the next calls consume in order: ``respond``, ``fail``, ``timeout``, ``disc
 ``auth_error``; ``mock.openai.model("gpt-4o")`` (or ``mock.openai["gpt-4o"]``) narrows it to one
 model. With nothing scripted a call gets the default reply, ``"[<provider>/<model>] You said:
 <last user message>"`` with usage counted at one token per four characters, so a test can tell
-who answered. ``.default(text=...)`` changes it. What each fault becomes on the wire and in
+who answered. ``.default(text=...)`` changes it. A fault scripted without ``times`` answers every
+call until the block ends (an outage); ``times=N`` makes it transient (``fail(429,
+retry_after=2, times=1)``). ``respond`` and ``slow`` answer once unless given ``times``
+(``times=None``: every call). What each fault becomes on the wire and in
 the gateway is tabled in :mod:`gateway.testing._mock_wire`.
 
 Time: ``slow(seconds)`` advances the clock given to :func:`mock_providers` (a
 :class:`~gateway.testing.clock.ManualClock`, the one the gateway uses) instead of sleeping; if
 ``seconds`` is more than the call's own timeout, the clock advances by the timeout and the call
 times out, as it would for real. Without a controllable clock no time passes at all (nothing
-ever sleeps); only that timeout rule still applies.
+ever sleeps); only that timeout rule still applies. A gateway built without the test clock
+sleeps for real on a retry's backoff or a scripted ``retry_after``: while the mock is active the
+real clock warns (:class:`~gateway.testing.RealSleepWarning`, once per block) before it does.
 
 Scope: requests to the providers' default endpoints (or to ``base_urls``) are answered; any
 other request through httpx2 fails with respx's "not mocked" error. google-genai sends async
@@ -60,6 +65,7 @@ import respx
 
 from gateway._clock import Clock
 from gateway.errors import redact
+from gateway.providers.base import TokenUsage
 from gateway.testing._mock_script import (
     Disconnect,
     Failure,
@@ -77,7 +83,7 @@ from gateway.testing._mock_script import (
     make_reply,
 )
 from gateway.testing._mock_wire import DIALECTS, Answer, BrokenBody, Dialect, WireCall
-from providers.base import TokenUsage
+from gateway.testing._real_sleep import warn_on_real_sleep
 
 __all__ = ["PROVIDERS", "MockCall", "MockProviders", "ModelMock", "ProviderMock", "mock_providers"]
 
@@ -116,7 +122,57 @@ def _redacted_headers(headers: httpx.Headers) -> dict[str, str]:
     }
 
 
-class ProviderMock(Script):
+class _MockScript(Script):
+    """The mocks' script: a fault without ``times`` lasts for every call while the mock is
+    active (an outage; ``times=N`` for a transient fault); ``respond`` and ``slow`` answer
+    once unless given ``times`` (None: every call)."""
+
+    def fail(
+        self,
+        status: int,
+        *,
+        retry_after: float | None = None,
+        times: int | None = None,
+        model: str | None = None,
+    ) -> Self:
+        """Answer with the provider's own error response for this HTTP status (429, 500, 503,
+        529, 400, 401, ...), with a ``retry-after`` of ``retry_after`` seconds if given: on
+        every call, or on the next ``times``."""
+        return super().fail(status, retry_after=retry_after, times=times, model=model)
+
+    def insufficient_quota(self, *, times: int | None = None, model: str | None = None) -> Self:
+        """The provider says the account is out of money or quota (its own response shape)."""
+        return super().insufficient_quota(times=times, model=model)
+
+    def context_too_long(self, *, times: int | None = None, model: str | None = None) -> Self:
+        """The provider refuses the prompt as longer than the model's context window."""
+        return super().context_too_long(times=times, model=model)
+
+    def auth_error(self, *, times: int | None = None, model: str | None = None) -> Self:
+        """The provider rejects the API key."""
+        return super().auth_error(times=times, model=model)
+
+    def timeout(self, *, times: int | None = None, model: str | None = None) -> Self:
+        """The call times out (at once: use :meth:`slow` to let the clock run into a timeout)."""
+        return super().timeout(times=times, model=model)
+
+    def disconnect(
+        self, *, after_chunks: int | None = None, times: int | None = None, model: str | None = None
+    ) -> Self:
+        """The connection drops before the response; for a stream with ``after_chunks``, after
+        that many content chunks (a non-streamed call then fails at once)."""
+        return super().disconnect(after_chunks=after_chunks, times=times, model=model)
+
+    def overloaded_mid_stream(
+        self, *, after_chunks: int = 3, times: int | None = None, model: str | None = None
+    ) -> Self:
+        """A stream that breaks with the provider's overload error after ``after_chunks``
+        content chunks (0: before any content, so the gateway can still fall back). A
+        non-streamed call gets the provider's overload error response."""
+        return super().overloaded_mid_stream(after_chunks=after_chunks, times=times, model=model)
+
+
+class ProviderMock(_MockScript):
     """The script and the call records of one provider (``mock.openai`` and its siblings)."""
 
     def __init__(self, provider: str, dialect: Dialect) -> None:
@@ -128,7 +184,7 @@ class ProviderMock(Script):
         self._defaults: dict[str | None, Reply] = {}
         self._lock = threading.Lock()
 
-    def _push(self, outcome: Outcome, times: int, model: str | None = None) -> Self:
+    def _push(self, outcome: Outcome, times: int | None, model: str | None = None) -> Self:
         reply = outcome.reply if isinstance(outcome, Slow) else outcome
         if isinstance(reply, Reply) and reply.usage is not None:
             self._dialect.check_usage(reply.usage)
@@ -186,7 +242,7 @@ class ProviderMock(Script):
         return f"ProviderMock({self.provider!r}, pending={pending}, calls={calls})"
 
 
-class ModelMock(Script):
+class ModelMock(_MockScript):
     """One provider's script narrowed to one model (``mock.openai["gpt-4o"]``)."""
 
     def __init__(self, parent: ProviderMock, model: str) -> None:
@@ -196,7 +252,7 @@ class ModelMock(Script):
         #: The model this script is narrowed to.
         self.model_name = model
 
-    def _push(self, outcome: Outcome, times: int, model: str | None = None) -> Self:
+    def _push(self, outcome: Outcome, times: int | None, model: str | None = None) -> Self:
         if model is not None and model != self.model_name:
             raise ValueError(f"this script is narrowed to {self.model_name!r}, not {model!r}")
         self._parent._push(outcome, times, self.model_name)
@@ -291,6 +347,7 @@ class MockProviders:
                     side_effect=functools.partial(self._handle, provider)
                 )
             stack.enter_context(_genai_without_aiohttp())
+            stack.enter_context(warn_on_real_sleep())
         except BaseException:
             stack.close()
             raise
@@ -358,7 +415,7 @@ class MockProviders:
             stream=call.stream,
             body=call.body,
             headers=_redacted_headers(request.headers),
-            url=str(request.url),
+            url=redact(str(request.url)),
             outcome=outcome.describe() if outcome is not None else "default",
         )
         mock._record(record)

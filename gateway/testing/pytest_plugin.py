@@ -4,14 +4,16 @@ Registered through the ``pytest11`` entry point, so it is active in every pytest
 SDK is installed; nothing to add to a ``conftest.py``::
 
     def test_survives_an_openai_outage(gateway_mock, gateway_clock):
-        gateway_mock.openai.fail(503, times=10)
+        gateway_mock.openai.fail(503)            # down for the whole test
         gw = Gateway(config, clock=gateway_clock)
         resp = gw.chat.completions.create(model="smart", messages=[...])
         assert resp.gateway.provider == "anthropic"
 
 - ``gateway_clock``: a :class:`~gateway.testing.clock.ManualClock`. Build the gateway with
   ``clock=gateway_clock`` and its retries, backoff, breakers, holds and expiry run on it:
-  nothing sleeps.
+  nothing sleeps. ``gateway_clock.sleeps`` lists every wait the gateway asked for (backoff,
+  Retry-After), in seconds. A gateway built without it sleeps for real; the mock then warns
+  (``RealSleepWarning``, once per test).
 - ``gateway_mock``: :func:`gateway.testing.mock_providers` bound to ``gateway_clock`` and
   active for the whole test. Needs the ``testing`` extra (respx, pytest-httpx2).
 
@@ -34,7 +36,10 @@ __all__ = ["gateway_clock", "gateway_mock"]
 
 #: Modules of the ``testing`` extra; a missing one gets a message saying how to install it.
 _TESTING_EXTRA = frozenset({"respx", "pytest_httpx2", "httpx", "httpcore"})
-_INSTALL_HINT = "pip install llm-gateway-sdk[testing]"
+_INSTALL_HINT = (
+    "pip install -e '.[testing]' from a checkout of the SDK, or pip install "
+    "'llm-gateway-sdk[testing]'"
+)
 
 
 @pytest.fixture

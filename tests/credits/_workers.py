@@ -12,8 +12,8 @@ from gateway.config import CreditsConfig
 from gateway.credits import CreditService, InMemoryPaymentMethod, PriceBook
 from gateway.credits.store import open_store
 from gateway.errors import InsufficientCredits
+from gateway.providers.base import TokenUsage
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
 
 START = datetime.fromisoformat("2026-01-15T12:00:00+00:00")
 

@@ -19,8 +19,8 @@ from gateway.errors import (
     SpendLimitExceeded,
     UnknownAccount,
 )
+from gateway.providers.base import TokenUsage
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
 
 from .conftest import MakeService
 

@@ -20,8 +20,8 @@ from gateway.errors import (
     InvalidCreditsInput,
     UnknownAccount,
 )
+from gateway.providers.base import TokenUsage
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
 
 from .conftest import MakeService
 
@@ -238,8 +238,8 @@ def test_settle_is_retried_when_the_store_loses_the_transaction() -> None:
     from gateway.config import CreditsConfig
     from gateway.credits import CreditService, PriceBook, open_store
     from gateway.errors import CreditStoreUnavailable
+    from gateway.providers.base import TokenUsage
     from gateway.testing.clock import ManualClock
-    from providers.base import TokenUsage
 
     inner = open_store("memory://")
     failures = {"left": 0}

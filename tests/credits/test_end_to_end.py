@@ -10,8 +10,8 @@ from decimal import Decimal
 from gateway.config import parse_config
 from gateway.credits import CreditService, InMemoryPaymentMethod, PriceBook
 from gateway.errors import InsufficientCredits
+from gateway.providers.base import TokenUsage
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
 
 DESIGN_YAML = """
 providers:

@@ -127,7 +127,7 @@ def test_settling_after_another_process_wrote_charges_the_new_state(tmp_path: Pa
     from gateway._clock import SystemClock
     from gateway.config import CreditsConfig
     from gateway.credits import CreditService, PriceBook
-    from providers.base import TokenUsage
+    from gateway.providers.base import TokenUsage
 
     url = f"sqlite:///{tmp_path / 'c.db'}"
 

@@ -250,3 +250,25 @@ def test_fsync_option_flushes_each_record(
     before = len(synced)
     calls(spender_of(service), 3)
     assert len(synced) == before + 3, "one flush per call"
+
+
+def test_verify_names_a_dead_journal_whose_calls_are_all_written(
+    make_service: MakeService,
+) -> None:
+    """Killed after its batch committed, before its journal was emptied: nothing is unbilled,
+    but its lease stays on hold until the journal is replayed."""
+    dead = funded(make_service)
+    spender = spender_of(dead)
+    calls(spender, 3)
+    path = journal_path(dead)
+    written_before = path.read_bytes()
+    held = hold(spender, "in-flight")
+    dead.account().balance()  # the batch is written; the lease stays for the call in flight
+    die(dead)
+    path.write_bytes(written_before)
+    heir = make_service(**BATCHED)
+    (line,) = heir.account().verify().unbilled
+    assert "every call it records is in the store" in line and str(path) in line
+    assert heir.account().balance().held == D(held.amount)
+    assert heir.recover().leases == 1
+    assert heir.account().verify().unbilled == () and heir.account().balance().held == 0

@@ -32,9 +32,9 @@ from gateway.errors import (
     InvalidCreditsInput,
     LedgerMismatch,
 )
+from gateway.providers.base import TokenUsage
+from gateway.providers.fake import FakeAdapter
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
-from providers.fake import FakeAdapter
 from tests.pg_server import TestDatabase
 
 from . import _workers

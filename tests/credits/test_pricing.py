@@ -32,7 +32,7 @@ from gateway.config import ModelPrice, parse_config
 from gateway.credits.money import to_nanos
 from gateway.credits.pricing import FAKE_PRICE, PriceBook, cost_of, worst_case_of
 from gateway.errors import ConfigError
-from providers.base import TokenUsage
+from gateway.providers.base import TokenUsage
 
 PUBLISHED: dict[str, dict[str, object]] = {
     "openai/gpt-4o": {"input": "2.50", "cached_input": "1.25", "output": "10.00"},

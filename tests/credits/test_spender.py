@@ -20,8 +20,8 @@ import pytest
 from gateway.credits import CreditService
 from gateway.credits.spender import LEASE_CALLS, LocalHold, Spender
 from gateway.errors import CreditStoreUnavailable, InsufficientCredits, SpendLimitExceeded
+from gateway.providers.base import TokenUsage
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
 from tests.credits.conftest import MakeService
 
 USAGE = TokenUsage(input_tokens=10, output_tokens=2)

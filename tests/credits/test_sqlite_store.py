@@ -14,8 +14,8 @@ from gateway.credits import CreditService, PriceBook
 from gateway.credits.sqlite_store import MIGRATIONS, SQLiteStore
 from gateway.credits.store import open_store
 from gateway.errors import ConfigError, CreditsError
+from gateway.providers.base import TokenUsage
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
 
 
 def test_migrations_are_numbered_recorded_and_run_once(tmp_path: Path) -> None:

@@ -27,8 +27,8 @@ from gateway.credits import CreditService, Hold, InMemoryPaymentMethod, PriceBoo
 from gateway.credits.money import from_nanos, to_micros
 from gateway.credits.store import open_store
 from gateway.errors import InsufficientCredits, PaymentDeclined, SpendLimitExceeded
+from gateway.providers.base import TokenUsage
 from gateway.testing.clock import ManualClock
-from providers.base import TokenUsage
 
 from .conftest import NewStoreUrl
 

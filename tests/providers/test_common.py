@@ -14,8 +14,13 @@ from openai.types.completion_usage import (
     PromptTokensDetails,
 )
 
-from providers._common import completion_data, completion_usage, make_completion, make_tool_call
-from providers.base import ProviderResponse, TokenUsage
+from gateway.providers._common import (
+    completion_data,
+    completion_usage,
+    make_completion,
+    make_tool_call,
+)
+from gateway.providers.base import ProviderResponse, TokenUsage
 
 USAGE = TokenUsage(
     input_tokens=10,

@@ -35,11 +35,17 @@ from gateway.errors import (
     RateLimited,
     redact,
 )
+from gateway.providers import load_adapter_class
+from gateway.providers._gemini_request import THINKING_BUDGETS
+from gateway.providers.base import (
+    AsyncChunkStream,
+    ChatRequest,
+    ChunkStream,
+    ProviderAdapter,
+    TokenUsage,
+)
+from gateway.providers.gemini import SKIP_SIGNATURE, GeminiAdapter, build_request, map_error
 from gateway.testing.wire import gemini as wire
-from providers import load_adapter_class
-from providers._gemini_request import THINKING_BUDGETS
-from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderAdapter, TokenUsage
-from providers.gemini import SKIP_SIGNATURE, GeminiAdapter, build_request, map_error
 from tests.conftest import CANARY_KEY
 
 MODEL = "gemini-2.5-flash"

@@ -30,10 +30,16 @@ from gateway.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from gateway.providers import load_adapter_class
+from gateway.providers.base import (
+    AsyncChunkStream,
+    ChatRequest,
+    ChunkStream,
+    ProviderAdapter,
+    TokenUsage,
+)
+from gateway.providers.openai import OpenAIAdapter, map_error, token_usage
 from gateway.testing.wire import openai as wire
-from providers import load_adapter_class
-from providers.base import AsyncChunkStream, ChatRequest, ChunkStream, ProviderAdapter, TokenUsage
-from providers.openai import OpenAIAdapter, map_error, token_usage
 from tests.conftest import CANARY_KEY
 
 URL = wire.CHAT_COMPLETIONS_URL
@@ -805,7 +811,7 @@ async def test_unmapped_exceptions_pass_through(adapter: OpenAIAdapter, mode: st
 async def test_client_created_once_and_reused(
     httpx2_mock: Any, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    import providers.openai as module
+    import gateway.providers.openai as module
 
     made: list[str] = []
 
@@ -900,7 +906,10 @@ async def test_environment_base_url_is_ignored(
 
 async def test_unset_key_variable_is_a_config_error(mode: str) -> None:
     missing = MissingEnv(
-        variable="OPENAI_API_KEY", file="gateway.yaml", line=3, key="providers.openai.api_key"
+        variable="OPENAI_API_KEY",
+        file="gateway.yaml",
+        line=3,
+        key="providers.openai.api_key",
     )
     adapter = OpenAIAdapter("openai", ProviderConfig(type="openai", name="openai", api_key=missing))
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
@@ -919,7 +928,7 @@ def test_errors_are_gateway_errors() -> None:
 
 
 def test_tool_calls_answered_by_gemini_lose_extra_content_before_reaching_openai() -> None:
-    from providers.openai import native_kwargs
+    from gateway.providers.openai import native_kwargs
 
     call = {
         "id": "call_0",
