@@ -9,7 +9,7 @@ error                                           status  code
 no key, unknown / revoked / expired key         401     ``invalid_api_key``
 InsufficientCredits                             402     ``insufficient_credits``
 a normal key on an admin endpoint               403     ``permission_denied``
-unknown model, KeyNotAllowed                    404     ``model_not_found``
+unknown or unpriced model, KeyNotAllowed        404     ``model_not_found``
 UnknownAccount (x-gateway-account, admin)       404     ``account_not_found``
 SpendLimitExceeded (account or key cap)         429     ``spend_limit_exceeded``
 KeyRateLimited (the key's rpm)                  429     ``rate_limited``
@@ -211,6 +211,14 @@ def api_error(exc: BaseException) -> ApiError:
         )
     if isinstance(exc, CreditStoreError):
         return ApiError(503, "credit_store_unavailable", "the credit account cannot be used")
+    if isinstance(exc, ConfigError) and exc.key == "pricing":  # a direct call, not priced
+        return ApiError(
+            404,
+            "model_not_found",
+            "this gateway has no price for that model, so it cannot bill a call to it: use a "
+            "route, or ask the operator to add its price",
+            param="model",
+        )
     if isinstance(exc, ConfigError):
         return ApiError(
             500,

@@ -149,6 +149,12 @@ def test_unknown_model_is_404(server: Served, module_dir: Path) -> None:
         assert error["param"] == "model"
 
 
+def test_a_direct_call_to_a_model_without_a_price_is_404(server: Served, module_dir: Path) -> None:
+    answer = chat(server, {"model": "up/no-price-known", "messages": HELLO})
+    error = check_shape(answer, 404, "model_not_found", module_dir)
+    assert "no price" in error["message"] and "pricing:" not in error["message"]
+
+
 def test_every_provider_failing_is_502_with_the_attempts(server: Served, module_dir: Path) -> None:
     answer = chat(server, {"model": "broken", "messages": HELLO})
     error = check_shape(answer, 502, "all_providers_failed", module_dir)
