@@ -44,7 +44,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from gateway.credits import ledger
-from gateway.credits.journal import Journal
+from gateway.credits.journal import Journal, store_identity
 from gateway.credits.ledger import Limits
 from gateway.credits.money import from_nanos
 from gateway.credits.store import UNSTORABLE_TEXT, RequestRow, request_row
@@ -181,7 +181,12 @@ class Spender:
         self._journal = (
             None
             if directory is None
-            else Journal(directory, self._prefix, fsync=self._service.config.journal.fsync)
+            else Journal(
+                directory,
+                self._prefix,
+                store=store_identity(self._service.store),
+                fsync=self._service.config.journal.fsync,
+            )
         )
         #: Monotonic time of the next look for dead processes' journals (0: at the first write).
         self._recover_at: Seconds = 0.0
@@ -575,7 +580,8 @@ class Spender:
             return
         try:
             for lease in list(self._leases.values()):
-                if lease.pending:
+                lease.active = False  # the process is stopping: keep only what is in flight
+                if lease.pending or lease.hold_id is not None:
                     self._flush_quietly(lease)
         finally:
             self._lock.release()
