@@ -4,6 +4,7 @@ one ``x-gateway-account`` names), money as exact decimal strings."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -15,6 +16,7 @@ from gateway.server.errors import ApiError
 
 if TYPE_CHECKING:
     from gateway.credits.account import Balance
+    from gateway.credits.reports import UsageRow
     from gateway.server.state import ServerState
 
 __all__ = ["balance_body", "credits", "parse_instant", "usage"]
@@ -89,13 +91,13 @@ async def usage(request: Request) -> Response:
     if all_accounts and not caller.is_admin:
         raise ApiError(403, "permission_denied", "all_accounts needs the gateway's admin key")
     account = state.account_of(caller)
-    rows = []
+    rows: list[UsageRow] = []
     if all_accounts or await account.exists():
         rows = await account.usage(
             group_by=group_by, since=since, until=until, all_accounts=all_accounts
         )
     data = [{**row.group, **_totals(row)} for row in rows]
-    total = sum((row.cost for row in rows), start=money_zero())
+    total = sum((row.cost for row in rows), start=Decimal("0.00"))
     return json_response(
         {
             "object": "list",
@@ -107,7 +109,7 @@ async def usage(request: Request) -> Response:
     )
 
 
-def _totals(row: Any) -> dict[str, Any]:
+def _totals(row: UsageRow) -> dict[str, Any]:
     return {
         "requests": row.requests,
         "input_tokens": row.input_tokens,
@@ -117,9 +119,3 @@ def _totals(row: Any) -> dict[str, Any]:
         "reasoning_tokens": row.reasoning_tokens,
         "cost": money(row.cost),
     }
-
-
-def money_zero() -> Any:
-    from decimal import Decimal
-
-    return Decimal("0.00")

@@ -15,7 +15,7 @@ Money is given as a decimal string (or an integer), never a JSON float.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -99,9 +99,7 @@ def _moment(body: dict[str, Any], name: str) -> datetime | None:
     instant = parse_instant(value, name)
     if instant is None or isinstance(instant, datetime):
         return instant
-    from datetime import UTC, time
-
-    return datetime.combine(instant, time(), tzinfo=UTC)
+    return datetime.combine(instant, time(), tzinfo=UTC)  # a date: its midnight, UTC
 
 
 def _entry(entry: LedgerEntry) -> dict[str, Any]:

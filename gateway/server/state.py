@@ -66,7 +66,7 @@ class ServerState:
             raise ApiError(
                 404,
                 "model_not_found",
-                f"the model '{model}' does not exist: use a route of this gateway or "
+                f"the model '{model[:200]}' does not exist: use a route of this gateway or "
                 "provider/model (GET /v1/models lists them)",
                 param="model",
             ) from None
