@@ -28,7 +28,9 @@ def _drained(signum: int, frame: FrameType | None) -> None:
 @click.command()
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port."
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -80,9 +82,12 @@ def serve(config_path: Path | None, host: str, port: int, workers: int, access_l
         # uvicorn re-raises the signal it drained for once it is done; it has been handled.
         signal.signal(signal.SIGTERM, _drained)
         signal.signal(signal.SIGINT, _drained)
-        server.run()
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind, after logging why
+            server.started = False
         if not server.started:
-            raise CliError(f"the server could not start on {host}:{port} (see above)")
+            raise CliError(f"the server could not start on {host}:{port} (see the line above)")
         return
     from uvicorn.supervisors import Multiprocess
 

@@ -5,6 +5,7 @@ providers under the real providers' names, no API keys), a grant, a key from
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 from decimal import Decimal
@@ -54,3 +55,24 @@ def test_the_offline_config_serves_the_openai_sdk_with_no_provider_keys(tmp_path
         code, err = server.stop()
     assert code == 0, err
     assert "Traceback" not in err
+
+
+def test_a_port_already_taken_is_one_error_line_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "gateway.yaml").write_text(
+        "providers: {fake: {}}\nroutes: {r: {targets: [fake/m]}}\n"
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"error: the server could not start on 127.0.0.1:{port} (see the line above)"
+    )
