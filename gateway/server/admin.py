@@ -141,6 +141,12 @@ async def _settings_body(account: AsyncAccount) -> dict[str, Any]:
     }
 
 
+async def list_accounts(request: Request) -> Response:
+    state = await _admin(request)
+    names = await state.gateway.credits.accounts()
+    return json_response({"object": "list", "data": [{"account": n} for n in names]})
+
+
 async def get_account(request: Request) -> Response:
     state = await _admin(request)
     account = await _existing(state, request.path_params["account"])
@@ -242,6 +248,7 @@ async def one_key(request: Request) -> Response:
 
 
 routes = [
+    Route("/v1/admin/accounts", list_accounts, methods=["GET"]),
     Route("/v1/admin/accounts/{account}", get_account, methods=["GET"]),
     Route("/v1/admin/accounts/{account}/purchases", purchase, methods=["POST"]),
     Route("/v1/admin/accounts/{account}/grants", grant, methods=["POST"]),

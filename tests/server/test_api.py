@@ -62,6 +62,8 @@ def test_the_admin_funds_an_account_and_gives_it_a_key(server: Served) -> None:
             "0.00",
         )
         assert account["limits"] == {"daily": "3.00", "monthly": None}
+        names = [a["account"] for a in http.get("/v1/admin/accounts").json()["data"]]
+        assert "acme" in names and names == sorted(names)
         made = http.post(
             "/v1/admin/keys", json={"account": "acme", "name": "ci", "routes": ["r", "fake/*"]}
         )
