@@ -15,6 +15,7 @@ Accounts:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,14 @@ from gateway.credits.money import (
 )
 from gateway.credits.payment import charged_nanos
 from gateway.credits.reports import Statement, UsageRow
+from gateway.credits.request_queries import (
+    RequestFilter,
+    RequestPage,
+    Totals,
+    decode_cursor,
+    encode_cursor,
+    totals,
+)
 from gateway.credits.store import RequestRow
 from gateway.errors import (
     IdempotencyConflict,
@@ -54,6 +63,9 @@ logger = logging.getLogger("gateway.credits")
 T = TypeVar("T")
 _MAX_NOTE = 1000
 _MAX_KEY = 255
+#: The most calls one page may hold, and the most days one daily report may span.
+_MAX_PAGE = 1000
+_MAX_DAYS = 3660
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +204,11 @@ class CreditAccount:
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise InvalidCreditsInput(f"limit must be a non-negative int, not {limit!r}")
         store = self._service.store
-        if kinds is None:
-            return store.entries(self._name, limit=limit, newest_first=True)
-        wanted = set(kinds)
-        rows = [e for e in store.entries(self._name, newest_first=True) if e.kind in wanted]
-        return rows if limit is None else rows[:limit]
+        if kinds is not None:
+            if isinstance(kinds, str) or not all(isinstance(k, str) for k in kinds):
+                raise InvalidCreditsInput(f"kinds must be a list of strings, not {kinds!r}")
+            kinds = sorted(set(kinds))
+        return store.entries(self._name, limit=limit, newest_first=True, kinds=kinds)
 
     def requests(
         self,
@@ -241,6 +253,134 @@ class CreditAccount:
         (midnight in the configured time zone); ``until`` is exclusive."""
         rows = self.requests(since=since, until=until, tags=tags, all_accounts=all_accounts)
         return reports.group_usage(rows, group_by, self._service.calendar)
+
+    def requests_page(
+        self,
+        *,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+        route: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        status: str | None = None,
+        tag: tuple[str, str] | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> RequestPage:
+        """One page of this account's calls, newest first, without reading the others:
+        ``limit`` rows matching every filter given (``model`` as usage names it,
+        ``provider/model``; ``tag`` a ``(name, value)`` pair), then ``page.next`` to pass as
+        ``before`` for the page after."""
+        self._state()
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= _MAX_PAGE:
+            raise InvalidCreditsInput(f"limit must be an int from 1 to {_MAX_PAGE}, not {limit!r}")
+        filters = self._filter(
+            since, until, route=route, model=model, provider=provider, status=status, tag=tag
+        )
+        position = None if before is None else decode_cursor(str(before))
+        found = self._service.store.requests_page(
+            self._name, filters, limit=limit + 1, before=position
+        )
+        rows = [row for _, row in found[:limit]]
+        more = len(found) > limit
+        last_id = found[limit - 1][0] if more else 0
+        return RequestPage(rows=rows, next=encode_cursor(rows[-1].at_us, last_id) if more else None)
+
+    def daily_usage(self, *, since: date, until: date) -> list[UsageRow]:
+        """Usage per calendar day (in the configured time zone) from ``since`` to ``until``
+        (exclusive), by provider and model, summed by the store without reading the calls:
+        the rows of ``usage(group_by=["day", "provider", "model"], since=since,
+        until=until)``, in the same order and to the nano-dollar."""
+        self._state()
+        for value, what in ((since, "since"), (until, "until")):
+            if not isinstance(value, date) or isinstance(value, datetime):
+                raise InvalidCreditsInput(f"{what} must be a date, not {value!r}")
+        days = until.toordinal() - since.toordinal()
+        if not 0 <= days <= _MAX_DAYS:
+            raise InvalidCreditsInput(
+                f"since {since} to until {until} must be 0 to {_MAX_DAYS} days, not {days}"
+            )
+        calendar = self._service.calendar
+        starts = [
+            to_micros(calendar.day_start(date.fromordinal(since.toordinal() + n)))
+            for n in range(days + 1)
+        ]
+        windows = list(itertools.pairwise(starts))
+        if not windows:
+            return []
+        keys = [date.fromordinal(since.toordinal() + n).isoformat() for n in range(days)]
+        found = self._service.store.window_totals(self._name, RequestFilter(), windows)
+        rows = [
+            _usage_row({"day": keys[n], "provider": provider, "model": f"{provider}/{model}"}, t)
+            for n, provider, model, t in found
+        ]
+        rows.sort(key=lambda r: (r.group["day"] or "", r.group["provider"] or "", r["model"] or ""))
+        return rows
+
+    def tag_usage(
+        self, *, since: datetime | date | None = None, until: datetime | date | None = None
+    ) -> dict[str, list[UsageRow]]:
+        """For each tag name the calls carry, the rows of ``usage(group_by="tag:<name>")``
+        (the calls without the tag last, as None), summed by the store."""
+        self._state()
+        filters = self._filter(since, until)
+        store = self._service.store
+        everything = [0] * 7
+        for _, _, _, t in store.window_totals(self._name, filters, [(0, 1 << 62)]):
+            everything = [a + b for a, b in zip(everything, t, strict=True)]
+        by_name: dict[str, list[tuple[str, Totals]]] = {}
+        for name, value, t in store.tag_totals(self._name, filters):
+            by_name.setdefault(name, []).append((value, t))
+        out: dict[str, list[UsageRow]] = {}
+        for name in sorted(by_name):
+            key = f"tag:{name}"
+            values = sorted(by_name[name])
+            rows = [_usage_row({key: value}, t) for value, t in values]
+            rest = list(everything)
+            for _, t in values:
+                rest = [a - b for a, b in zip(rest, t, strict=True)]
+            if rest[0]:
+                rows.append(_usage_row({key: None}, totals(rest)))
+            out[name] = rows
+        return out
+
+    def _filter(
+        self,
+        since: datetime | date | None,
+        until: datetime | date | None,
+        *,
+        route: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        status: str | None = None,
+        tag: tuple[str, str] | None = None,
+    ) -> RequestFilter:
+        for value, what in ((route, "route"), (model, "model"), (provider, "provider")):
+            if value is not None and not isinstance(value, str):
+                raise InvalidCreditsInput(f"{what} must be a string, not {value!r}")
+        if status is not None and not isinstance(status, str):
+            raise InvalidCreditsInput(f"status must be a string, not {status!r}")
+        bare_model = None
+        if model is not None:
+            model_provider, slash, bare_model = model.partition("/")
+            if not slash or (provider is not None and provider != model_provider):
+                raise InvalidCreditsInput(
+                    f"model must be provider/model as usage names it, not {model!r}"
+                )
+            provider = model_provider
+        if tag is not None and not (
+            isinstance(tag, tuple) and len(tag) == 2 and all(isinstance(t, str) for t in tag)
+        ):
+            raise InvalidCreditsInput(f"tag must be a (name, value) pair, not {tag!r}")
+        return RequestFilter(
+            since_us=self._instant(since, "since"),
+            until_us=self._instant(until, "until"),
+            route=route,
+            provider=provider,
+            model=bare_model,
+            status=status,
+            tag=tag,
+        )
 
     def statement(self, month: str | date) -> Statement:
         """The month's statement (``"2026-01"`` or any date in it): opening and closing
@@ -521,6 +661,10 @@ class CreditAccount:
         if isinstance(value, date):
             return to_micros(self._service.calendar.day_start(value))
         raise InvalidCreditsInput(f"{what} must be a datetime or a date, not {value!r}")
+
+
+def _usage_row(group: dict[str, str | None], t: Totals) -> UsageRow:
+    return UsageRow(group, t[0], t[1], t[2], t[3], t[4], t[5], t[6])
 
 
 def _lot(lot: Lot) -> LotBalance:

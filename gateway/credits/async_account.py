@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gateway.credits.journal import Recovery
     from gateway.credits.ledger import LedgerEntry
     from gateway.credits.reports import Statement, UsageRow
+    from gateway.credits.request_queries import RequestPage
     from gateway.credits.store import RequestRow
 
 __all__ = ["AsyncCreditAccount"]
@@ -104,6 +105,44 @@ class AsyncCreditAccount:
                 group_by=group_by, since=since, until=until, tags=tags, all_accounts=all_accounts
             )
         )
+
+    async def requests_page(
+        self,
+        *,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+        route: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        status: str | None = None,
+        tag: tuple[str, str] | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> RequestPage:
+        """One page of calls, newest first (see :meth:`.account.CreditAccount.requests_page`)."""
+        return await asyncio.to_thread(
+            lambda: self._account.requests_page(
+                since=since,
+                until=until,
+                route=route,
+                model=model,
+                provider=provider,
+                status=status,
+                tag=tag,
+                limit=limit,
+                before=before,
+            )
+        )
+
+    async def daily_usage(self, *, since: date, until: date) -> list[UsageRow]:
+        """Usage per day, provider and model, summed by the store."""
+        return await asyncio.to_thread(lambda: self._account.daily_usage(since=since, until=until))
+
+    async def tag_usage(
+        self, *, since: datetime | date | None = None, until: datetime | date | None = None
+    ) -> dict[str, list[UsageRow]]:
+        """Usage per value of each tag name, summed by the store."""
+        return await asyncio.to_thread(lambda: self._account.tag_usage(since=since, until=until))
 
     async def statement(self, month: str | date) -> Statement:
         """The month's statement (``"2026-01"`` or any date in it)."""

@@ -33,6 +33,15 @@ from typing import Any, TypeVar
 
 from gateway.credits.key_store import KEY_TABLES
 from gateway.credits.ledger import AccountState, LedgerEntry, compact_json
+from gateway.credits.request_queries import (
+    SQLITE,
+    RequestFilter,
+    Totals,
+    page_query,
+    tag_totals_query,
+    totals,
+    window_totals_query,
+)
 from gateway.credits.sqlite_file import prepare_ledger_file, store_error
 from gateway.credits.store import (
     RequestRow,
@@ -152,11 +161,18 @@ def m003_api_keys(conn: sqlite3.Connection) -> None:
     )
 
 
+def m006_entries_by_kind(conn: sqlite3.Connection) -> None:
+    # history(kinds=[...]) (the dashboard's purchases, grants and recharges) reads the few
+    # entries of some kinds among hundreds of thousands of holds and settlements.
+    conn.execute("CREATE INDEX entries_account_kind_id ON entries (account, kind, id)")
+
+
 #: Numbered schema migrations, applied in order, each recorded in ``schema_migrations``.
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = (
     (1, "initial", m001_initial),
     (2, "requests_unique_hold", m002_requests_unique_hold),
     (3, "api_keys", m003_api_keys),
+    (6, "entries_by_kind", m006_entries_by_kind),
 )
 
 
@@ -277,6 +293,7 @@ class SQLiteStore:
         until_us: int | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        kinds: Sequence[str] | None = None,
     ) -> list[LedgerEntry]:
         sql, args = entries_query(
             _ENTRY_COLUMNS,
@@ -285,6 +302,7 @@ class SQLiteStore:
             until_us=until_us,
             limit=limit,
             newest_first=newest_first,
+            kinds=kinds,
             mark="?",
         )
         with self._reading() as conn:
@@ -309,6 +327,40 @@ class SQLiteStore:
         args += window_args
         with self._reading() as conn:
             return [_request(row) for row in conn.execute(sql, args)]
+
+    def requests_page(
+        self,
+        account: str,
+        filters: RequestFilter,
+        *,
+        limit: int,
+        before: tuple[int, int] | None = None,
+    ) -> list[tuple[int, RequestRow]]:
+        sql, args = page_query(
+            _REQUEST_COLUMNS, account, filters, limit=limit, before=before, dialect=SQLITE
+        )
+        with self._reading() as conn:
+            return [(row[0], _request(row[1:])) for row in conn.execute(sql, args)]
+
+    def window_totals(
+        self, account: str, filters: RequestFilter, windows: Sequence[tuple[int, int]]
+    ) -> list[tuple[int, str, str, Totals]]:
+        found: list[tuple[int, str, str, Totals]] = []
+        # At most 10,000 windows a statement: three parameters each, within SQLite's limit.
+        for start in range(0, len(windows), 10_000):
+            chunk = windows[start : start + 10_000]
+            sql, args = window_totals_query(account, filters, chunk, dialect=SQLITE)
+            with self._reading() as conn:
+                found += [
+                    (row[0] + start, row[1], row[2], totals(row[3:]))
+                    for row in conn.execute(sql, args)
+                ]
+        return found
+
+    def tag_totals(self, account: str, filters: RequestFilter) -> list[tuple[str, str, Totals]]:
+        sql, args = tag_totals_query(account, filters, dialect=SQLITE)
+        with self._reading() as conn:
+            return [(row[0], str(row[1]), totals(row[2:])) for row in conn.execute(sql, args)]
 
     def accounts(self) -> list[str]:
         with self._reading() as conn:

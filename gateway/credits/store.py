@@ -32,6 +32,7 @@ from gateway.credits.money import from_micros, from_nanos, plain_decimal
 from gateway.errors import ConfigError
 
 if TYPE_CHECKING:
+    from gateway.credits.request_queries import RequestFilter, Totals
     from gateway.credits.service import Hold
     from gateway.credits.spender import LocalHold
     from gateway.providers.base import TokenUsage
@@ -268,8 +269,10 @@ class Store(Protocol):
         until_us: int | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        kinds: Sequence[str] | None = None,
     ) -> list[LedgerEntry]:
-        """An account's entries in write order (or newest first), ``since <= at < until``."""
+        """An account's entries in write order (or newest first), ``since <= at < until``,
+        of these ``kinds`` only when given."""
         ...
 
     def requests(
@@ -280,6 +283,29 @@ class Store(Protocol):
         until_us: int | None = None,
     ) -> list[RequestRow]:
         """Settled calls of these accounts (all when None), oldest first."""
+        ...
+
+    def requests_page(
+        self,
+        account: str,
+        filters: RequestFilter,
+        *,
+        limit: int,
+        before: tuple[int, int] | None = None,
+    ) -> list[tuple[int, RequestRow]]:
+        """``(row id, row)`` of the newest ``limit`` calls matching ``filters`` that come
+        before the position ``(at_us, id)`` (see :mod:`.request_queries`)."""
+        ...
+
+    def window_totals(
+        self, account: str, filters: RequestFilter, windows: Sequence[tuple[int, int]]
+    ) -> list[tuple[int, str, str, Totals]]:
+        """Sums per ``(index of the window, provider, model)`` of the calls in each
+        ``[start, end)`` window (groups with no call left out)."""
+        ...
+
+    def tag_totals(self, account: str, filters: RequestFilter) -> list[tuple[str, str, Totals]]:
+        """Sums per ``(tag name, tag value)`` of the calls matching ``filters``."""
         ...
 
     def accounts(self) -> list[str]:
@@ -314,9 +340,13 @@ def entries_query(
     limit: int | None,
     newest_first: bool,
     mark: str,
+    kinds: Sequence[str] | None = None,
 ) -> tuple[str, list[Any]]:
     """The SELECT behind :meth:`Store.entries`, the same for every store but its placeholder."""
     window, args = at_us_window(since_us, until_us, mark)
+    if kinds is not None:
+        window += f" AND kind IN ({', '.join(mark for _ in kinds)})" if kinds else " AND 1 = 0"
+        args += list(kinds)
     sql = f"SELECT {columns} FROM entries WHERE account = {mark}{window}"
     sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
     if limit is not None:

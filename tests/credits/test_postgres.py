@@ -84,13 +84,13 @@ def kinds(service: CreditService) -> list[str]:
 
 # -- migrations, URLs, tampering --------------------------------------------------------------
 
+ALL_MIGRATIONS = ("001_initial", "002_requests_unique_hold", "003_api_keys", "006_entries_by_kind")
+
 
 def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> None:
     fresh = pg.new_url()
-    assert migrate(fresh) == Migrated(
-        before=0, after=3, applied=("001_initial", "002_requests_unique_hold", "003_api_keys")
-    )
-    assert migrate(fresh) == Migrated(before=3, after=3, applied=())
+    assert migrate(fresh) == Migrated(before=0, after=6, applied=ALL_MIGRATIONS)
+    assert migrate(fresh) == Migrated(before=6, after=6, applied=())
 
     # Many processes (here: stores) starting at once on an empty database apply it once.
     empty = pg.new_url()
@@ -106,7 +106,7 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
         t.start()
     for t in threads:
         t.join()
-    assert [s.schema_version() for s in stores] == [3] * 6
+    assert [s.schema_version() for s in stores] == [6] * 6
     for s in stores:
         s.close()
     with psycopg.connect(empty, autocommit=True) as conn:
@@ -114,6 +114,7 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
             (1, "initial"),
             (2, "requests_unique_hold"),
             (3, "api_keys"),
+            (6, "entries_by_kind"),
         ]
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')")
     with pytest.raises(CreditsError, match="schema version 99, newer"):
@@ -122,10 +123,8 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
 
 def test_sqlite_migrate_reports_the_same_way(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    assert migrate(url) == Migrated(
-        before=0, after=3, applied=("001_initial", "002_requests_unique_hold", "003_api_keys")
-    )
-    assert migrate(url) == Migrated(before=3, after=3, applied=())
+    assert migrate(url) == Migrated(before=0, after=6, applied=ALL_MIGRATIONS)
+    assert migrate(url) == Migrated(before=6, after=6, applied=())
 
 
 def test_store_urls_options_and_the_password(pg: TestDatabase) -> None:
