@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,7 @@ from gateway.credits.request_queries import (
     RequestFilter,
     RequestPage,
     Totals,
+    UsageReport,
     decode_cursor,
     encode_cursor,
     totals,
@@ -286,11 +288,11 @@ class CreditAccount:
         last_id = found[limit - 1][0] if more else 0
         return RequestPage(rows=rows, next=encode_cursor(rows[-1].at_us, last_id) if more else None)
 
-    def daily_usage(self, *, since: date, until: date) -> list[UsageRow]:
-        """Usage per calendar day (in the configured time zone) from ``since`` to ``until``
-        (exclusive), by provider and model, summed by the store without reading the calls:
-        the rows of ``usage(group_by=["day", "provider", "model"], since=since,
-        until=until)``, in the same order and to the nano-dollar."""
+    def usage_report(self, *, since: date, until: date) -> UsageReport:
+        """Usage from the day ``since`` to the day ``until`` (exclusive; days of the
+        configured time zone), summed by the store without reading the calls one by one:
+        ``daily`` holds the rows of ``usage(group_by=["day", "provider", "model"])`` and
+        ``tags[name]`` those of ``usage(group_by="tag:<name>")``, to the nano-dollar."""
         self._state()
         for value, what in ((since, "since"), (until, "until")):
             if not isinstance(value, date) or isinstance(value, datetime):
@@ -300,49 +302,46 @@ class CreditAccount:
             raise InvalidCreditsInput(
                 f"since {since} to until {until} must be 0 to {_MAX_DAYS} days, not {days}"
             )
+        if days == 0:
+            return UsageReport()
         calendar = self._service.calendar
-        starts = [
-            to_micros(calendar.day_start(date.fromordinal(since.toordinal() + n)))
-            for n in range(days + 1)
-        ]
-        windows = list(itertools.pairwise(starts))
-        if not windows:
-            return []
-        keys = [date.fromordinal(since.toordinal() + n).isoformat() for n in range(days)]
-        found = self._service.store.window_totals(self._name, RequestFilter(), windows)
-        rows = [
-            _usage_row({"day": keys[n], "provider": provider, "model": f"{provider}/{model}"}, t)
-            for n, provider, model, t in found
-        ]
-        rows.sort(key=lambda r: (r.group["day"] or "", r.group["provider"] or "", r["model"] or ""))
-        return rows
-
-    def tag_usage(
-        self, *, since: datetime | date | None = None, until: datetime | date | None = None
-    ) -> dict[str, list[UsageRow]]:
-        """For each tag name the calls carry, the rows of ``usage(group_by="tag:<name>")``
-        (the calls without the tag last, as None), summed by the store."""
-        self._state()
-        filters = self._filter(since, until)
-        store = self._service.store
+        dates = [date.fromordinal(since.toordinal() + n) for n in range(days + 1)]
+        starts = [to_micros(calendar.day_start(day)) for day in dates]
+        found = self._service.store.window_totals(
+            self._name, RequestFilter(), list(itertools.pairwise(starts))
+        )
+        daily: dict[tuple[str, str, str], list[int]] = {}
+        tagged: dict[str, dict[str, list[int]]] = {}
         everything = [0] * 7
-        for _, _, _, t in store.window_totals(self._name, filters, [(0, 1 << 62)]):
-            everything = [a + b for a, b in zip(everything, t, strict=True)]
-        by_name: dict[str, list[tuple[str, Totals]]] = {}
-        for name, value, t in store.tag_totals(self._name, filters):
-            by_name.setdefault(name, []).append((value, t))
-        out: dict[str, list[UsageRow]] = {}
-        for name in sorted(by_name):
+        parsed: dict[str, dict[str, str]] = {}
+        for n, provider, model, tags_text, sums in found:
+            _add(
+                daily.setdefault((dates[n].isoformat(), provider, f"{provider}/{model}"), [0] * 7),
+                sums,
+            )
+            _add(everything, sums)
+            tags = parsed.get(tags_text)
+            if tags is None:
+                tags = parsed[tags_text] = json.loads(tags_text)
+            for name, tag_value in tags.items():
+                _add(tagged.setdefault(name, {}).setdefault(str(tag_value), [0] * 7), sums)
+        by_tag: dict[str, list[UsageRow]] = {}
+        for name in sorted(tagged):
             key = f"tag:{name}"
-            values = sorted(by_name[name])
-            rows = [_usage_row({key: value}, t) for value, t in values]
+            rows = [_usage_row({key: v}, totals(t)) for v, t in sorted(tagged[name].items())]
             rest = list(everything)
-            for _, t in values:
-                rest = [a - b for a, b in zip(rest, t, strict=True)]
+            for t in tagged[name].values():
+                _add(rest, [-x for x in t])
             if rest[0]:
                 rows.append(_usage_row({key: None}, totals(rest)))
-            out[name] = rows
-        return out
+            by_tag[name] = rows
+        return UsageReport(
+            daily=[
+                _usage_row({"day": day_key, "provider": provider, "model": model}, totals(t))
+                for (day_key, provider, model), t in sorted(daily.items())
+            ],
+            tags=by_tag,
+        )
 
     def _filter(
         self,
@@ -661,6 +660,11 @@ class CreditAccount:
         if isinstance(value, date):
             return to_micros(self._service.calendar.day_start(value))
         raise InvalidCreditsInput(f"{what} must be a datetime or a date, not {value!r}")
+
+
+def _add(into: list[int], sums: Sequence[int]) -> None:
+    for n, value in enumerate(sums):
+        into[n] += value
 
 
 def _usage_row(group: dict[str, str | None], t: Totals) -> UsageRow:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from gateway.credits.journal import Recovery
     from gateway.credits.ledger import LedgerEntry
     from gateway.credits.reports import Statement, UsageRow
-    from gateway.credits.request_queries import RequestPage
+    from gateway.credits.request_queries import RequestPage, UsageReport
     from gateway.credits.store import RequestRow
 
 __all__ = ["AsyncCreditAccount"]
@@ -134,15 +134,9 @@ class AsyncCreditAccount:
             )
         )
 
-    async def daily_usage(self, *, since: date, until: date) -> list[UsageRow]:
-        """Usage per day, provider and model, summed by the store."""
-        return await asyncio.to_thread(lambda: self._account.daily_usage(since=since, until=until))
-
-    async def tag_usage(
-        self, *, since: datetime | date | None = None, until: datetime | date | None = None
-    ) -> dict[str, list[UsageRow]]:
-        """Usage per value of each tag name, summed by the store."""
-        return await asyncio.to_thread(lambda: self._account.tag_usage(since=since, until=until))
+    async def usage_report(self, *, since: date, until: date) -> UsageReport:
+        """Usage per day, provider and model, and per tag, summed by the store."""
+        return await asyncio.to_thread(lambda: self._account.usage_report(since=since, until=until))
 
     async def statement(self, month: str | date) -> Statement:
         """The month's statement (``"2026-01"`` or any date in it)."""

@@ -66,7 +66,6 @@ from gateway.credits.request_queries import (
     RequestFilter,
     Totals,
     page_query,
-    tag_totals_query,
     totals,
     window_totals_query,
 )
@@ -270,7 +269,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
 _DIALECT = Dialect(
     mark="%s",
     tag_equals="requests.tags->>%s = %s",
-    tag_rows="json_each_text(requests.tags) AS tag (key, value)",
+    tags_text="requests.tags::text",
     int_cast="::bigint",
 )
 
@@ -641,19 +640,12 @@ class PostgresStore:
 
     def window_totals(
         self, account: str, filters: RequestFilter, windows: Sequence[tuple[int, int]]
-    ) -> list[tuple[int, str, str, Totals]]:
+    ) -> list[tuple[int, str, str, str, Totals]]:
         sql, args = window_totals_query(account, filters, windows, dialect=_DIALECT)
         return self._run(
             lambda conn: [
-                (row[0], row[1], row[2], totals(row[3:])) for row in conn.execute(sql, args)
+                (row[0], row[1], row[2], row[3], totals(row[4:])) for row in conn.execute(sql, args)
             ],
-            what="reading the usage",
-        )
-
-    def tag_totals(self, account: str, filters: RequestFilter) -> list[tuple[str, str, Totals]]:
-        sql, args = tag_totals_query(account, filters, dialect=_DIALECT)
-        return self._run(
-            lambda conn: [(row[0], row[1], totals(row[2:])) for row in conn.execute(sql, args)],
             what="reading the usage",
         )
 

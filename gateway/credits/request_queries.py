@@ -9,10 +9,10 @@ they equal what :func:`.reports.group_usage` adds up from the rows, to the nano-
 * :func:`page_query`: the newest calls first, ``limit`` at a time, keyed on ``(at_us, id)``
   (keyset paging: a page costs the same however deep it is, and no row is skipped or shown
   twice when calls are written in between).
-* :func:`window_totals_query`: totals per ``(window, provider, model)`` for given
+* :func:`window_totals_query`: totals per ``(window, provider, model, tags)`` for given
   ``[start, end)`` windows (the caller's calendar days: a day in the account's time zone is
-  a window of UTC microseconds, so no database needs to know time zones).
-* :func:`tag_totals_query`: totals per ``(tag name, tag value)``.
+  a window of UTC microseconds, so no database needs to know time zones). Sums by day, by
+  model and by each tag are added up from these in Python; the groups are few (tags repeat).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.errors import InvalidCreditsInput
 
 if TYPE_CHECKING:
+    from gateway.credits.reports import UsageRow
     from gateway.credits.store import RequestRow
 
 __all__ = [
@@ -33,10 +34,10 @@ __all__ = [
     "RequestFilter",
     "RequestPage",
     "Totals",
+    "UsageReport",
     "decode_cursor",
     "encode_cursor",
     "page_query",
-    "tag_totals_query",
     "totals",
     "window_totals_query",
 ]
@@ -71,6 +72,17 @@ class RequestPage:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Usage over a range of days, summed by the store in one pass over the calls."""
+
+    #: The rows of ``usage(group_by=["day", "provider", "model"])``, in its order.
+    daily: list[UsageRow] = field(default_factory=list)
+    #: For each tag name the calls carry, the rows of ``usage(group_by="tag:<name>")``:
+    #: by value, then the calls without the tag (None).
+    tags: dict[str, list[UsageRow]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Dialect:
     """What the SQL of one store spells its own way."""
 
@@ -78,8 +90,8 @@ class Dialect:
     mark: str
     #: A condition on ``requests`` true when its tags hold ``name = value`` (two marks).
     tag_equals: str
-    #: A table function of ``requests.tags`` with one row ``(key, value)`` per tag.
-    tag_rows: str
+    #: ``requests.tags`` as text (PostgreSQL cannot group by a ``json`` value).
+    tags_text: str
     #: Appended to a window's placeholders in ``VALUES`` (PostgreSQL needs the type).
     int_cast: str = ""
 
@@ -89,7 +101,7 @@ SQLITE = Dialect(
     tag_equals=(
         "EXISTS (SELECT 1 FROM json_each(requests.tags) AS tag WHERE tag.key = ? AND tag.value = ?)"
     ),
-    tag_rows="json_each(requests.tags) AS tag",
+    tags_text="requests.tags",
 )
 
 #: The sums every totals query selects, in :class:`Totals` order.
@@ -174,7 +186,9 @@ def window_totals_query(
     *,
     dialect: Dialect,
 ) -> tuple[str, list[Any]]:
-    """``(window index, provider, model, *TOTALS)`` per group with at least one call."""
+    """``(window index, provider, model, tags as JSON text, *TOTALS)`` per group with at
+    least one call: one pass over the calls gives the sums by day, by model and by tag (a
+    ``GROUP BY`` sorts every row it reads, so one grouping costs half of two)."""
     if not windows:
         raise ValueError("no windows")
     mark, cast = dialect.mark, dialect.int_cast
@@ -183,23 +197,12 @@ def window_totals_query(
     window_args: list[Any] = []
     for n, (start, end) in enumerate(windows):
         window_args += [n, start, end]
+    tags = dialect.tags_text
     sql = (
         f"WITH windows (n, lo, hi) AS (VALUES {values}) "
-        f"SELECT windows.n, requests.provider, requests.model, {TOTALS} "
+        f"SELECT windows.n, requests.provider, requests.model, {tags}, {TOTALS} "
         f"FROM windows JOIN requests "
         f"ON requests.at_us >= windows.lo AND requests.at_us < windows.hi "
-        f"WHERE {where} GROUP BY windows.n, requests.provider, requests.model"
+        f"WHERE {where} GROUP BY windows.n, requests.provider, requests.model, {tags}"
     )
     return sql, [*window_args, *args]
-
-
-def tag_totals_query(
-    account: str, filters: RequestFilter, *, dialect: Dialect
-) -> tuple[str, list[Any]]:
-    """``(tag name, tag value, *TOTALS)`` per tag value that calls carry."""
-    where, args = _conditions(account, filters, dialect)
-    sql = (
-        f"SELECT tag.key, tag.value, {TOTALS} FROM requests, {dialect.tag_rows} "
-        f"WHERE {where} GROUP BY tag.key, tag.value"
-    )
-    return sql, args

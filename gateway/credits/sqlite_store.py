@@ -38,7 +38,6 @@ from gateway.credits.request_queries import (
     RequestFilter,
     Totals,
     page_query,
-    tag_totals_query,
     totals,
     window_totals_query,
 )
@@ -344,23 +343,18 @@ class SQLiteStore:
 
     def window_totals(
         self, account: str, filters: RequestFilter, windows: Sequence[tuple[int, int]]
-    ) -> list[tuple[int, str, str, Totals]]:
-        found: list[tuple[int, str, str, Totals]] = []
+    ) -> list[tuple[int, str, str, str, Totals]]:
+        found: list[tuple[int, str, str, str, Totals]] = []
         # At most 10,000 windows a statement: three parameters each, within SQLite's limit.
         for start in range(0, len(windows), 10_000):
             chunk = windows[start : start + 10_000]
             sql, args = window_totals_query(account, filters, chunk, dialect=SQLITE)
             with self._reading() as conn:
                 found += [
-                    (row[0] + start, row[1], row[2], totals(row[3:]))
+                    (row[0] + start, row[1], row[2], row[3], totals(row[4:]))
                     for row in conn.execute(sql, args)
                 ]
         return found
-
-    def tag_totals(self, account: str, filters: RequestFilter) -> list[tuple[str, str, Totals]]:
-        sql, args = tag_totals_query(account, filters, dialect=SQLITE)
-        with self._reading() as conn:
-            return [(row[0], str(row[1]), totals(row[2:])) for row in conn.execute(sql, args)]
 
     def accounts(self) -> list[str]:
         with self._reading() as conn:

@@ -85,25 +85,21 @@ def test_filters_select_exactly_what_usage_counts(gw: Gateway) -> None:
     assert gw.credits.requests_page(status="incomplete").rows == []
 
 
-def test_daily_usage_equals_usage_by_day_provider_and_model(gw: Gateway) -> None:
-    since, until = date(2026, 1, 14), date(2026, 1, 21)
-    daily = gw.credits.daily_usage(since=since, until=until)
-    assert daily == gw.credits.usage(
-        group_by=["day", "provider", "model"], since=since, until=until
-    )
-    total = sum(r.cost_nanos for r in daily)
+def test_the_usage_report_equals_usage_by_day_provider_model_and_each_tag(gw: Gateway) -> None:
+    since, until = date(2026, 1, 16), date(2026, 1, 21)
+    report = gw.credits.usage_report(since=since, until=until)
+    by_day = gw.credits.usage(group_by=["day", "provider", "model"], since=since, until=until)
+    assert report.daily == by_day
+    assert {r["day"] for r in report.daily} == {f"2026-01-{d}" for d in range(16, 20)}
+    assert sorted(report.tags) == ["team", "user"]
+    for name, rows in report.tags.items():
+        assert rows == gw.credits.usage(group_by=f"tag:{name}", since=since, until=until)
+        assert sum(r.cost_nanos for r in rows) == sum(r.cost_nanos for r in by_day)
+    everything = gw.credits.usage_report(since=date(2026, 1, 1), until=date(2026, 2, 1))
+    total = sum(r.cost_nanos for r in everything.daily)
     assert total == sum(r.cost_nanos for r in gw.credits.requests()) > 0
-    days = {r["day"] for r in daily}
-    assert days == {f"2026-01-{d}" for d in range(15, 20)}
-    assert gw.credits.daily_usage(since=since, until=since) == []
-
-
-def test_tag_usage_equals_usage_by_each_tag(gw: Gateway) -> None:
-    since = date(2026, 1, 16)
-    by_tag = gw.credits.tag_usage(since=since)
-    assert sorted(by_tag) == ["team", "user"]
-    for name, rows in by_tag.items():
-        assert rows == gw.credits.usage(group_by=f"tag:{name}", since=since)
+    empty = gw.credits.usage_report(since=since, until=since)
+    assert empty.daily == [] and empty.tags == {}
 
 
 def test_history_by_kind_is_filtered_by_the_store(gw: Gateway) -> None:
