@@ -559,6 +559,9 @@ class ServerConfig(_Model):
 
     #: Opens ``/v1/admin/...``; with it, ``x-gateway-account`` picks the paying account.
     admin_key: SecretField = None
+    #: Signs the dashboard's session cookies (default: derived from ``admin_key``); every
+    #: worker and host serving one dashboard needs the same one.
+    session_secret: SecretField = None
     #: The largest request body accepted, in bytes; a larger one is refused with 413.
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 8 << 20
     #: Seconds a client may take to send its request body before it is refused with 408.
@@ -566,7 +569,7 @@ class ServerConfig(_Model):
     #: On SIGTERM: seconds calls and streams in flight may take to finish before they are cut.
     drain_timeout_s: Seconds = 30.0
 
-    @field_validator("admin_key")
+    @field_validator("admin_key", "session_secret")
     @classmethod
     def _long_admin_key(cls, value: Secret | None) -> Secret | None:
         if value is not None and value.is_set and len(value.reveal()) < 16:

@@ -8,7 +8,8 @@ result; billing and routing stay in the library):
 * :mod:`.account`: ``GET /v1/credits``, ``GET /v1/usage``;
 * :mod:`.admin`: ``/v1/admin/...``;
 * :mod:`.health`: ``GET /healthz``, ``GET /readyz``;
-* :mod:`.not_yet`: ``POST /v1/embeddings``, ``POST /v1/images/generations`` (501 for now).
+* :mod:`.not_yet`: ``POST /v1/embeddings``, ``POST /v1/images/generations`` (501 for now);
+* :mod:`.dashboard`: the billing dashboard, HTML pages at ``/`` for a browser.
 
 Every response carries ``x-gateway-request-id`` (the gateway's request id for a chat call,
 which is also the ledger's; a fresh one otherwise). Errors: :mod:`.errors`, the one place.
@@ -32,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import GatewayConfig, load_config, parse_config
 from gateway.errors import GatewayError
-from gateway.server import account, admin, chat, health, models, not_yet
+from gateway.server import account, admin, chat, dashboard, health, models, not_yet
 from gateway.server.errors import ApiError, api_error, error_response, handle_error
 from gateway.server.state import ServerState
 
@@ -140,7 +141,7 @@ def create_app(
             await _shut_down(state)
 
     app = Starlette(
-        routes=_routes(),
+        routes=[*_routes(), *dashboard.routes(state)],
         exception_handlers={
             ApiError: handle_error,
             GatewayError: handle_error,
