@@ -49,6 +49,7 @@ __all__ = [
     "Secret",
     "SecretHeaders",
     "TargetConfig",
+    "TelemetryConfig",
     "load_config",
     "parse_config",
     "parse_model_id",
@@ -553,6 +554,15 @@ class CreditsConfig(_Model):
             yield name, url_without_password(value) if name == "store" else value
 
 
+class TelemetryConfig(_Model):
+    """The ``telemetry:`` section: OpenTelemetry spans and metrics (gateway/telemetry)."""
+
+    #: Emit spans and metrics through the OpenTelemetry API (``pip install '.[otel]'``).
+    opentelemetry: bool = False
+    #: Also record prompts and answers on the call's span (they may hold personal data).
+    capture_content: bool = False
+
+
 class LongContextPrice(_Model):
     """Prices that apply once the prompt exceeds ``above_input_tokens``."""
 
@@ -588,6 +598,8 @@ class GatewayConfig(_Model):
     pricing: dict[str, ModelPrice] = Field(default_factory=dict)
     #: Fault injection for staging (off unless ``chaos.enabled``).
     chaos: ChaosConfig | None = None
+    #: OpenTelemetry traces and metrics (off unless ``telemetry.opentelemetry``).
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     #: Where it was loaded from, for error messages.
     source: str = "<config>"
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
