@@ -365,14 +365,17 @@ class _CallTrace(CallTrace):
             span.set_attribute("gateway.attempt.outcome", "ok")
         else:
             kind = error_type(error)
-            span.set_attribute("gateway.attempt.outcome", "error")
-            span.set_attribute("error.type", kind)
+            ended: dict[str, AttributeValue] = {
+                "gateway.attempt.outcome": "error",
+                "error.type": kind,
+            }
             status = getattr(error, "status_code", None)
             if isinstance(status, int):
-                span.set_attribute("http.response.status_code", status)
+                ended["http.response.status_code"] = status
             wait = self._plan.retry_wait
             if wait is not None:
-                span.set_attribute("gateway.attempt.retry_wait_s", float(wait))
+                ended["gateway.attempt.retry_wait_s"] = float(wait)
+            span.set_attributes(ended)
             span.set_status(Status(StatusCode.ERROR, kind))
         span.end()
 
@@ -385,38 +388,44 @@ class _CallTrace(CallTrace):
         if self._ended:
             return
         self._end_attempt(None)
-        span = self._span
         self._response_model = response.model
-        span.set_attribute("gen_ai.response.id", response.id)
-        span.set_attribute("gen_ai.response.model", response.model)
-        reasons = [choice.finish_reason or "error" for choice in response.choices or ()]
-        span.set_attribute("gen_ai.response.finish_reasons", reasons)
+        ended: dict[str, AttributeValue] = {
+            "gen_ai.response.id": response.id,
+            "gen_ai.response.finish_reasons": [
+                choice.finish_reason or "error" for choice in response.choices or ()
+            ],
+        }
         if self._telemetry.capture_content:
-            span.set_attribute("gen_ai.output.messages", output_messages(response))
-        self._finish(usage, cost, None)
+            ended["gen_ai.output.messages"] = output_messages(response)
+        self._finish(ended, usage, cost, None)
 
     @_never_raises
     def failed(self, error: BaseException) -> None:
         if self._ended:
             return
         self._end_attempt(error)
-        kind = error_type(error)
-        self._span.set_attribute("error.type", kind)
-        self._span.set_status(Status(StatusCode.ERROR, kind))
-        self._finish(None, None, kind)
+        self._finish({}, None, None, error_type(error))
 
-    def _finish(self, usage: TokenUsage | None, cost: Decimal | None, error: str | None) -> None:
+    def _finish(
+        self,
+        ended: dict[str, AttributeValue],
+        usage: TokenUsage | None,
+        cost: Decimal | None,
+        error: str | None,
+    ) -> None:
+        """End the call's span with ``ended`` and the attributes every end has; record the
+        call's metrics."""
         self._ended = True
         telemetry, span = self._telemetry, self._span
-        target = self._target or self._plan.route.targets[0]
+        target = self._target_or_first()
         attributes = self._metric_attributes
         attributes.update(telemetry.provider(target).attributes())
         if self._response_model:
             attributes["gen_ai.response.model"] = self._response_model
-        span.set_attributes(attributes)
+        ended.update(attributes)
         if self._target is not None:
-            span.set_attribute("gateway.provider", target.provider)
-            span.set_attribute("gateway.model", target.model)
+            ended["gateway.provider"] = target.provider
+            ended["gateway.model"] = target.model
         for attempt in self._plan.attempts:
             if attempt.outcome == "skipped":
                 span.add_event(
@@ -428,12 +437,12 @@ class _CallTrace(CallTrace):
                     },
                 )
         if usage is not None:
-            span.set_attributes(_usage_attributes(usage))
+            ended.update(_usage_attributes(usage))
             record = telemetry.token_usage.record
             record(usage.input_tokens, {**attributes, "gen_ai.token.type": "input"})
             record(usage.output_tokens, {**attributes, "gen_ai.token.type": "output"})
         if cost is not None:
-            span.set_attribute("gateway.cost_usd", format(cost, "f"))
+            ended["gateway.cost_usd"] = format(cost, "f")
             cost_attributes: dict[str, AttributeValue] = {
                 "gen_ai.provider.name": attributes["gen_ai.provider.name"],
                 "gateway.provider": target.provider,
@@ -443,7 +452,10 @@ class _CallTrace(CallTrace):
                 cost_attributes["gateway.account"] = self._account
             telemetry.cost.add(float(cost), cost_attributes)
         if error is not None:
+            ended["error.type"] = error
+            span.set_status(Status(StatusCode.ERROR, error))
             attributes = {**attributes, "error.type": error}
+        span.set_attributes(ended)
         telemetry.duration.record(telemetry.clock.monotonic() - self._started, attributes)
         span.end()
 
@@ -452,14 +464,14 @@ class _CallTrace(CallTrace):
     def _opened(self, head: list[ChatCompletionChunk], native: Any, bill: AttemptBill) -> None:
         self._end_attempt(None)
         self._native, self._bill = native, bill
-        telemetry, span = self._telemetry, self._span
+        telemetry = self._telemetry
+        seconds = telemetry.clock.monotonic() - self._started
+        opened: dict[str, AttributeValue] = {"gen_ai.response.time_to_first_chunk": seconds}
         if head:
             first = head[0]
             self._response_model = first.model
-            span.set_attribute("gen_ai.response.id", first.id)
-            span.set_attribute("gen_ai.response.model", first.model)
-        seconds = telemetry.clock.monotonic() - self._started
-        span.set_attribute("gen_ai.response.time_to_first_chunk", seconds)
+            opened["gen_ai.response.id"] = first.id
+        self._span.set_attributes(opened)
         provider = telemetry.provider(self._target_or_first())
         attributes = {**self._metric_attributes, **provider.attributes()}
         if self._response_model:
@@ -551,7 +563,7 @@ class _CallTrace(CallTrace):
     def _end_stream(self, error: BaseException | None) -> None:
         if self._ended:
             return
-        native, bill, span = self._native, self._bill, self._span
+        native, bill = self._native, self._bill
         assert native is not None and bill is not None
         if error is not None:
             outcome = "error"
@@ -559,15 +571,13 @@ class _CallTrace(CallTrace):
             outcome = "complete"
         else:
             outcome = "abandoned"
-        span.set_attribute("gateway.stream.outcome", outcome)
         # A finish reason that never came is "error", as the conventions ask.
         reason = self._finish_reason or "error"
-        span.set_attribute("gen_ai.response.finish_reasons", [reason])
+        ended: dict[str, AttributeValue] = {
+            "gateway.stream.outcome": outcome,
+            "gen_ai.response.finish_reasons": [reason],
+        }
         if self._collector is not None:
-            span.set_attribute("gen_ai.output.messages", self._collector.messages(reason))
-        kind = None
-        if error is not None:
-            kind = error_type(error)
-            span.set_attribute("error.type", kind)
-            span.set_status(Status(StatusCode.ERROR, kind))
-        self._finish(native.usage, bill.charged, kind)
+            ended["gen_ai.output.messages"] = self._collector.messages(reason)
+        kind = None if error is None else error_type(error)
+        self._finish(ended, native.usage, bill.charged, kind)
