@@ -525,6 +525,25 @@ async def test_async_dropped_stream_ends_its_span(otel: Recorded, clock: ManualC
     _abandoned_checks(otel)
 
 
+def test_stream_falls_back_before_its_first_chunk(otel: Recorded, clock: ManualClock) -> None:
+    gw = traced(otel, clock)
+    fake(gw).script.overloaded_mid_stream(after_chunks=0, times=2)
+    stream = gw.chat.completions.create(model="smart", messages=HELLO, stream=True)
+    list(stream)
+    outcomes = [
+        (s.name, s.attributes["gateway.attempt.outcome"])
+        for s in sorted(otel.attempt_spans(), key=lambda s: s.start_time or 0)
+    ]
+    assert outcomes == [
+        ("attempt fake/alpha", "error"),
+        ("attempt fake/alpha", "error"),
+        ("attempt backup/beta", "ok"),
+    ]
+    attrs = otel.call_span().attributes
+    assert attrs["gateway.stream.outcome"] == "complete"
+    assert attrs["gen_ai.provider.name"] == "backup" and attrs["gen_ai.response.model"] == "beta"
+
+
 def test_broken_stream_is_an_error(otel: Recorded, clock: ManualClock) -> None:
     gw = traced(otel, clock)
     fake(gw).script.overloaded_mid_stream(after_chunks=2)
