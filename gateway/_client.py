@@ -30,13 +30,13 @@ from gateway._streams import (
 )
 from gateway.chaos import ChaosMonkey
 from gateway.config import GatewayConfig, load_config, parse_config
-from gateway.errors import ConfigError, ProviderError
+from gateway.errors import ConfigError, InvalidRequest, ProviderError
 from gateway.events import EventHook
 from gateway.health import HealthRegistry
 from gateway.providers import load_adapter_class
 from gateway.providers.base import ChatRequest, ProviderAdapter, ProviderResponse
 from gateway.routing import CallPlan, ResolvedTarget, Router, Wait, request_for_target
-from gateway.telemetry import CallTrace, telemetry_for
+from gateway.telemetry import NULL_TRACE, CallTrace, telemetry_for
 
 if TYPE_CHECKING:
     from openai.types.chat import (
@@ -50,7 +50,9 @@ if TYPE_CHECKING:
     )
 
     from gateway.credits.account import CreditAccount
+    from gateway.credits.async_account import AsyncCreditAccount
     from gateway.credits.payment import PaymentMethod
+    from gateway.keys import ApiKey, AsyncKeys, Keys
     from gateway.types import GatewayChatCompletion
 
 __all__ = ["AsyncGateway", "Gateway"]
@@ -93,6 +95,25 @@ class _GatewayCore:
         self.telemetry = telemetry_for(self.config, self.clock)  # does nothing unless asked
         self._adapters: dict[str, ProviderAdapter] = {}
         self._lock = threading.Lock()
+        self._keys: Keys | None = None
+
+    def keys(self) -> Keys:
+        """The API keys of the credit store (made on first use)."""
+        if self._keys is None:
+            service = self.billing.service
+            if service is None:
+                raise ConfigError(
+                    "API keys are kept in the credit store, and this gateway has none",
+                    file=self.config.source,
+                    key="credits",
+                    fix="add a credits: section (e.g. credits: {store: sqlite:///credits.db})",
+                )
+            from gateway.keys import Keys
+
+            with self._lock:
+                if self._keys is None:
+                    self._keys = Keys(service, clock=self.clock, config=self.config)
+        return self._keys
 
     def adapter(self, provider: str) -> ProviderAdapter:
         """The adapter of a configured provider, created (and its SDK imported) on first use."""
@@ -116,7 +137,10 @@ class _GatewayCore:
         args: dict[str, Any] = dict(kwargs)
         account: str | None = args.pop("account", None)
         tags: Mapping[str, str] | None = args.pop("tags", None)
+        api_key: ApiKey | None = args.pop("api_key", None)
         request = build_request(messages=messages, stream=stream, **args)
+        if api_key is not None:
+            account = self.key_account(api_key, account, model)
         account, tags = self.billing.check_call(account, tags)
         input_tokens = estimate_prompt_tokens(request)
         billing = self.billing
@@ -136,7 +160,47 @@ class _GatewayCore:
             on_event=self.on_event,
         )
         trace = self.telemetry.start(model, request, plan, account)
-        return _Call(request, plan, input_tokens, account, tags, trace)
+        return _Call(request, plan, input_tokens, account, tags, api_key, trace)
+
+    def key_account(self, api_key: ApiKey, account: str | None, model: str) -> str:
+        """The account a call made with ``api_key`` is paid from (the key's), after the
+        checks that need no store: a valid key, allowed on ``model``."""
+        from gateway.errors import InvalidApiKey
+        from gateway.keys import ApiKey
+
+        if not isinstance(api_key, ApiKey):
+            raise InvalidRequest(
+                f"api_key must be an ApiKey (from gw.keys.authenticate), not "
+                f"{type(api_key).__name__}",
+                provider="gateway",
+            )
+        keys = self.keys()
+        if api_key.revoked or api_key.expired(self.clock.now()):
+            state = "revoked" if api_key.revoked else "expired"
+            raise InvalidApiKey(
+                f"API key {api_key.id} ({api_key.prefix}...) is {state}",
+                reason=state,
+                key_id=api_key.id,
+            )
+        if account is not None and account != api_key.account:
+            raise InvalidRequest(
+                f"account={account!r} was given, but API key {api_key.id} pays from account "
+                f"'{api_key.account}'; leave account out",
+                provider="gateway",
+            )
+        keys.check_route(api_key, model)
+        return api_key.account
+
+    def count_key_call(self, call: _Call) -> None:
+        """Count the call against its key's rpm (KeyRateLimited when it is used up)."""
+        if call.api_key is not None and call.api_key.rpm is not None:
+            self.keys().count_call(call.api_key)
+
+    async def acount_key_call(self, call: _Call) -> None:
+        if call.api_key is not None and call.api_key.rpm is not None:
+            from gateway.keys import AsyncKeys
+
+            await AsyncKeys(self.keys()).count_call(call.api_key)
 
     def bill(self, call: _Call, target: ResolvedTarget, request: ChatRequest) -> AttemptBill:
         """Hold this try's worst case on the credit account (before the provider is called)."""
@@ -149,6 +213,7 @@ class _GatewayCore:
             account=call.account,
             tags=call.tags,
             attempt=len(call.plan.attempts) + 1,
+            api_key=call.api_key,
         )
 
     async def abill(self, call: _Call, target: ResolvedTarget, request: ChatRequest) -> AttemptBill:
@@ -161,6 +226,7 @@ class _GatewayCore:
             account=call.account,
             tags=call.tags,
             attempt=len(call.plan.attempts) + 1,
+            api_key=call.api_key,
         )
 
     def inject_fault(self, target: ResolvedTarget) -> None:
@@ -205,8 +271,10 @@ class _Call:
     input_tokens: int
     account: str | None
     tags: Mapping[str, str] | None
+    #: The gateway API key the call is made with (``gateway serve``), if any.
+    api_key: ApiKey | None = None
     #: The call's telemetry (gateway.telemetry); records nothing unless configured.
-    trace: CallTrace
+    trace: CallTrace = NULL_TRACE
 
 
 #: Draws request ids: seeded from os.urandom, reseeded in a forked child (which would
@@ -270,6 +338,9 @@ class CreateArgs(TypedDict, total=False):
     account: str | None
     #: Labels for usage reports, e.g. ``{"feature": "search"}``.
     tags: Mapping[str, str] | None
+    #: The gateway API key the call is made with (from ``gw.keys.authenticate``): the call
+    #: is paid by the key's account and held to the key's routes, rpm and spend limits.
+    api_key: ApiKey | None
 
 
 _CREATE_DOC = """Create a chat completion, exactly like ``OpenAI().chat.completions.create``.
@@ -277,7 +348,8 @@ _CREATE_DOC = """Create a chat completion, exactly like ``OpenAI().chat.completi
 ``model`` is a route name from the config or a direct ``provider/model``. The other
 arguments mean what they mean in the OpenAI SDK (``max_tokens`` and ``max_completion_tokens``
 are the same budget; ``n`` must be 1). The gateway adds ``account`` (which credit account
-pays) and ``tags`` (labels for usage reports).
+pays), ``tags`` (labels for usage reports) and ``api_key`` (a gateway API key the call is made
+with: its account pays, and its allow-list, rpm and spend limits apply).
 
 Returns a :class:`~gateway.types.GatewayChatCompletion` (an OpenAI ``ChatCompletion`` with
 ``.gateway`` and ``usage.cost``), or with ``stream=True`` a stream of ``ChatCompletionChunk``.
@@ -328,6 +400,8 @@ class Completions:
 
     def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | GatewayStream:
         core = self._core
+        if call.api_key is not None:
+            core.count_key_call(call)
         request, plan, clock, trace = call.request, call.plan, core.clock, call.trace
         while True:
             action = plan.next_action()
@@ -411,6 +485,8 @@ class AsyncCompletions:
 
     async def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | AsyncGatewayStream:
         core = self._core
+        if call.api_key is not None:
+            await core.acount_key_call(call)
         request, plan, clock, trace = call.request, call.plan, core.clock, call.trace
         while True:
             action = plan.next_action()
@@ -507,13 +583,6 @@ class _BaseGateway:
         """The validated config this gateway runs on."""
         return self._core.config
 
-    @property
-    def credits(self) -> CreditAccount:
-        """The default credit account: ``gw.credits.balance()``, ``.purchase(...)``,
-        ``.usage(...)``; ``gw.credits.account("customer-42")`` for a named one. Raises
-        ConfigError when the config has no ``credits:`` section."""
-        return self._core.billing.account()
-
     def adapter(self, provider: str) -> ProviderAdapter:
         """The adapter of a configured provider (e.g. to script the fake provider)."""
         return self._core.adapter(provider)
@@ -536,6 +605,20 @@ class Gateway(_BaseGateway):
 
     chat: Chat
     _chat_class = Chat
+
+    @property
+    def credits(self) -> CreditAccount:
+        """The default credit account: ``gw.credits.balance()``, ``.purchase(...)``,
+        ``.usage(...)``; ``gw.credits.account("customer-42")`` for a named one. Raises
+        ConfigError when the config has no ``credits:`` section."""
+        return self._core.billing.account()
+
+    @property
+    def keys(self) -> Keys:
+        """The gateway's API keys (kept in the credit store): ``gw.keys.create(account=...,
+        name=...)``, ``.list()``, ``.revoke(id)``, ``.authenticate(key)``. Raises
+        ConfigError when the config has no ``credits:`` section."""
+        return self._core.keys()
 
     def close(self) -> None:
         """Close every SDK client this gateway opened, and the credit store."""
@@ -561,6 +644,23 @@ class AsyncGateway(_BaseGateway):
 
     chat: AsyncChat
     _chat_class = AsyncChat
+
+    @property
+    def credits(self) -> AsyncCreditAccount:
+        """The default credit account, every method awaitable: ``await
+        agw.credits.balance()``; ``agw.credits.account("customer-42")`` for a named one. The
+        store is reached from a worker thread. Raises ConfigError when the config has no
+        ``credits:`` section."""
+        from gateway.credits.async_account import AsyncCreditAccount
+
+        return AsyncCreditAccount(self._core.billing.account())
+
+    @property
+    def keys(self) -> AsyncKeys:
+        """The gateway's API keys, every method awaitable (see :attr:`Gateway.keys`)."""
+        from gateway.keys import AsyncKeys
+
+        return AsyncKeys(self._core.keys())
 
     async def close(self) -> None:
         """Close every async SDK client this gateway opened, and the credit store."""

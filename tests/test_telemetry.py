@@ -119,7 +119,7 @@ def traced(
         meter_provider=otel.meter_provider,
     )
     if gw.config.credits is not None:
-        gw.credits.grant(Decimal("5"))
+        gw._core.billing.account().grant(Decimal("5"))  # agw.credits is awaitable
     return gw
 
 

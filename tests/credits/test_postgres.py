@@ -88,9 +88,9 @@ def kinds(service: CreditService) -> list[str]:
 def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> None:
     fresh = pg.new_url()
     assert migrate(fresh) == Migrated(
-        before=0, after=2, applied=("001_initial", "002_requests_unique_hold")
+        before=0, after=3, applied=("001_initial", "002_requests_unique_hold", "003_api_keys")
     )
-    assert migrate(fresh) == Migrated(before=2, after=2, applied=())
+    assert migrate(fresh) == Migrated(before=3, after=3, applied=())
 
     # Many processes (here: stores) starting at once on an empty database apply it once.
     empty = pg.new_url()
@@ -106,13 +106,14 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
         t.start()
     for t in threads:
         t.join()
-    assert [s.schema_version() for s in stores] == [2] * 6
+    assert [s.schema_version() for s in stores] == [3] * 6
     for s in stores:
         s.close()
     with psycopg.connect(empty, autocommit=True) as conn:
         assert conn.execute("SELECT version, name FROM schema_migrations").fetchall() == [
             (1, "initial"),
             (2, "requests_unique_hold"),
+            (3, "api_keys"),
         ]
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')")
     with pytest.raises(CreditsError, match="schema version 99, newer"):
@@ -122,9 +123,9 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
 def test_sqlite_migrate_reports_the_same_way(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     assert migrate(url) == Migrated(
-        before=0, after=2, applied=("001_initial", "002_requests_unique_hold")
+        before=0, after=3, applied=("001_initial", "002_requests_unique_hold", "003_api_keys")
     )
-    assert migrate(url) == Migrated(before=2, after=2, applied=())
+    assert migrate(url) == Migrated(before=3, after=3, applied=())
 
 
 def test_store_urls_options_and_the_password(pg: TestDatabase) -> None:
@@ -502,7 +503,7 @@ def test_a_wrong_password_is_reported_without_the_password(pg: TestDatabase) -> 
 
 async def test_the_event_loop_runs_while_a_call_waits_for_the_account_lock(url: str) -> None:
     agw = AsyncGateway(gateway_yaml(url), clock=ManualClock())
-    agw.credits.purchase(D("10"))
+    await agw.credits.purchase(D("10"))
     adapter = agw.adapter("openai")
     assert isinstance(adapter, FakeAdapter)
     adapter.script.respond("hello", usage=TokenUsage(1000, 100))
@@ -523,7 +524,7 @@ async def test_the_event_loop_runs_while_a_call_waits_for_the_account_lock(url: 
     response = await asyncio.wait_for(pending, 30)
     assert response.usage is not None
     assert response.usage.cost == (1000 * D("2.50") + 100 * D("10")) / 1_000_000
-    assert agw.credits.balance().posted == D("10") - response.usage.cost
+    assert (await agw.credits.balance()).posted == D("10") - response.usage.cost
     await agw.close()
 
 
