@@ -50,6 +50,7 @@ __all__ = [
     "SecretHeaders",
     "ServerConfig",
     "TargetConfig",
+    "TelemetryConfig",
     "load_config",
     "parse_config",
     "parse_model_id",
@@ -574,6 +575,15 @@ class ServerConfig(_Model):
         return value
 
 
+class TelemetryConfig(_Model):
+    """The ``telemetry:`` section: OpenTelemetry spans and metrics (gateway/telemetry)."""
+
+    #: Emit spans and metrics through the OpenTelemetry API (``pip install '.[otel]'``).
+    opentelemetry: bool = False
+    #: Also record prompts and answers on the call's span (they may hold personal data).
+    capture_content: bool = False
+
+
 class LongContextPrice(_Model):
     """Prices that apply once the prompt exceeds ``above_input_tokens``."""
 
@@ -611,6 +621,8 @@ class GatewayConfig(_Model):
     chaos: ChaosConfig | None = None
     #: ``gateway serve`` (the admin key, body and drain limits).
     server: ServerConfig | None = None
+    #: OpenTelemetry traces and metrics (off unless ``telemetry.opentelemetry``).
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     #: Where it was loaded from, for error messages.
     source: str = "<config>"
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
