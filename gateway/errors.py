@@ -49,6 +49,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from gateway._attempts import Attempt
 
 __all__ = [
@@ -383,7 +385,26 @@ class InsufficientCredits(CreditsError):
 
 
 class SpendLimitExceeded(CreditsError):
-    """The call would pass a daily or monthly spending cap; no provider was contacted."""
+    """The call would pass a daily or monthly spending cap; no provider was contacted.
+
+    ``limit`` is ``"daily"`` or ``"monthly"``, ``window`` the day or month it applies to
+    (``2026-01-15`` / ``2026-01``, in the account's time zone), ``cap`` the cap and
+    ``committed`` what was already spent or on hold in it (USD; None when not known)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str | None = None,
+        window: str | None = None,
+        cap: Decimal | None = None,
+        committed: Decimal | None = None,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.cap = cap
+        self.committed = committed
+        super().__init__(message)
 
 
 class InvalidCreditsInput(CreditsError, ValueError):

@@ -700,7 +700,12 @@ def place_hold(
                 f"{format_usd(cap)} ({key}, {state.tz}): {format_usd(committed)} is spent or "
                 f"on hold and {call} may cost up to {format_usd(amount)}. No provider was "
                 f"called. Raise the cap with set_limits({label}=...) or wait for the next "
-                f"{'day' if label == 'daily' else 'month'}"
+                f"{'day' if label == 'daily' else 'month'}",
+                # what the limit.reached webhook event reports (gateway/webhooks/events.py)
+                limit=label,
+                window=key,
+                cap=from_nanos(cap),
+                committed=from_nanos(committed),
             )
     return [
         LedgerEntry(
