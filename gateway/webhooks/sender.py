@@ -458,7 +458,7 @@ class Sender(_Deliveries):
         """Look at the outbox now (this process just wrote an event)."""
         self._wake.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
         """Stop the thread (waiting up to ``timeout`` s for an attempt in flight: one cut
         short is sent again by the next sender) and release the HTTP connections."""
         self._stop.set()
@@ -567,7 +567,6 @@ class AsyncSender(_Deliveries):
         loop, event = self._loop, self._stopping
         if loop is not None and event is not None:
             loop.call_soon_threadsafe(event.set)
-            self.wake()
 
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
         """Deliver until ``stop`` is set, :meth:`stop` is called or the task is cancelled.
@@ -576,6 +575,13 @@ class AsyncSender(_Deliveries):
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopping = stopping = stop or asyncio.Event()
+        wake = self._wake
+
+        async def wake_on_stop() -> None:
+            await stopping.wait()
+            wake.set()
+
+        watcher = asyncio.create_task(wake_on_stop())
         service = self.service
         if service is not None:
             running = service.webhook_sender
@@ -596,6 +602,7 @@ class AsyncSender(_Deliveries):
                         await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
                     self._wake.clear()
         finally:
+            watcher.cancel()
             if service is not None and service.webhook_sender is self:
                 service.webhook_sender = None
             await self.aclose()
