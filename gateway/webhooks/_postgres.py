@@ -56,6 +56,7 @@ WITH heads AS (
 ), due AS (
     SELECT id FROM heads
     WHERE next_attempt_us <= %(now)s AND (lease_until_us IS NULL OR lease_until_us <= %(now)s)
+      AND (%(only)s::bigint IS NULL OR id = %(only)s::bigint)
     ORDER BY id
     LIMIT %(limit)s
 ), locked AS (
@@ -163,6 +164,7 @@ class PostgresOutbox:
         now_us: int,
         lease_us: int,
         limit: int,
+        only: int | None = None,
     ) -> list[Delivery]:
         if not endpoints or limit <= 0:
             return []
@@ -172,6 +174,7 @@ class PostgresOutbox:
             "now": now_us,
             "until": now_us + lease_us,
             "limit": limit,
+            "only": only,
         }
         rows = self._store.run(
             lambda conn: conn.execute(_CLAIM, params).fetchall(),

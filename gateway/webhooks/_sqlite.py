@@ -97,6 +97,7 @@ class SQLiteOutbox:
         now_us: int,
         lease_us: int,
         limit: int,
+        only: int | None = None,
     ) -> list[Delivery]:
         if not endpoints or limit <= 0:
             return []
@@ -109,8 +110,8 @@ class SQLiteOutbox:
                 "  AND endpoint NOT IN (SELECT endpoint FROM webhook_endpoints)"
                 "  GROUP BY account, endpoint"
                 ") AND next_attempt_us <= ? AND (lease_until_us IS NULL OR lease_until_us <= ?) "
-                "ORDER BY id LIMIT ?",
-                (*endpoints, now_us, now_us, limit),
+                "AND (? IS NULL OR id = ?) ORDER BY id LIMIT ?",
+                (*endpoints, now_us, now_us, only, only, limit),
             ).fetchall()
             until = now_us + lease_us
             conn.executemany(

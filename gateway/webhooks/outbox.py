@@ -174,11 +174,12 @@ class Outbox(Protocol):
         now_us: int,
         lease_us: int,
         limit: int,
+        only: int | None = None,
     ) -> list[Delivery]:
         """Lease to ``owner`` until ``now_us + lease_us`` up to ``limit`` rows that are due:
         each the oldest pending row of its account and endpoint, its next attempt at or
         before ``now_us``, not leased (or its lease over), its endpoint one of
-        ``endpoints`` and not disabled. Oldest first."""
+        ``endpoints`` and not disabled (and its id ``only``, when given). Oldest first."""
         ...
 
     def finish(self, delivery: Delivery, *, owner: str, result: Finish, now_us: int) -> bool:

@@ -151,7 +151,7 @@ class _Deliveries:
     def now_us(self) -> int:
         return to_micros(self.clock.now())
 
-    def claim(self) -> list[Delivery]:
+    def claim(self, only: int | None = None) -> list[Delivery]:
         if not self.endpoints:
             return []
         return self.outbox.claim(
@@ -160,6 +160,7 @@ class _Deliveries:
             now_us=self.now_us(),
             lease_us=self.lease_us,
             limit=self.concurrency,
+            only=only,
         )
 
     def request(self, delivery: Delivery) -> _Request:
@@ -365,6 +366,17 @@ class Sender(_Deliveries):
         elif claimed:
             list(self._executor().map(self._deliver, claimed))
         return len(claimed)
+
+    def send_now(self, delivery_id: int) -> Delivery | None:
+        """``gateway webhooks retry ID``: make a delivery due again now (whatever its status;
+        its endpoint is re-enabled) and attempt it here, unless another sender holds it or an
+        older event of its account is still pending for that endpoint (it goes after that
+        one). Returns the delivery as it then stands; None if there is no such delivery."""
+        if self.retry(delivery_id) is None:
+            return None
+        for delivery in self.claim(only=delivery_id):
+            self._deliver(delivery)
+        return self.outbox.get(delivery_id)
 
     def run_until_idle(self, *, max_rounds: int = 1000) -> int:
         """Rounds until nothing is due (at most ``max_rounds``); attempts made in all."""
