@@ -63,6 +63,8 @@ logger = logging.getLogger("gateway.webhooks")
 
 #: Delivered and failed rows are kept this long (for ``gateway webhooks deliveries``).
 KEEP_DONE_US = 30 * 86_400 * 1_000_000
+#: How often an idle sender sweeps the accounts for credit that expired or expires soon.
+SWEEP_EVERY_S = 600.0
 _LIVE: weakref.WeakSet[Sender] = weakref.WeakSet()
 
 
@@ -207,10 +209,10 @@ class _Deliveries:
         """Now and then: write off expired credit and announce credit about to expire on
         accounts nobody writes to (their events are decided by writes), and forget
         deliveries done more than 30 days ago."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now < self._sweep_at:
             return
-        self._sweep_at = now + 600
+        self._sweep_at = now + SWEEP_EVERY_S
         service = self.service
         if service is not None and service.alerts is not None:
             at = self.now_us()
@@ -394,7 +396,10 @@ class Sender(_Deliveries):
             answer = self._post(request)
             self.record(delivery, answer)
         except Exception:  # a store error: the lease ends and the row is sent again
-            logger.exception("webhook delivery #%d could not be recorded", delivery.id)
+            if self._stop.is_set():  # the gateway closed its store under this attempt
+                logger.info("webhook delivery #%d was cut short by close()", delivery.id)
+            else:
+                logger.exception("webhook delivery #%d could not be recorded", delivery.id)
 
     def _post(self, request: _Request) -> _Answer:
         import httpx2
@@ -450,6 +455,8 @@ class Sender(_Deliveries):
                 if not made:
                     self.housekeeping()
             except Exception:  # the store is away for a while: look again later
+                if self._stop.is_set():
+                    return
                 logger.exception("the webhook sender could not read the outbox")
             if not made:
                 self._wake.wait(self.poll_interval_s)

@@ -246,3 +246,21 @@ def test_retry_after_is_honoured_up_to_an_hour() -> None:
     assert result.next_attempt_us == NOW + 120_000_000
     capped = judge(delivery(), status=429, error=None, now_us=NOW, rng=rng, retry_after_s=10**6)
     assert capped.next_attempt_us == NOW + 3_600_000_000
+
+
+def test_the_public_names_of_gateway_webhooks() -> None:
+    import gateway.webhooks as webhooks
+
+    assert webhooks.__all__ == [
+        "Alerts",
+        "AsyncSender",
+        "Delivery",
+        "Outbox",
+        "PingResult",
+        "Sender",
+        "WebhookEvent",
+        "endpoint_id",
+        "open_outbox",
+        "signed_headers",
+    ]
+    assert all(getattr(webhooks, name) is not None for name in webhooks.__all__)

@@ -244,13 +244,14 @@ def test_credit_about_to_expire_and_expired_credit_of_an_idle_account(
     service.account("acme").grant(Decimal("3"), expires_at=clock.now() + timedelta(days=10))
     sender = Sender(service)
     sender.housekeeping()
-    assert sender.run_until_idle() == 0
-    clock.advance(4 * 86_400)  # 6 days left: within 7
-    sender._sweep_at = 0  # the sweep runs every 10 minutes of real time; now, here
+    assert sender.run_until_idle() == 0  # 10 days left
+    clock.advance(4 * 86_400)  # 6 days left: within 7 (the sweep runs every 10 minutes)
     sender.housekeeping()
     assert sender.run_until_idle() == 1
-    clock.advance(6 * 86_400 + 1)
-    sender._sweep_at = 0
+    clock.advance(86_400)
+    sender.housekeeping()
+    assert sender.run_until_idle() == 0  # announced once
+    clock.advance(5 * 86_400 + 1)
     sender.housekeeping()
     assert sender.run_until_idle() == 1
     events = [json.loads(r.body) for r in receiver.wait_for(2)]  # (signed days from now)
