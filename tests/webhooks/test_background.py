@@ -33,12 +33,13 @@ def test_a_stuck_receiver_never_slows_a_call(store_url: str, secret: str) -> Non
         gw = Gateway(config=config)
         gw.credits.purchase(Decimal("2"))
         receiver.wait_for(1)  # the sender is now stuck in that request
+        call(gw)  # the first call loads the provider and the prices
         slowest = 0.0
         for _ in range(20):
             started = time.monotonic()
             call(gw)
             slowest = max(slowest, time.monotonic() - started)
-        assert slowest < 1.0  # a call never waits for a webhook (the receiver holds 30 s)
+        assert slowest < 2.0  # a call never waits for a webhook (the receiver holds 30 s)
         started = time.monotonic()
         gw.close()
         assert time.monotonic() - started < 5.0
