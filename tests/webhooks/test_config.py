@@ -135,3 +135,14 @@ def test_the_secret_and_url_credentials_never_show() -> None:
         assert SECRET not in text and SECRET.removeprefix("whsec_") not in text
         assert "pa55word-canary" not in text and "tok-canary-123" not in text
     assert hook.secret.reveal() == SECRET and hook.url == url
+
+
+def test_the_readme_example_loads() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Webhooks and alerts", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = parse_config(example, env={"WEBHOOK_SECRET": SECRET})
+    assert config.webhooks[0].events == ("balance.low", "recharge.failed", "limit.reached")
+    assert config.credits is not None and config.credits.alerts.expiring_within_days == 30
