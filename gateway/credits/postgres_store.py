@@ -444,7 +444,9 @@ class PostgresStore:
     def _migrate(self, conn: Connection) -> list[str]:
         """Apply the migrations this database lacks (once, whoever else starts now)."""
         newest = max(version for version, _, _ in MIGRATIONS)
-        if _schema_version(conn) == newest:
+        # Every migration, not only the newest: numbers are not always applied in order
+        # (005 may land before 003 and 004 in a database made by a branch).
+        if _applied_versions(conn) == {version for version, _, _ in MIGRATIONS}:
             self._ready = True
             return []
         applied: list[str] = []
@@ -805,6 +807,13 @@ def _schema_version(conn: Connection) -> int:
         return 0
     row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
     return int(row[0] or 0) if row is not None else 0
+
+
+def _applied_versions(conn: Connection) -> set[int]:
+    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if row is None or not row[0]:
+        return set()
+    return {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
 
 
 def _transient(exc: BaseException, conn: Connection) -> bool:
