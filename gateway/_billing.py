@@ -69,7 +69,11 @@ class Billing:
             prices = self.prices
             prices.check_config(config)
             self.service = CreditService(
-                config.credits, prices, clock=clock, payment_method=payment_method
+                config.credits,
+                prices,
+                clock=clock,
+                payment_method=payment_method,
+                webhooks=config.webhooks,
             )
 
     @property

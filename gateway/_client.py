@@ -36,6 +36,7 @@ from gateway.health import HealthRegistry
 from gateway.providers import load_adapter_class
 from gateway.providers.base import ChatRequest, ProviderAdapter, ProviderResponse
 from gateway.routing import CallPlan, ResolvedTarget, Router, Wait, request_for_target
+from gateway.telemetry import NULL_TRACE, CallTrace, telemetry_for
 
 if TYPE_CHECKING:
     from openai.types.chat import (
@@ -91,6 +92,7 @@ class _GatewayCore:
         self.health = HealthRegistry()
         self.chaos = ChaosMonkey.from_config(self.config.chaos)
         self.billing = Billing(self.config, self.clock, payment_method)
+        self.telemetry = telemetry_for(self.config, self.clock)  # does nothing unless asked
         self._adapters: dict[str, ProviderAdapter] = {}
         self._lock = threading.Lock()
         self._keys: Keys | None = None
@@ -157,7 +159,8 @@ class _GatewayCore:
             cost_of=price,
             on_event=self.on_event,
         )
-        return _Call(request, plan, input_tokens, account, tags, api_key)
+        trace = self.telemetry.start(model, request, plan, account)
+        return _Call(request, plan, input_tokens, account, tags, api_key, trace)
 
     def key_account(self, api_key: ApiKey, account: str | None, model: str) -> str:
         """The account a call made with ``api_key`` is paid from (the key's), after the
@@ -270,6 +273,8 @@ class _Call:
     tags: Mapping[str, str] | None
     #: The gateway API key the call is made with (``gateway serve``), if any.
     api_key: ApiKey | None = None
+    #: The call's telemetry (gateway.telemetry); records nothing unless configured.
+    trace: CallTrace = NULL_TRACE
 
 
 #: Draws request ids: seeded from os.urandom, reseeded in a forked child (which would
@@ -386,11 +391,18 @@ class Completions:
         stream: bool = False,
         **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion | GatewayStream:
+        call = self._core.start(model, messages, stream, kwargs)
+        try:
+            return self._run(call, stream)
+        except BaseException as error:
+            call.trace.failed(error)
+            raise
+
+    def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | GatewayStream:
         core = self._core
-        call = core.start(model, messages, stream, kwargs)
         if call.api_key is not None:
             core.count_key_call(call)
-        request, plan, clock = call.request, call.plan, core.clock
+        request, plan, clock, trace = call.request, call.plan, core.clock, call.trace
         while True:
             action = plan.next_action()
             if isinstance(action, Wait):
@@ -401,6 +413,7 @@ class Completions:
             attempt_request = request_for_target(request, target.config, action.timeout)
             bill = core.bill(call, target, attempt_request)
             plan.started(action)
+            trace.attempt(action)
             started = clock.monotonic()
             try:
                 core.inject_fault(target)
@@ -412,6 +425,7 @@ class Completions:
             except ProviderError as error:
                 bill.release()
                 plan.failed(action, error, clock.monotonic() - started)
+                trace.attempt_failed(error)
                 continue
             except BaseException:
                 bill.release()
@@ -419,9 +433,11 @@ class Completions:
             plan.succeeded(action, clock.monotonic() - started)
             if stream:
                 info = core.info(plan, target, head[0].id if head else None)
-                return GatewayStream(native, head, info, request.include_usage, bill)
+                return GatewayStream(native, head, info, request.include_usage, bill, trace)
             cost = bill.settle(result.usage, attempts=len(plan.attempts))
-            return core.finish(plan, target, result, cost)
+            response = core.finish(plan, target, result, cost)
+            trace.answered(response, result.usage, cost)
+            return response
 
     create.__doc__ = _CREATE_DOC
 
@@ -460,11 +476,18 @@ class AsyncCompletions:
         stream: bool = False,
         **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion | AsyncGatewayStream:
+        call = self._core.start(model, messages, stream, kwargs)
+        try:
+            return await self._run(call, stream)
+        except BaseException as error:
+            call.trace.failed(error)
+            raise
+
+    async def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | AsyncGatewayStream:
         core = self._core
-        call = core.start(model, messages, stream, kwargs)
         if call.api_key is not None:
             await core.acount_key_call(call)
-        request, plan, clock = call.request, call.plan, core.clock
+        request, plan, clock, trace = call.request, call.plan, core.clock, call.trace
         while True:
             action = plan.next_action()
             if isinstance(action, Wait):
@@ -475,6 +498,7 @@ class AsyncCompletions:
             attempt_request = request_for_target(request, target.config, action.timeout)
             bill = await core.abill(call, target, attempt_request)
             plan.started(action)
+            trace.attempt(action)
             started = clock.monotonic()
             try:
                 core.inject_fault(target)
@@ -486,6 +510,7 @@ class AsyncCompletions:
             except ProviderError as error:
                 await bill.arelease()
                 plan.failed(action, error, clock.monotonic() - started)
+                trace.attempt_failed(error)
                 continue
             except BaseException:
                 await bill.arelease()
@@ -493,9 +518,11 @@ class AsyncCompletions:
             plan.succeeded(action, clock.monotonic() - started)
             if stream:
                 info = core.info(plan, target, head[0].id if head else None)
-                return AsyncGatewayStream(native, head, info, request.include_usage, bill)
+                return AsyncGatewayStream(native, head, info, request.include_usage, bill, trace)
             cost = await bill.asettle(result.usage, attempts=len(plan.attempts))
-            return core.finish(plan, target, result, cost)
+            response = core.finish(plan, target, result, cost)
+            trace.answered(response, result.usage, cost)
+            return response
 
     create.__doc__ = _CREATE_DOC
 

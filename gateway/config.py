@@ -38,6 +38,8 @@ from gateway.chaos import ChaosConfig
 from gateway.errors import ConfigError, register_secret
 
 __all__ = [
+    "WEBHOOK_EVENTS",
+    "AlertsConfig",
     "BreakerConfig",
     "CreditsConfig",
     "GatewayConfig",
@@ -50,6 +52,8 @@ __all__ = [
     "SecretHeaders",
     "ServerConfig",
     "TargetConfig",
+    "TelemetryConfig",
+    "WebhookConfig",
     "load_config",
     "parse_config",
     "parse_model_id",
@@ -62,6 +66,18 @@ FallbackTrigger = Literal[
     "rate_limited", "server_error", "overloaded", "timeout", "connection", "context_length"
 ]
 DEFAULT_FALLBACK_ON: tuple[FallbackTrigger, ...] = get_args(FallbackTrigger)
+
+#: The events a webhook endpoint can receive (docs/ARCHITECTURE.md, "Webhooks").
+WebhookEvent = Literal[
+    "balance.low",
+    "purchase.succeeded",
+    "recharge.succeeded",
+    "recharge.failed",
+    "limit.reached",
+    "credits.expiring",
+    "credits.expired",
+]
+WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEvent)
 
 #: Money is stored in integer units of 1e-9 USD, so no amount may be finer than that.
 MONEY_PLACES = 9
@@ -505,6 +521,16 @@ class JournalConfig(_Model):
     fsync: bool = False
 
 
+class AlertsConfig(_Model):
+    """When the credit account raises the ``balance.low`` and ``credits.expiring`` webhook
+    events (each off when not set)."""
+
+    #: ``balance.low`` when the posted balance drops below this (once per crossing).
+    balance_below: Money | None = None
+    #: ``credits.expiring`` once per lot of credit, this many days before it expires.
+    expiring_within_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+
 class CreditsConfig(_Model):
     """The credit account: where it is stored and how it behaves."""
 
@@ -512,6 +538,8 @@ class CreditsConfig(_Model):
     mode: Literal["prepaid", "payg"] = "prepaid"
     auto_recharge: AutoRechargeConfig | None = None
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    #: Thresholds of the balance.low and credits.expiring webhook events.
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     expiry_days: Annotated[int, Field(ge=1, le=36500)] = 365
     min_purchase: Money = Decimal("5")
     max_purchase: Money = Decimal("10000")
@@ -577,6 +605,134 @@ class ServerConfig(_Model):
         return value
 
 
+class TelemetryConfig(_Model):
+    """The ``telemetry:`` section: OpenTelemetry spans and metrics (gateway/telemetry)."""
+
+    #: Emit spans and metrics through the OpenTelemetry API (``pip install '.[otel]'``).
+    opentelemetry: bool = False
+    #: Also record prompts and answers on the call's span (they may hold personal data).
+    capture_content: bool = False
+
+
+#: Hosts that are this machine: a webhook to one may use plain http.
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in _LOOPBACK_NAMES or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_webhook_secret(secret: Secret) -> None:
+    """A Standard Webhooks secret: ``whsec_`` and the base64 of 24 to 64 random bytes. The
+    error never shows the value."""
+    import base64
+    import binascii
+
+    value = secret.reveal()
+    if not value.startswith(_WEBHOOK_SECRET_PREFIX):
+        raise ValueError(
+            "the secret must be a Standard Webhooks secret starting with whsec_ (make one "
+            'with: python -c "import base64, os; '
+            "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\")"
+        )
+    register_secret(value.removeprefix(_WEBHOOK_SECRET_PREFIX))
+    try:
+        key = base64.b64decode(value.removeprefix(_WEBHOOK_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the secret after whsec_ is not base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError(
+            f"the secret after whsec_ decodes to {len(key)} bytes; use 24 to 64 random bytes"
+        )
+
+
+class WebhookConfig(_Model):
+    """One endpoint that receives the credit account's events, signed per Standard Webhooks."""
+
+    #: Where events are POSTed: https, or http to this machine (or with ``allow_http``).
+    url: str
+    #: The signing secret, ``whsec_...`` (usually ``${WEBHOOK_SECRET}``).
+    secret: SecretField
+    #: The events it receives (default: all).
+    events: tuple[WebhookEvent, ...] = get_args(WebhookEvent)
+    #: Plain http to a host other than this machine (the events and signatures travel
+    #: readable by anyone on the way).
+    allow_http: bool = False
+    #: Seconds one delivery attempt may take.
+    timeout: Annotated[float, BeforeValidator(_finite_number), Field(gt=0, le=60)] = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        _register_url_credentials(value)  # never shown in an error, a repr or a log line
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ValueError("is not a valid URL") from None
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(
+                f"'{url_without_credentials(value)}' is not an http(s) URL; webhooks are "
+                "sent to https://... (or http:// to this machine)"
+            )
+        if not host:
+            raise ValueError(f"'{url_without_credentials(value)}' names no host")
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: tuple[WebhookEvent, ...]) -> tuple[WebhookEvent, ...]:
+        if not value:
+            raise ValueError("lists no event; leave events: out to receive every event")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: Secret | None) -> Secret:
+        if value is None:
+            raise ValueError("a webhook needs a secret (whsec_...) to sign its events")
+        _check_webhook_secret(value)
+        return value
+
+    @model_validator(mode="after")
+    def _plain_http(self) -> WebhookConfig:
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        if parts.scheme == "http" and not self.allow_http and not _is_loopback(host):
+            raise ValueError(
+                f"'{url_without_credentials(self.url)}' is plain http to another machine: "
+                "anyone on the way can read the events. Use https, or add allow_http: true "
+                "to this endpoint"
+            )
+        return self
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any credentials in it as ``***``."""
+        return url_without_credentials(self.url)
+
+    @field_serializer("url")
+    def _dump_url(self, value: str) -> str:
+        return url_without_credentials(value)
+
+    @field_serializer("secret")
+    def _dump_secret(self, value: Secret) -> str:
+        return value.masked
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, url_without_credentials(value) if name == "url" else value
+
+
 class LongContextPrice(_Model):
     """Prices that apply once the prompt exceeds ``above_input_tokens``."""
 
@@ -614,6 +770,10 @@ class GatewayConfig(_Model):
     chaos: ChaosConfig | None = None
     #: ``gateway serve`` (the admin key, body and drain limits).
     server: ServerConfig | None = None
+    #: OpenTelemetry traces and metrics (off unless ``telemetry.opentelemetry``).
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    #: Endpoints that receive the credit account's events (gateway/webhooks).
+    webhooks: tuple[WebhookConfig, ...] = ()
     #: Where it was loaded from, for error messages.
     source: str = "<config>"
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
@@ -769,6 +929,7 @@ def _check_references(config: GatewayConfig, doc: Located) -> None:
                     key=dotted(target_path),
                     fix="add that provider under providers:, or fix the model id",
                 )
+    _check_webhooks(config, doc)
     for model_id in config.pricing:
         try:
             parse_model_id(model_id)
@@ -781,6 +942,31 @@ def _check_references(config: GatewayConfig, doc: Located) -> None:
                 key=dotted(price_path),
                 fix="key each price by provider/model",
             ) from None
+
+
+def _check_webhooks(config: GatewayConfig, doc: Located) -> None:
+    """Webhooks send the credit account's events, from an outbox in its store; each URL once."""
+    seen: set[str] = set()
+    for i, hook in enumerate(config.webhooks):
+        path: tuple[str | int, ...] = ("webhooks", i)
+        if config.credits is None:
+            raise ConfigError(
+                "webhooks: needs a credits: section (the events come from the credit account, "
+                "and their outbox lives in its store)",
+                file=doc.file,
+                line=doc.line_of(path),
+                key="webhooks",
+                fix="add credits: {store: sqlite:///credits.db}, or remove webhooks:",
+            )
+        if hook.url in seen:
+            raise ConfigError(
+                f"the endpoint {hook.display_url} is listed twice",
+                file=doc.file,
+                line=doc.line_of(path),
+                key=dotted(path),
+                fix="list each URL once, with every event it should receive under events:",
+            )
+        seen.add(hook.url)
 
 
 def _prepare_providers(data: dict[str, Any], doc: Located) -> dict[str, Any]:

@@ -85,6 +85,9 @@ from gateway.errors import (
     redact,
     register_secret,
 )
+from gateway.webhooks._postgres import INSERT_CTE as OUTBOX_INSERT_CTE
+from gateway.webhooks._postgres import event_row, m005_webhook_outbox
+from gateway.webhooks.outbox import OutboxRow
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -128,11 +131,14 @@ WITH new_entries AS (
     ORDER BY n
 ), new_commit AS (
     INSERT INTO commits (account, version, tx) VALUES (%(account)s, %(version)s, %(tx)s)
-)
+){events}
 UPDATE accounts SET state = COALESCE(%(state)s, state), version = %(version)s
 WHERE name = %(account)s AND version = %(version)s - 1
 RETURNING (SELECT array_agg(id ORDER BY id) FROM new_entries)
 """
+#: The same, with the webhook events the transaction caused (gateway/webhooks/_postgres.py).
+_FLUSH_WITH_EVENTS = _FLUSH.format(events=", " + OUTBOX_INSERT_CTE)
+_FLUSH = _FLUSH.format(events="")
 #: First argument of the advisory lock that serialises migrations (the second is the schema).
 _MIGRATION_LOCK = 0x6774_6372  # "gtcr"
 #: URL options the gateway reads itself; libpq never sees them.
@@ -262,6 +268,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "initial", m001_initial),
     (2, "requests_unique_hold", m002_requests_unique_hold),
     (3, "api_keys", m003_api_keys),
+    (5, "webhook_outbox", m005_webhook_outbox),
     (6, "entries_by_kind", m006_entries_by_kind),
 )
 
@@ -476,6 +483,12 @@ class PostgresStore:
                 self._checkin(conn)
             return result
 
+    def run(self, work: Callable[[Connection], T], *, what: str) -> T:
+        """``work(conn)`` on a pooled autocommit connection, for tables beside the accounts
+        (the webhook outbox): reconnects and tries again on transient failures for up to
+        ``wait_ms``; errors come out as the gateway's own (see :meth:`_run`)."""
+        return self._run(work, what=what)
+
     def close(self) -> None:
         with self._guard:
             pool, self._pool, self._closed = self._pool, None, True
@@ -487,10 +500,9 @@ class PostgresStore:
     def _migrate(self, conn: Connection) -> list[str]:
         """Apply the migrations this database lacks (once, whoever else starts now)."""
         newest = max(version for version, _, _ in MIGRATIONS)
-        # Every known migration, not only the newest: migrations are numbered as they are
-        # written, so one numbered below the newest can be new to a database.
-        found = _applied_versions(conn)
-        if {version for version, _, _ in MIGRATIONS} <= found and max(found) == newest:
+        # Every migration, not only the newest: numbers are not always applied in order
+        # (005 may land before 003 and 004 in a database made by a branch).
+        if _applied_versions(conn) == {version for version, _, _ in MIGRATIONS}:
             self._ready = True
             return []
         applied: list[str] = []
@@ -675,6 +687,7 @@ class _Transaction:
         self._id = uuid.uuid4()
         self._entries: list[LedgerEntry] = []
         self._requests: list[RequestRow] = []
+        self._events: list[OutboxRow] = []
         self._saved: AccountState | None = None
         self._saved_text: str | None = None
         self._recoveries = 0
@@ -760,6 +773,9 @@ class _Transaction:
     def add_request(self, row: RequestRow) -> None:
         self._requests.append(row)
 
+    def add_events(self, rows: Sequence[OutboxRow]) -> None:
+        self._events.extend(rows)
+
     def save(self, state: AccountState) -> None:
         self._saved = state
         self._saved_text = None
@@ -774,7 +790,7 @@ class _Transaction:
         """Send the buffered writes and commit; survive a lost connection without writing
         anything twice (see the module docstring)."""
         try:
-            if not (self._entries or self._requests or self._saved):
+            if not (self._entries or self._requests or self._saved or self._events):
                 return  # nothing to write: the release rolls back, which frees the lock
             while True:
                 conn = self._connection()
@@ -802,7 +818,11 @@ class _Transaction:
             "entries": _dumps([_entry_row(e) for e in self._entries]),
             "requests": _dumps([_request_row(r) for r in self._requests]),
         }
-        row = conn.execute(_FLUSH, params).fetchone()
+        statement = _FLUSH
+        if self._events:
+            params["events"] = _dumps([event_row(e) for e in self._events])
+            statement = _FLUSH_WITH_EVENTS
+        row = conn.execute(statement, params).fetchone()
         if row is None:  # impossible while the row lock is held
             raise CreditsError(f"account '{self._account}' changed under its lock")
         # Set before COMMIT: if its reply is lost but it happened, these ids are the ones.
@@ -887,19 +907,19 @@ def _lock(conn: Connection, account: str) -> tuple[str | None, int]:
     return row[0], int(row[1])
 
 
-def _applied_versions(conn: Connection) -> set[int]:
-    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-    if row is None or not row[0]:
-        return set()
-    return {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
-
-
 def _schema_version(conn: Connection) -> int:
     row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
     if row is None or not row[0]:
         return 0
     row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
     return int(row[0] or 0) if row is not None else 0
+
+
+def _applied_versions(conn: Connection) -> set[int]:
+    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if row is None or not row[0]:
+        return set()
+    return {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
 
 
 def _transient(exc: BaseException, conn: Connection) -> bool:

@@ -493,6 +493,8 @@ class Spender:
                     )
                 except (InsufficientCredits, SpendLimitExceeded) as exc:
                     error = exc
+                    if isinstance(exc, SpendLimitExceeded):
+                        step.refusal = exc  # its limit.reached webhook event is written too
             return _Written(new_id if size > 0 else None, size, error)
 
         create = lease.account == service.default_account or not prepaid

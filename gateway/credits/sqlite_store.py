@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -50,6 +50,8 @@ from gateway.credits.store import (
     entry_from_row,
 )
 from gateway.errors import ConfigError, CreditsError
+from gateway.webhooks._sqlite import insert_rows, m005_webhook_outbox
+from gateway.webhooks.outbox import OutboxRow
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -171,6 +173,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = 
     (1, "initial", m001_initial),
     (2, "requests_unique_hold", m002_requests_unique_hold),
     (3, "api_keys", m003_api_keys),
+    (5, "webhook_outbox", m005_webhook_outbox),
     (6, "entries_by_kind", m006_entries_by_kind),
 )
 
@@ -263,6 +266,30 @@ class SQLiteStore:
                 yield self._conn()
         except sqlite3.Error as exc:
             raise store_error(exc, self.path) from exc
+
+    def reading(self) -> AbstractContextManager[sqlite3.Connection]:
+        """This thread's connection, for reading tables beside the accounts (the webhook
+        outbox); sqlite3 errors come out as CreditStoreError."""
+        return self._reading()
+
+    @contextmanager
+    def immediate(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on tables beside the accounts (the webhook outbox): taken
+        after this process's other writers, ``BEGIN IMMEDIATE``, committed at the end of the
+        block (rolled back if it raises)."""
+        with self._lock:
+            try:
+                conn = self._conn()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise store_error(exc, self.path) from exc
 
     def close(self) -> None:
         with self._registry:
@@ -490,6 +517,9 @@ class _Transaction:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*row.values()[:-1], compact_json(row.tags) if row.tags else "{}"),
         )
+
+    def add_events(self, rows: Sequence[OutboxRow]) -> None:
+        insert_rows(self._conn, rows)
 
     def save(self, state: AccountState) -> None:
         text = state.to_json()

@@ -1,17 +1,20 @@
 """What the credit account needs from a database: the :class:`Store` protocol.
 
-A store keeps three things and decides nothing:
+A store keeps four things and decides nothing:
 
 * the append-only ledger entries of every account (:class:`~.ledger.LedgerEntry`);
 * a snapshot of each account's :class:`~.ledger.AccountState` (derivable from its entries;
   kept so that a call does not replay history);
-* one :class:`RequestRow` per settled call, for reports.
+* one :class:`RequestRow` per settled call, for reports;
+* the webhook outbox: the events its writes caused, one row per endpoint
+  (:class:`~gateway.webhooks.outbox.OutboxRow`), written in the same transaction as the
+  entries that caused them (see :mod:`gateway.webhooks`).
 
 All writes to one account happen inside :meth:`Store.transaction`, which holds that
 account's lock from the read of the snapshot to the commit (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: ``SELECT ... FOR UPDATE`` on the account's row). The ledger's rules run in
 between, in Python, identically for every store. Both stores (:mod:`.sqlite_store`,
-:mod:`.postgres_store`) implement these methods (seven on the store, seven on a transaction)
+:mod:`.postgres_store`) implement these methods (seven on the store, eight on a transaction)
 and nothing else.
 """
 
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from gateway.credits.service import Hold
     from gateway.credits.spender import LocalHold
     from gateway.providers.base import TokenUsage
+    from gateway.webhooks.outbox import OutboxRow
 
 __all__ = [
     "UNSTORABLE_TEXT",
@@ -227,6 +231,12 @@ class StoreTransaction(Protocol):
 
     def add_request(self, row: RequestRow) -> None:
         """Record a settled call."""
+        ...
+
+    def add_events(self, rows: Sequence[OutboxRow]) -> None:
+        """Write webhook events to the outbox, committed with this transaction's entries; a
+        row whose ``once_key`` the outbox already holds (for its account and endpoint) is
+        left out."""
         ...
 
     def save(self, state: AccountState) -> None:

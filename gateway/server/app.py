@@ -134,11 +134,22 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.gateway  # noqa: B018  (made now, in the worker's own process and loop)
+        gw = state.gateway  # made now, in the worker's own process and loop
+        # Webhooks are delivered from this worker's event loop (it takes over from the
+        # gateway's own sender thread); an outbox shared by workers is leased per event.
+        sender: asyncio.Task[None] | None = None
+        stop = asyncio.Event()
+        if loaded.webhooks and loaded.credits is not None:
+            from gateway.webhooks import AsyncSender
+
+            sender = asyncio.create_task(AsyncSender(gw).run_forever(stop))
         try:
             yield
         finally:
+            stop.set()
             await _shut_down(state)
+            if sender is not None:
+                await asyncio.wait([sender], timeout=_SETTLE_GRACE_S)
 
     app = Starlette(
         routes=[*_routes(), *dashboard.routes(state)],

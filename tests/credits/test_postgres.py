@@ -84,7 +84,13 @@ def kinds(service: CreditService) -> list[str]:
 
 # -- migrations, URLs, tampering --------------------------------------------------------------
 
-ALL_MIGRATIONS = ("001_initial", "002_requests_unique_hold", "003_api_keys", "006_entries_by_kind")
+ALL_MIGRATIONS = (
+    "001_initial",
+    "002_requests_unique_hold",
+    "003_api_keys",
+    "005_webhook_outbox",
+    "006_entries_by_kind",
+)
 
 
 def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> None:
@@ -114,6 +120,7 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
             (1, "initial"),
             (2, "requests_unique_hold"),
             (3, "api_keys"),
+            (5, "webhook_outbox"),
             (6, "entries_by_kind"),
         ]
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')")
