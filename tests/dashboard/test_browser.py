@@ -22,7 +22,7 @@ from tests.server._serve import Served, serve
 
 pytestmark = pytest.mark.slow
 
-PAGES = ["/", "/usage", "/requests", "/credits", "/settings", "/keys"]
+PAGES = ["/", "/usage", "/requests", "/credits", "/settings", "/keys", "/webhooks"]
 PHONE = {"width": 375, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
 

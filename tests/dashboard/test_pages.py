@@ -366,3 +366,40 @@ def test_every_page_is_no_store_unframed_and_loads_only_the_gateways_assets(
         assert assets and all(a.startswith(("/", "#")) for a in assets), (path, assets)
     for asset in ("/-/static/dashboard.css", "/-/static/dashboard.js"):
         assert admin.get(asset).status_code == 200
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+
+def test_webhooks_list_the_accounts_deliveries_and_the_admin_sends_one_again(
+    tmp_path: Path,
+) -> None:
+    import base64
+    import os
+
+    from tests.server._serve import free_port
+
+    hook = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: deliveries stay pending
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    config = dashboard_config(f"sqlite:///{tmp_path / 'c.db'}")
+    config["webhooks"] = [{"url": hook, "secret": secret}]
+    with Gateway(config=config) as gw:
+        gw.credits.purchase(Decimal("5"))
+        gw.credits.account("team-b").purchase(Decimal("5"))
+    browser = Browser(config)
+    browser.sign_in(ADMIN_KEY)
+    page = browser.get("/webhooks").text
+    assert hook in page and "purchase.succeeded" in page
+    ids = re.findall(r'data-delivery-id="(\d+)"', page)
+    assert len(ids) == 1  # the default account's, not team-b's
+    token = token_of(page)
+    resent = browser.post(f"/webhooks/{ids[0]}/retry", {"csrf": token})
+    assert resent.headers["location"] == f"/webhooks?account=default&resent={ids[0]}"
+    other = re.findall(r'data-delivery-id="(\d+)"', browser.get("/webhooks?account=team-b").text)
+    assert browser.post(f"/webhooks/{other[0]}/retry", {"csrf": token}).status_code == 404
+    assert browser.post(f"/webhooks/{ids[0]}/retry", {}).status_code == 403
+
+
+def test_without_webhooks_the_page_says_how_to_add_them(admin: Browser) -> None:
+    page = admin.get("/webhooks")
+    assert page.status_code == 200 and "no <code>webhooks:</code> list" in page.text

@@ -40,5 +40,7 @@ def routes(state: ServerState) -> list[BaseRoute]:
         Route("/keys", board.keys, methods=["GET"]),
         Route("/keys", board.create_key, methods=["POST"]),
         Route("/keys/{key_id}/revoke", board.revoke_key, methods=["POST"]),
+        Route("/webhooks", board.webhooks, methods=["GET"]),
+        Route("/webhooks/{delivery_id}/retry", board.retry_delivery, methods=["POST"]),
         Mount("/-/static", StaticFiles(directory=HERE / "static"), name="dashboard-static"),
     ]

@@ -13,6 +13,7 @@ way and lands in the ledger.
 ``GET /credits``         lots with their expiry; purchases, grants, recharges, declines
 ``GET|POST /settings``   caps and auto-recharge (the admin changes them)
 ``GET|POST /keys``       API keys (the admin makes one, shown once, or revokes one)
+``GET|POST /webhooks``   endpoints, the account's deliveries, send one again (admin)
 ``GET|POST /signin``     the admin key or an API key, in a form, never in a URL
 ``POST /signout``
 =======================  ===============================================================
@@ -36,6 +37,7 @@ from gateway.credits.reports import UsageRow, to_csv
 from gateway.errors import GatewayError
 from gateway.server.admin import _amount as api_amount
 from gateway.server.dashboard import session as sessions
+from gateway.server.dashboard import webhooks as webhook_pages
 from gateway.server.dashboard.chart import build_chart, series_rows
 from gateway.server.dashboard.format import MoneyColumn, count, local_time, usd
 from gateway.server.dashboard.render import HEADERS, Templates, page, redirect
@@ -98,6 +100,8 @@ class Dashboard:
         text = secret.reveal() if secret is not None and secret.is_set else state.admin_key
         #: None when the config has neither a session secret nor an admin key.
         self.signer = Signer(text) if text else None
+        #: Reads the webhook outbox (made on first use; see :mod:`.webhooks`).
+        self.webhook_outbox: Any = None
 
     # -- common -----------------------------------------------------------------------------
 
@@ -669,6 +673,21 @@ class Dashboard:
             )
         await self.state.gateway.keys.revoke(key_id)
         return redirect(_link("/keys", viewer, revoked=key_id))
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    @page
+    async def webhooks(self, request: Request) -> Response:
+        viewer = await self.viewer(request)
+        return await webhook_pages.show(self, request, viewer)
+
+    @page
+    async def retry_delivery(self, request: Request) -> Response:
+        viewer = await self.viewer(request)
+        await self.form(request, viewer)
+        self.admin_only(viewer)
+        number = await webhook_pages.retry(self, viewer, request.path_params["delivery_id"])
+        return redirect(_link("/webhooks", viewer, resent=str(number)))
 
 
 # -- helpers --------------------------------------------------------------------------------
