@@ -171,6 +171,7 @@ def test_a_revoked_key_ends_its_sessions(config: dict[str, Any], gw: Gateway) ->
     assert browser.get("/").status_code == 200
     gw.keys.revoke(new.id)
     assert browser.get("/").headers["location"] == "/signin"
+    assert browser.get("/signin").status_code == 200  # the form, not a loop back to /
 
 
 def test_sign_out_forgets_the_session(admin: Browser) -> None:

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.errors import GatewayError
+from gateway.server.dashboard.session import end as end_session
 from gateway.server.errors import ApiError, api_error
 
 __all__ = ["HEADERS", "SignInNeeded", "Templates", "page", "redirect"]
@@ -93,7 +94,10 @@ def page(handler: Handler) -> Handler:
         try:
             return await handler(self, request)
         except SignInNeeded:
-            return redirect("/signin")
+            response = redirect("/signin")
+            # A cookie that named a key since revoked must not bring the sign-in page back here.
+            end_session(response)
+            return response
         except (ApiError, GatewayError, HTTPException) as exc:
             error = api_error(exc)
             if error.status >= 500:
