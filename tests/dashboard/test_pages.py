@@ -404,3 +404,21 @@ def test_webhooks_list_the_accounts_deliveries_and_the_admin_sends_one_again(
 def test_without_webhooks_the_page_says_how_to_add_them(admin: Browser) -> None:
     page = admin.get("/webhooks")
     assert page.status_code == 200 and "no <code>webhooks:</code> list" in page.text
+
+
+def test_a_declined_recharge_shows_on_the_overview_and_the_credits_page(tmp_path: Path) -> None:
+    config = dashboard_config(f"sqlite:///{tmp_path / 'c.db'}")
+    with Gateway(config=config) as gw:  # no payment method: a recharge is declined
+        gw.credits.grant(Decimal("5"))
+        gw.credits.set_auto_recharge(
+            below=Decimal("10"), amount=Decimal("20"), monthly_limit=Decimal("100")
+        )
+        declined = gw.credits.history(kinds=["recharge_declined"])
+    assert declined
+    browser = Browser(config)
+    browser.sign_in(ADMIN_KEY)
+    overview = browser.get("/").text
+    assert "auto-recharge declined" in overview and "$20.00" in overview
+    credits = browser.get("/credits").text
+    assert 'class="declined"' in credits and "auto-recharge declined" in credits
+    assert "grant" in credits
