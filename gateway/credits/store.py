@@ -14,7 +14,7 @@ All writes to one account happen inside :meth:`Store.transaction`, which holds t
 account's lock from the read of the snapshot to the commit (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: ``SELECT ... FOR UPDATE`` on the account's row). The ledger's rules run in
 between, in Python, identically for every store. Both stores (:mod:`.sqlite_store`,
-:mod:`.postgres_store`) implement these methods (seven on the store, eight on a transaction)
+:mod:`.postgres_store`) implement these methods (nine on the store, eight on a transaction)
 and nothing else.
 """
 
