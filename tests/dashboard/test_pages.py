@@ -150,9 +150,15 @@ def test_a_wrong_key_is_shown_on_the_page_and_nothing_is_set(config: dict[str, A
 
 def test_sign_in_needs_its_form_token(config: dict[str, Any]) -> None:
     browser = Browser(config)
-    browser.get("/signin")
+    token = browser.csrf("/signin")
     answer = browser.post("/signin", {"key": ADMIN_KEY})
     assert answer.status_code == 403 and "gateway_session" not in str(answer.headers)
+    as_json = asyncio.run(
+        browser._call(
+            "POST", "/signin", json={"key": ADMIN_KEY, "csrf": token}
+        )  # not a form: refused as a page, not a JSON error
+    )
+    assert as_json.status_code == 403 and as_json.headers["content-type"].startswith("text/html")
 
 
 def test_without_a_secret_the_dashboard_says_what_to_configure(tmp_path: Path) -> None:

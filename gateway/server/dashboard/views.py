@@ -164,6 +164,7 @@ class Dashboard:
             self.signer.keep_signin_token(request, response, cookie)
         return response
 
+    @page
     async def signin(self, request: Request) -> Response:
         signer = self.signer
         if signer is None:
@@ -201,6 +202,7 @@ class Dashboard:
         signer.start(request, response, key_id)
         return response
 
+    @page
     async def signout(self, request: Request) -> Response:
         response = redirect("/signin")
         session = self.signer.session(request) if self.signer is not None else None
