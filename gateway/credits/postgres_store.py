@@ -88,7 +88,7 @@ _ENTRY_COLUMNS = (
 _REQUEST_COLUMNS = (
     "request_id, hold_id, account, at_us, route, provider, model, input_tokens, output_tokens, "
     "cached_input_tokens, cache_write_tokens, reasoning_tokens, cost, latency_us, attempts, "
-    "status, tags"
+    "status, tags, operation"
 )
 #: RequestRow's fields, in the order of the columns above (``cost`` is ``cost_nanos``).
 _LOCK = "SELECT state, version FROM accounts WHERE name = %s FOR UPDATE"
@@ -111,10 +111,11 @@ WITH new_entries AS (
 ), new_requests AS (
     INSERT INTO requests (request_id, hold_id, account, at_us, route, provider, model,
                           input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
-                          reasoning_tokens, cost, latency_us, attempts, status, tags)
+                          reasoning_tokens, cost, latency_us, attempts, status, tags,
+                          operation)
     SELECT r->>0, r->>1, r->>2, (r->>3)::bigint, r->>4, r->>5, r->>6, (r->>7)::bigint,
            (r->>8)::bigint, (r->>9)::bigint, (r->>10)::bigint, (r->>11)::bigint,
-           (r->>12)::bigint, (r->>13)::bigint, (r->>14)::integer, r->>15, r->16
+           (r->>12)::bigint, (r->>13)::bigint, (r->>14)::integer, r->>15, r->16, r->>17
     FROM json_array_elements(%(requests)s::json) WITH ORDINALITY AS t(r, n)
     ORDER BY n
 ), new_commit AS (
@@ -211,10 +212,17 @@ def m002_requests_unique_hold(conn: Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX requests_account_hold ON requests (account, hold_id)")
 
 
+def m004_requests_operation(conn: Connection) -> None:
+    # What kind of call a row is (chat, embeddings, images, batch); rows before it were chat.
+    # A constant default: PostgreSQL adds the column without rewriting the table.
+    conn.execute("ALTER TABLE requests ADD COLUMN operation TEXT NOT NULL DEFAULT 'chat'")
+
+
 #: Numbered schema migrations, applied in order, each recorded in ``schema_migrations``.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "initial", m001_initial),
     (2, "requests_unique_hold", m002_requests_unique_hold),
+    (4, "requests_operation", m004_requests_operation),
 )
 
 
@@ -431,7 +439,9 @@ class PostgresStore:
     def _migrate(self, conn: Connection) -> list[str]:
         """Apply the migrations this database lacks (once, whoever else starts now)."""
         newest = max(version for version, _, _ in MIGRATIONS)
-        if _schema_version(conn) == newest:
+        if _applied_versions(conn) == {version for version, _, _ in MIGRATIONS}:
+            # every one, not only the newest: migrations numbered on parallel branches may
+            # land out of order (004 before 003)
             self._ready = True
             return []
         applied: list[str] = []
@@ -784,6 +794,13 @@ def _schema_version(conn: Connection) -> int:
         return 0
     row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
     return int(row[0] or 0) if row is not None else 0
+
+
+def _applied_versions(conn: Connection) -> set[int]:
+    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if row is None or not row[0]:
+        return set()
+    return {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
 
 
 def _transient(exc: BaseException, conn: Connection) -> bool:

@@ -38,6 +38,7 @@ from gateway.credits.money import MAX_AMOUNT, from_micros, from_nanos, to_micros
 from gateway.credits.payment import PaymentMethod, PaymentResult, charged_nanos
 from gateway.credits.pricing import PriceBook
 from gateway.credits.store import (
+    OPERATIONS,
     UNSTORABLE_TEXT,
     Store,
     StoreTransaction,
@@ -88,6 +89,8 @@ class Hold:
     provider: str
     model: str
     tags: dict[str, str] = field(default_factory=dict)
+    #: ``chat``, ``embeddings``, ``images`` or ``batch`` (the request row's ``operation``).
+    operation: str = "chat"
 
     @property
     def amount(self) -> Decimal:
@@ -261,17 +264,21 @@ class CreditService:
         model: str,
         tags: Mapping[str, str] | None = None,
         attempt: int | None = None,
+        operation: str = "chat",
     ) -> Hold:
         """Set ``amount`` (the call's worst case) aside before calling a provider.
 
         ``attempt`` numbers the tries of one request (1, 2, ...); when None the next unused
         number is taken. Holding an ``attempt`` that exists returns the existing hold.
+        ``operation`` is what kind of call it is (``chat``, ``embeddings``, ``images``).
         Raises InsufficientCredits or SpendLimitExceeded, having written nothing; an unknown
         named account raises UnknownAccount (in prepaid mode).
         """
         name = self.account_name(account)
         nanos = _hold_nanos(amount)
         clean_tags = check_tags(tags)
+        if operation not in OPERATIONS:
+            raise InvalidCreditsInput(f"operation must be one of {OPERATIONS}, not {operation!r}")
         _check_text(request_id, "request_id")
         if attempt is not None and (not isinstance(attempt, int) or attempt < 1):
             raise InvalidCreditsInput(f"attempt must be a positive integer, not {attempt!r}")
@@ -296,6 +303,8 @@ class CreditService:
                 "tags": clean_tags,
                 "target": f"{provider}/{model}",
             }
+            if operation != "chat":  # a chat hold's entry stays as it always was
+                meta["operation"] = operation
             (entry,) = step.add(
                 ledger.place_hold(
                     step.state,
@@ -397,6 +406,7 @@ class CreditService:
         model: str,
         tags: Mapping[str, str] | None = None,
         attempt: int | None = None,
+        operation: str = "chat",
     ) -> Hold:
         """:meth:`hold` in a worker thread."""
         import asyncio
@@ -411,6 +421,7 @@ class CreditService:
                 model=model,
                 tags=tags,
                 attempt=attempt,
+                operation=operation,
             )
         )
 
@@ -703,4 +714,5 @@ def _hold_from_entry(entry: LedgerEntry) -> Hold:
         provider=str(meta["provider"]),
         model=str(meta["model"]),
         tags=dict(meta["tags"]),
+        operation=str(meta.get("operation", "chat")),
     )

@@ -88,6 +88,8 @@ class LocalHold:
     provider: str
     model: str
     tags: dict[str, str]
+    #: ``chat``, ``embeddings``, ``images`` or ``batch`` (the request row's ``operation``).
+    operation: str = "chat"
 
     @property
     def amount(self) -> Decimal:

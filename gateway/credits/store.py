@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from gateway.providers.base import TokenUsage
 
 __all__ = [
+    "OPERATIONS",
     "UNSTORABLE_TEXT",
     "Migrated",
     "RequestRow",
@@ -56,6 +57,9 @@ __all__ = [
 #: Characters no credit store keeps faithfully: C0/C1 controls (PostgreSQL refuses NUL) and
 #: lone surrogates (not encodable as UTF-8). Refused in tags; see service.check_tags.
 UNSTORABLE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+#: The kinds of call a request row records (its ``operation``), as usage reports group them.
+OPERATIONS = ("chat", "embeddings", "images", "batch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,9 @@ class RequestRow:
     attempts: int
     status: str
     tags: dict[str, str] = field(default_factory=dict)
+    #: What kind of call it was: one of :data:`OPERATIONS` (``chat`` for rows written before
+    #: the column existed).
+    operation: str = "chat"
 
     @property
     def cost(self) -> Decimal:
@@ -96,8 +103,8 @@ class RequestRow:
         return Decimal(self.latency_us).scaleb(-3)
 
     def values(self) -> tuple[Any, ...]:
-        """Every field in declaration order (``tags`` last, as the dict): how a store or the
-        journal writes the row, and ``RequestRow(*values)`` reads it back."""
+        """Every field in declaration order (``tags`` as the dict, then ``operation``): how a
+        store or the journal writes the row, and ``RequestRow(*values)`` reads it back."""
         return (
             self.request_id,
             self.hold_id,
@@ -116,6 +123,7 @@ class RequestRow:
             self.attempts,
             self.status,
             self.tags,
+            self.operation,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -137,6 +145,7 @@ class RequestRow:
             "latency_ms": plain_decimal(self.latency_ms),
             "attempts": self.attempts,
             "status": self.status,
+            "operation": self.operation,
             "tags": dict(self.tags),
         }
 
@@ -170,6 +179,7 @@ def request_row(
         attempts=attempts,
         status=status,
         tags=dict(hold.tags),
+        operation=hold.operation,
     )
 
 

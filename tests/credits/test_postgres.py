@@ -88,9 +88,11 @@ def kinds(service: CreditService) -> list[str]:
 def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> None:
     fresh = pg.new_url()
     assert migrate(fresh) == Migrated(
-        before=0, after=2, applied=("001_initial", "002_requests_unique_hold")
+        before=0,
+        after=4,
+        applied=("001_initial", "002_requests_unique_hold", "004_requests_operation"),
     )
-    assert migrate(fresh) == Migrated(before=2, after=2, applied=())
+    assert migrate(fresh) == Migrated(before=4, after=4, applied=())
 
     # Many processes (here: stores) starting at once on an empty database apply it once.
     empty = pg.new_url()
@@ -106,13 +108,14 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
         t.start()
     for t in threads:
         t.join()
-    assert [s.schema_version() for s in stores] == [2] * 6
+    assert [s.schema_version() for s in stores] == [4] * 6
     for s in stores:
         s.close()
     with psycopg.connect(empty, autocommit=True) as conn:
         assert conn.execute("SELECT version, name FROM schema_migrations").fetchall() == [
             (1, "initial"),
             (2, "requests_unique_hold"),
+            (4, "requests_operation"),
         ]
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')")
     with pytest.raises(CreditsError, match="schema version 99, newer"):
@@ -122,9 +125,11 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
 def test_sqlite_migrate_reports_the_same_way(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     assert migrate(url) == Migrated(
-        before=0, after=2, applied=("001_initial", "002_requests_unique_hold")
+        before=0,
+        after=4,
+        applied=("001_initial", "002_requests_unique_hold", "004_requests_operation"),
     )
-    assert migrate(url) == Migrated(before=2, after=2, applied=())
+    assert migrate(url) == Migrated(before=4, after=4, applied=())
 
 
 def test_store_urls_options_and_the_password(pg: TestDatabase) -> None:
