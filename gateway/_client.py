@@ -48,6 +48,8 @@ if TYPE_CHECKING:
         ChatCompletionStreamOptionsParam,
     )
 
+    from gateway._embeddings import AsyncEmbeddings, Embeddings
+    from gateway._images import AsyncImages, Images
     from gateway.credits.account import CreditAccount
     from gateway.credits.payment import PaymentMethod
     from gateway.types import GatewayChatCompletion
@@ -510,6 +512,20 @@ class Gateway(_BaseGateway):
     chat: Chat
     _chat_class = Chat
 
+    @property
+    def embeddings(self) -> Embeddings:
+        """``gw.embeddings.create(model=..., input=...)``: vectors, held and billed like chat."""
+        from gateway._embeddings import Embeddings
+
+        return Embeddings(self._core)
+
+    @property
+    def images(self) -> Images:
+        """``gw.images.generate(model=..., prompt=...)``: images, held and billed like chat."""
+        from gateway._images import Images
+
+        return Images(self._core)
+
     def close(self) -> None:
         """Close every SDK client this gateway opened, and the credit store."""
         for adapter in list(self._core._adapters.values()):
@@ -534,6 +550,20 @@ class AsyncGateway(_BaseGateway):
 
     chat: AsyncChat
     _chat_class = AsyncChat
+
+    @property
+    def embeddings(self) -> AsyncEmbeddings:
+        """``await agw.embeddings.create(model=..., input=...)``."""
+        from gateway._embeddings import AsyncEmbeddings
+
+        return AsyncEmbeddings(self._core)
+
+    @property
+    def images(self) -> AsyncImages:
+        """``await agw.images.generate(model=..., prompt=...)``."""
+        from gateway._images import AsyncImages
+
+        return AsyncImages(self._core)
 
     async def close(self) -> None:
         """Close every async SDK client this gateway opened, and the credit store."""
