@@ -32,6 +32,7 @@ from gateway.providers.media import (
     EmbeddingRequest,
     EmbeddingResult,
     embedding_mix,
+    estimate_embedding_tokens,
 )
 
 if TYPE_CHECKING:
@@ -95,13 +96,6 @@ def _request(
     return EmbeddingRequest(_inputs(input), dimensions, user, timeout)
 
 
-def estimate_tokens(request: EmbeddingRequest) -> int:
-    """The hold's token estimate: three characters a token (leaning high), a token id one."""
-    return sum(
-        len(item) // 3 + 1 if isinstance(item, str) else len(item) for item in request.inputs
-    )
-
-
 def _check_mix(core: _GatewayCore, route: ResolvedRoute) -> None:
     problem = embedding_mix([(t.label, t.model, t.config.dimensions) for t in route.targets])
     if problem is not None:
@@ -132,7 +126,7 @@ class _Call:
         self.route = route = core.router.resolve(model)
         check_targets(core, route, "embeddings", request)
         _check_mix(core, route)
-        self.tokens = estimate_tokens(request)
+        self.tokens = estimate_embedding_tokens(request)
         self.call: MediaCall = start(
             core,
             route,

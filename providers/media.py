@@ -31,6 +31,7 @@ __all__ = [
     "ImageResult",
     "Operation",
     "embedding_mix",
+    "estimate_embedding_tokens",
     "image_tokens",
     "model_kind",
     "refusal",
@@ -187,14 +188,30 @@ def refusal(
         if isinstance(request, EmbeddingRequest) and request.token_ids:
             return "input as token ids has no equivalent on Gemini; send the texts"
         if isinstance(request, ImageRequest):
-            if request.n > 1:
-                return (
-                    f"n={request.n} has no equivalent on Gemini image models (one image per "
-                    "call); ask for one image per call"
-                )
-            if request.style is not None:
-                return "style has no equivalent on Gemini; leave it out for this target"
+            return _gemini_image_refusal(request)
     return None
+
+
+def _gemini_image_refusal(request: ImageRequest) -> str | None:
+    if request.n > 1:
+        return (
+            f"n={request.n} has no equivalent on Gemini image models (one image per call); "
+            "ask for one image per call"
+        )
+    for name, allowed in (("style", None), ("background", "auto"), ("output_format", "png")):
+        value = getattr(request, name)
+        if value is not None and value != allowed:
+            return f"{name}={value!r} has no equivalent on Gemini; leave it out for this target"
+    return None
+
+
+def estimate_embedding_tokens(request: EmbeddingRequest) -> int:
+    """An upper-leaning estimate of an embeddings request's tokens, without a tokenizer: three
+    characters a token (tokenizers average nearer four), a token id one. What a hold is
+    sized from, and what a provider that reports no usage is charged."""
+    return sum(
+        len(item) // 3 + 1 if isinstance(item, str) else len(item) for item in request.inputs
+    )
 
 
 def embedding_mix(targets: Sequence[tuple[str, str, int | None]]) -> str | None:
