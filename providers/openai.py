@@ -585,15 +585,26 @@ class OpenAIAdapter:
     def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResult:
         """``embeddings.create`` with the sync client."""
         kwargs = self._timeout(media.embedding_kwargs(model, request), request.timeout)
-        with _MappedErrors(self.name, model):
-            response = self._sync_client().embeddings.create(**kwargs)
+        try:
+            with _MappedErrors(self.name, model):
+                response = self._sync_client().embeddings.create(**kwargs)
+        except ValueError:  # the SDK's own check of a 200 answer: no vectors in it
+            raise_unchained(self._no_vectors(model))
         return media.embedding_result(response, request, provider=self.name, model=model)
+
+    def _no_vectors(self, model: str) -> ProviderUnavailable:
+        return ProviderUnavailable(
+            "the response has no embeddings", provider=self.name, model=model
+        )
 
     async def aembed(self, model: str, request: EmbeddingRequest) -> EmbeddingResult:
         """``embeddings.create`` with the async client."""
         kwargs = self._timeout(media.embedding_kwargs(model, request), request.timeout)
-        with _MappedErrors(self.name, model):
-            response = await self._async_sdk_client().embeddings.create(**kwargs)
+        try:
+            with _MappedErrors(self.name, model):
+                response = await self._async_sdk_client().embeddings.create(**kwargs)
+        except ValueError:
+            raise_unchained(self._no_vectors(model))
         return media.embedding_result(response, request, provider=self.name, model=model)
 
     def generate_images(self, model: str, request: ImageRequest) -> ImageResult:
