@@ -264,8 +264,10 @@ def credits_status(gw: Any) -> str:
 
 
 def fund_credits(gw: Any) -> None:
-    """Give the default account enough credit for the whole benchmark."""
+    """Give the default account enough credit for the whole benchmark (``agw.credits`` is
+    awaitable: its synchronous account is used here, before any event loop runs)."""
     account = gw.credits
+    account = getattr(account, "sync", account)
     account.grant(FUNDING, note="benchmark")
 
 

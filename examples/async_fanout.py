@@ -30,8 +30,10 @@ async def ask(agw: AsyncGateway, model: str, prompt: str) -> GatewayChatCompleti
 
 async def main() -> None:
     async with AsyncGateway.from_config(CONFIG) as agw:
-        if agw.credits.balance().available < Decimal("1"):
-            agw.credits.grant(Decimal("1"), note="async_fanout example")  # a demo's trial credit
+        if (await agw.credits.balance()).available < Decimal("1"):
+            await agw.credits.grant(
+                Decimal("1"), note="async_fanout example"
+            )  # a demo's trial credit
 
         # 1. One question, every provider, concurrently: compare answers and prices.
         question = "In one sentence: why do distributed systems need timeouts?"

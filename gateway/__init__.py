@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         RateLimited,
         SpendLimitExceeded,
     )
+    from gateway.keys import ApiKey, AsyncKeys, Keys, NewKey
     from gateway.providers.base import TokenUsage
 
 __version__ = "0.1.0"
@@ -67,13 +68,19 @@ _LAZY: dict[str, str] = {
     "ProviderUnavailable": "gateway.errors",
     "RateLimited": "gateway.errors",
     "SpendLimitExceeded": "gateway.errors",
+    "ApiKey": "gateway.keys",
+    "AsyncKeys": "gateway.keys",
+    "Keys": "gateway.keys",
+    "NewKey": "gateway.keys",
     "TokenUsage": "gateway.providers.base",
 }
 
 __all__ = [
     "AllProvidersFailed",
+    "ApiKey",
     "AsyncGateway",
     "AsyncGatewayStream",
+    "AsyncKeys",
     "Attempt",
     "AuthenticationFailed",
     "Clock",
@@ -86,6 +93,8 @@ __all__ = [
     "GatewayStream",
     "InsufficientCredits",
     "InvalidRequest",
+    "Keys",
+    "NewKey",
     "ProviderError",
     "ProviderUnavailable",
     "RateLimited",

@@ -27,10 +27,12 @@ if TYPE_CHECKING:
     from gateway._clock import Clock
     from gateway.config import ModelPrice
     from gateway.credits.account import CreditAccount
+    from gateway.credits.ledger import Limits
     from gateway.credits.payment import PaymentMethod
     from gateway.credits.pricing import PriceBook
     from gateway.credits.service import CreditService, Hold
     from gateway.credits.spender import LocalHold
+    from gateway.keys import ApiKey
     from gateway.routing import ResolvedTarget
 
 __all__ = ["AttemptBill", "Billing"]
@@ -165,16 +167,21 @@ class Billing:
         account: str | None,
         tags: Mapping[str, str] | None,
         attempt: int | None = None,
+        api_key: ApiKey | None = None,
     ) -> AttemptBill:
         """Hold the worst case of this try (raises InsufficientCredits / SpendLimitExceeded
-        before any provider is contacted). ``attempt`` numbers the tries of one call."""
+        before any provider is contacted). ``attempt`` numbers the tries of one call;
+        ``api_key``: the call counts towards that key's spend limits, if it has any."""
         service = self.service
         if service is None:
             return AttemptBill(self, target, input_tokens, self._clock.monotonic())
         amount = self._hold_amount(target, input_tokens, max_tokens)
+        key_id, key_limits = _key_limits(api_key)
         spender = service.spender
         if spender is not None and attempt is not None:
             local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
+            if key_id is not None:
+                local.api_key, local.key_limits = key_id, key_limits
             if not spender.try_hold(local):
                 spender.hold(local, target=f"{target.provider}/{target.model}")
             return AttemptBill(self, target, input_tokens, self._clock.monotonic(), local=local)
@@ -187,6 +194,8 @@ class Billing:
             model=target.model,
             tags=tags,
             attempt=attempt,
+            api_key=key_id,
+            key_limits=key_limits,
         )
         return AttemptBill(self, target, input_tokens, self._clock.monotonic(), hold=hold)
 
@@ -243,6 +252,7 @@ class Billing:
         account: str | None,
         tags: Mapping[str, str] | None,
         attempt: int | None = None,
+        api_key: ApiKey | None = None,
     ) -> AttemptBill:
         """:meth:`bill` without blocking the event loop on the store (a hold against this
         process's lease needs no store and is taken on the loop)."""
@@ -253,6 +263,9 @@ class Billing:
         if spender is not None and attempt is not None:
             amount = self._hold_amount(target, input_tokens, max_tokens)
             local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
+            key_id, key_limits = _key_limits(api_key)
+            if key_id is not None:
+                local.api_key, local.key_limits = key_id, key_limits
             if not spender.try_hold(local):  # the lease needs the store: off the loop
                 await asyncio.to_thread(
                     spender.hold, local, target=f"{target.provider}/{target.model}"
@@ -268,6 +281,7 @@ class Billing:
             account=account,
             tags=tags,
             attempt=attempt,
+            api_key=api_key,
         )
 
     def hold(
@@ -347,6 +361,17 @@ class Billing:
             self.service.close()
         if self._prices is not None:
             self._prices.close()
+
+
+def _key_limits(api_key: ApiKey | None) -> tuple[str | None, Limits | None]:
+    """``(key id, its spend limits)`` when a call is made with a key that has spend limits
+    (the call is then held and counted for that key), else ``(None, None)``."""
+    if api_key is None:
+        return None, None
+    from gateway.keys import key_spend_limits
+
+    limits = key_spend_limits(api_key)
+    return (None, None) if limits is None else (api_key.id, limits)
 
 
 class AttemptBill:

@@ -30,12 +30,13 @@ from gateway._streams import (
 )
 from gateway.chaos import ChaosMonkey
 from gateway.config import GatewayConfig, load_config, parse_config
-from gateway.errors import ConfigError, ProviderError
+from gateway.errors import ConfigError, InvalidRequest, ProviderError
 from gateway.events import EventHook
 from gateway.health import HealthRegistry
 from gateway.providers import load_adapter_class
 from gateway.providers.base import ChatRequest, ProviderAdapter, ProviderResponse
 from gateway.routing import CallPlan, ResolvedTarget, Router, Wait, request_for_target
+from gateway.telemetry import NULL_TRACE, CallTrace, telemetry_for
 
 if TYPE_CHECKING:
     from openai.types.chat import (
@@ -51,7 +52,9 @@ if TYPE_CHECKING:
     from gateway._embeddings import AsyncEmbeddings, Embeddings
     from gateway._images import AsyncImages, Images
     from gateway.credits.account import CreditAccount
+    from gateway.credits.async_account import AsyncCreditAccount
     from gateway.credits.payment import PaymentMethod
+    from gateway.keys import ApiKey, AsyncKeys, Keys
     from gateway.types import GatewayChatCompletion
 
 __all__ = ["AsyncGateway", "Gateway"]
@@ -91,8 +94,28 @@ class _GatewayCore:
         self.health = HealthRegistry()
         self.chaos = ChaosMonkey.from_config(self.config.chaos)
         self.billing = Billing(self.config, self.clock, payment_method)
+        self.telemetry = telemetry_for(self.config, self.clock)  # does nothing unless asked
         self._adapters: dict[str, ProviderAdapter] = {}
         self._lock = threading.Lock()
+        self._keys: Keys | None = None
+
+    def keys(self) -> Keys:
+        """The API keys of the credit store (made on first use)."""
+        if self._keys is None:
+            service = self.billing.service
+            if service is None:
+                raise ConfigError(
+                    "API keys are kept in the credit store, and this gateway has none",
+                    file=self.config.source,
+                    key="credits",
+                    fix="add a credits: section (e.g. credits: {store: sqlite:///credits.db})",
+                )
+            from gateway.keys import Keys
+
+            with self._lock:
+                if self._keys is None:
+                    self._keys = Keys(service, clock=self.clock, config=self.config)
+        return self._keys
 
     def adapter(self, provider: str) -> ProviderAdapter:
         """The adapter of a configured provider, created (and its SDK imported) on first use."""
@@ -116,7 +139,10 @@ class _GatewayCore:
         args: dict[str, Any] = dict(kwargs)
         account: str | None = args.pop("account", None)
         tags: Mapping[str, str] | None = args.pop("tags", None)
+        api_key: ApiKey | None = args.pop("api_key", None)
         request = build_request(messages=messages, stream=stream, **args)
+        if api_key is not None:
+            account = self.key_account(api_key, account, model)
         account, tags = self.billing.check_call(account, tags)
         input_tokens = estimate_prompt_tokens(request)
         billing = self.billing
@@ -135,7 +161,48 @@ class _GatewayCore:
             cost_of=price,
             on_event=self.on_event,
         )
-        return _Call(request, plan, input_tokens, account, tags)
+        trace = self.telemetry.start(model, request, plan, account)
+        return _Call(request, plan, input_tokens, account, tags, api_key, trace)
+
+    def key_account(self, api_key: ApiKey, account: str | None, model: str) -> str:
+        """The account a call made with ``api_key`` is paid from (the key's), after the
+        checks that need no store: a valid key, allowed on ``model``."""
+        from gateway.errors import InvalidApiKey
+        from gateway.keys import ApiKey
+
+        if not isinstance(api_key, ApiKey):
+            raise InvalidRequest(
+                f"api_key must be an ApiKey (from gw.keys.authenticate), not "
+                f"{type(api_key).__name__}",
+                provider="gateway",
+            )
+        keys = self.keys()
+        if api_key.revoked or api_key.expired(self.clock.now()):
+            state = "revoked" if api_key.revoked else "expired"
+            raise InvalidApiKey(
+                f"API key {api_key.id} ({api_key.prefix}...) is {state}",
+                reason=state,
+                key_id=api_key.id,
+            )
+        if account is not None and account != api_key.account:
+            raise InvalidRequest(
+                f"account={account!r} was given, but API key {api_key.id} pays from account "
+                f"'{api_key.account}'; leave account out",
+                provider="gateway",
+            )
+        keys.check_route(api_key, model)
+        return api_key.account
+
+    def count_key_call(self, call: _Call) -> None:
+        """Count the call against its key's rpm (KeyRateLimited when it is used up)."""
+        if call.api_key is not None and call.api_key.rpm is not None:
+            self.keys().count_call(call.api_key)
+
+    async def acount_key_call(self, call: _Call) -> None:
+        if call.api_key is not None and call.api_key.rpm is not None:
+            from gateway.keys import AsyncKeys
+
+            await AsyncKeys(self.keys()).count_call(call.api_key)
 
     def bill(self, call: _Call, target: ResolvedTarget, request: ChatRequest) -> AttemptBill:
         """Hold this try's worst case on the credit account (before the provider is called)."""
@@ -148,6 +215,7 @@ class _GatewayCore:
             account=call.account,
             tags=call.tags,
             attempt=len(call.plan.attempts) + 1,
+            api_key=call.api_key,
         )
 
     async def abill(self, call: _Call, target: ResolvedTarget, request: ChatRequest) -> AttemptBill:
@@ -160,6 +228,7 @@ class _GatewayCore:
             account=call.account,
             tags=call.tags,
             attempt=len(call.plan.attempts) + 1,
+            api_key=call.api_key,
         )
 
     def inject_fault(self, target: ResolvedTarget) -> None:
@@ -204,6 +273,10 @@ class _Call:
     input_tokens: int
     account: str | None
     tags: Mapping[str, str] | None
+    #: The gateway API key the call is made with (``gateway serve``), if any.
+    api_key: ApiKey | None = None
+    #: The call's telemetry (gateway.telemetry); records nothing unless configured.
+    trace: CallTrace = NULL_TRACE
 
 
 #: Draws request ids: seeded from os.urandom, reseeded in a forked child (which would
@@ -267,6 +340,9 @@ class CreateArgs(TypedDict, total=False):
     account: str | None
     #: Labels for usage reports, e.g. ``{"feature": "search"}``.
     tags: Mapping[str, str] | None
+    #: The gateway API key the call is made with (from ``gw.keys.authenticate``): the call
+    #: is paid by the key's account and held to the key's routes, rpm and spend limits.
+    api_key: ApiKey | None
 
 
 _CREATE_DOC = """Create a chat completion, exactly like ``OpenAI().chat.completions.create``.
@@ -274,7 +350,8 @@ _CREATE_DOC = """Create a chat completion, exactly like ``OpenAI().chat.completi
 ``model`` is a route name from the config or a direct ``provider/model``. The other
 arguments mean what they mean in the OpenAI SDK (``max_tokens`` and ``max_completion_tokens``
 are the same budget; ``n`` must be 1). The gateway adds ``account`` (which credit account
-pays) and ``tags`` (labels for usage reports).
+pays), ``tags`` (labels for usage reports) and ``api_key`` (a gateway API key the call is made
+with: its account pays, and its allow-list, rpm and spend limits apply).
 
 Returns a :class:`~gateway.types.GatewayChatCompletion` (an OpenAI ``ChatCompletion`` with
 ``.gateway`` and ``usage.cost``), or with ``stream=True`` a stream of ``ChatCompletionChunk``.
@@ -316,9 +393,18 @@ class Completions:
         stream: bool = False,
         **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion | GatewayStream:
+        call = self._core.start(model, messages, stream, kwargs)
+        try:
+            return self._run(call, stream)
+        except BaseException as error:
+            call.trace.failed(error)
+            raise
+
+    def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | GatewayStream:
         core = self._core
-        call = core.start(model, messages, stream, kwargs)
-        request, plan, clock = call.request, call.plan, core.clock
+        if call.api_key is not None:
+            core.count_key_call(call)
+        request, plan, clock, trace = call.request, call.plan, core.clock, call.trace
         while True:
             action = plan.next_action()
             if isinstance(action, Wait):
@@ -329,6 +415,7 @@ class Completions:
             attempt_request = request_for_target(request, target.config, action.timeout)
             bill = core.bill(call, target, attempt_request)
             plan.started(action)
+            trace.attempt(action)
             started = clock.monotonic()
             try:
                 core.inject_fault(target)
@@ -340,6 +427,7 @@ class Completions:
             except ProviderError as error:
                 bill.release()
                 plan.failed(action, error, clock.monotonic() - started)
+                trace.attempt_failed(error)
                 continue
             except BaseException:
                 bill.release()
@@ -347,9 +435,11 @@ class Completions:
             plan.succeeded(action, clock.monotonic() - started)
             if stream:
                 info = core.info(plan, target, head[0].id if head else None)
-                return GatewayStream(native, head, info, request.include_usage, bill)
+                return GatewayStream(native, head, info, request.include_usage, bill, trace)
             cost = bill.settle(result.usage, attempts=len(plan.attempts))
-            return core.finish(plan, target, result, cost)
+            response = core.finish(plan, target, result, cost)
+            trace.answered(response, result.usage, cost)
+            return response
 
     create.__doc__ = _CREATE_DOC
 
@@ -388,9 +478,18 @@ class AsyncCompletions:
         stream: bool = False,
         **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion | AsyncGatewayStream:
+        call = self._core.start(model, messages, stream, kwargs)
+        try:
+            return await self._run(call, stream)
+        except BaseException as error:
+            call.trace.failed(error)
+            raise
+
+    async def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | AsyncGatewayStream:
         core = self._core
-        call = core.start(model, messages, stream, kwargs)
-        request, plan, clock = call.request, call.plan, core.clock
+        if call.api_key is not None:
+            await core.acount_key_call(call)
+        request, plan, clock, trace = call.request, call.plan, core.clock, call.trace
         while True:
             action = plan.next_action()
             if isinstance(action, Wait):
@@ -401,6 +500,7 @@ class AsyncCompletions:
             attempt_request = request_for_target(request, target.config, action.timeout)
             bill = await core.abill(call, target, attempt_request)
             plan.started(action)
+            trace.attempt(action)
             started = clock.monotonic()
             try:
                 core.inject_fault(target)
@@ -412,6 +512,7 @@ class AsyncCompletions:
             except ProviderError as error:
                 await bill.arelease()
                 plan.failed(action, error, clock.monotonic() - started)
+                trace.attempt_failed(error)
                 continue
             except BaseException:
                 await bill.arelease()
@@ -419,9 +520,11 @@ class AsyncCompletions:
             plan.succeeded(action, clock.monotonic() - started)
             if stream:
                 info = core.info(plan, target, head[0].id if head else None)
-                return AsyncGatewayStream(native, head, info, request.include_usage, bill)
+                return AsyncGatewayStream(native, head, info, request.include_usage, bill, trace)
             cost = await bill.asettle(result.usage, attempts=len(plan.attempts))
-            return core.finish(plan, target, result, cost)
+            response = core.finish(plan, target, result, cost)
+            trace.answered(response, result.usage, cost)
+            return response
 
     create.__doc__ = _CREATE_DOC
 
@@ -482,13 +585,6 @@ class _BaseGateway:
         """The validated config this gateway runs on."""
         return self._core.config
 
-    @property
-    def credits(self) -> CreditAccount:
-        """The default credit account: ``gw.credits.balance()``, ``.purchase(...)``,
-        ``.usage(...)``; ``gw.credits.account("customer-42")`` for a named one. Raises
-        ConfigError when the config has no ``credits:`` section."""
-        return self._core.billing.account()
-
     def adapter(self, provider: str) -> ProviderAdapter:
         """The adapter of a configured provider (e.g. to script the fake provider)."""
         return self._core.adapter(provider)
@@ -525,6 +621,20 @@ class Gateway(_BaseGateway):
         from gateway._images import Images
 
         return Images(self._core)
+
+    @property
+    def credits(self) -> CreditAccount:
+        """The default credit account: ``gw.credits.balance()``, ``.purchase(...)``,
+        ``.usage(...)``; ``gw.credits.account("customer-42")`` for a named one. Raises
+        ConfigError when the config has no ``credits:`` section."""
+        return self._core.billing.account()
+
+    @property
+    def keys(self) -> Keys:
+        """The gateway's API keys (kept in the credit store): ``gw.keys.create(account=...,
+        name=...)``, ``.list()``, ``.revoke(id)``, ``.authenticate(key)``. Raises
+        ConfigError when the config has no ``credits:`` section."""
+        return self._core.keys()
 
     def close(self) -> None:
         """Close every SDK client this gateway opened, and the credit store."""
@@ -564,6 +674,23 @@ class AsyncGateway(_BaseGateway):
         from gateway._images import AsyncImages
 
         return AsyncImages(self._core)
+
+    @property
+    def credits(self) -> AsyncCreditAccount:
+        """The default credit account, every method awaitable: ``await
+        agw.credits.balance()``; ``agw.credits.account("customer-42")`` for a named one. The
+        store is reached from a worker thread. Raises ConfigError when the config has no
+        ``credits:`` section."""
+        from gateway.credits.async_account import AsyncCreditAccount
+
+        return AsyncCreditAccount(self._core.billing.account())
+
+    @property
+    def keys(self) -> AsyncKeys:
+        """The gateway's API keys, every method awaitable (see :attr:`Gateway.keys`)."""
+        from gateway.keys import AsyncKeys
+
+        return AsyncKeys(self._core.keys())
 
     async def close(self) -> None:
         """Close every async SDK client this gateway opened, and the credit store."""

@@ -48,7 +48,9 @@ __all__ = [
     "RouteConfig",
     "Secret",
     "SecretHeaders",
+    "ServerConfig",
     "TargetConfig",
+    "TelemetryConfig",
     "load_config",
     "parse_config",
     "parse_model_id",
@@ -557,6 +559,35 @@ class CreditsConfig(_Model):
             yield name, url_without_password(value) if name == "store" else value
 
 
+class ServerConfig(_Model):
+    """``gateway serve``: the admin key and the HTTP server's limits (gateway/server)."""
+
+    #: Opens ``/v1/admin/...``; with it, ``x-gateway-account`` picks the paying account.
+    admin_key: SecretField = None
+    #: The largest request body accepted, in bytes; a larger one is refused with 413.
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 8 << 20
+    #: Seconds a client may take to send its request body before it is refused with 408.
+    body_timeout_s: Seconds = 30.0
+    #: On SIGTERM: seconds calls and streams in flight may take to finish before they are cut.
+    drain_timeout_s: Seconds = 30.0
+
+    @field_validator("admin_key")
+    @classmethod
+    def _long_admin_key(cls, value: Secret | None) -> Secret | None:
+        if value is not None and value.is_set and len(value.reveal()) < 16:
+            raise ValueError("must have at least 16 characters (random ones)")
+        return value
+
+
+class TelemetryConfig(_Model):
+    """The ``telemetry:`` section: OpenTelemetry spans and metrics (gateway/telemetry)."""
+
+    #: Emit spans and metrics through the OpenTelemetry API (``pip install '.[otel]'``).
+    opentelemetry: bool = False
+    #: Also record prompts and answers on the call's span (they may hold personal data).
+    capture_content: bool = False
+
+
 class LongContextPrice(_Model):
     """Prices that apply once the prompt exceeds ``above_input_tokens``."""
 
@@ -630,6 +661,10 @@ class GatewayConfig(_Model):
     pricing: dict[str, ModelPrice] = Field(default_factory=dict)
     #: Fault injection for staging (off unless ``chaos.enabled``).
     chaos: ChaosConfig | None = None
+    #: ``gateway serve`` (the admin key, body and drain limits).
+    server: ServerConfig | None = None
+    #: OpenTelemetry traces and metrics (off unless ``telemetry.opentelemetry``).
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     #: Where it was loaded from, for error messages.
     source: str = "<config>"
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)

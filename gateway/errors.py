@@ -16,9 +16,16 @@ The tree::
     ├── AllProvidersFailed          every target of a route failed; carries the attempts
     │                               (when all failed with one non-retryable class, e.g.
     │                               ContextTooLong, the error raised is also of that class)
+    ├── ApiKeyError                 a gateway API key (``gw.keys``, ``gateway serve``) refused
+    │   ├── InvalidApiKey           the key presented is unknown, revoked or expired (.reason)
+    │   ├── KeyNotAllowed           the key's routes allow-list does not include the model
+    │   ├── KeyRateLimited          the key's rpm is used up this minute (.retry_after)
+    │   ├── UnknownApiKey           (also a LookupError) no key has that id
+    │   └── InvalidKeySettings      (also a ValueError) bad arguments to keys.create
     └── CreditsError
         ├── InsufficientCredits     refused before any provider was contacted
-        ├── SpendLimitExceeded      a daily or monthly cap would be passed
+        ├── SpendLimitExceeded      a daily or monthly cap (the account's, or an API key's:
+        │                           .api_key) would be passed
         ├── InvalidCreditsInput     (also a ValueError) bad input to the account; nothing written
         │   ├── InvalidAmount       bad money: negative, zero, NaN, float, too precise, too large
         │   └── InvalidAccount      a malformed account name
@@ -32,7 +39,8 @@ The tree::
 Each provider adapter maps its SDK's native exceptions into this tree in exactly one place
 (``providers/<name>.py``, ``map_error``), keyed on exception types and status codes.
 
-Messages never contain an API key: provider messages pass through :func:`redact` first.
+Messages never contain an API key: provider messages pass through :func:`redact` first, and
+every message is redacted again when the error is made (a gateway key, ``gk_...``, included).
 Every secret the config holds (API keys, header values, credentials in a URL) is registered
 with :func:`register_secret`; from then on it is also redacted from the log records of the
 HTTP stack and the SDKs (httpx2 logs each request's URL at INFO). An error mapped from an SDK
@@ -53,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AllProvidersFailed",
+    "ApiKeyError",
     "AuthenticationFailed",
     "ConfigError",
     "ContextTooLong",
@@ -64,8 +73,12 @@ __all__ = [
     "InsufficientCredits",
     "InvalidAccount",
     "InvalidAmount",
+    "InvalidApiKey",
     "InvalidCreditsInput",
+    "InvalidKeySettings",
     "InvalidRequest",
+    "KeyNotAllowed",
+    "KeyRateLimited",
     "LedgerMismatch",
     "PaymentDeclined",
     "ProviderConnectionError",
@@ -76,14 +89,17 @@ __all__ = [
     "RateLimited",
     "SpendLimitExceeded",
     "UnknownAccount",
+    "UnknownApiKey",
     "raise_unchained",
     "redact",
     "register_secret",
 ]
 
-# Shapes of the keys the three providers issue, plus bearer tokens in echoed headers.
+# Shapes of the keys the three providers issue, the gateway's own API keys (gk_ + 43
+# characters; see gateway/keys.py), plus bearer tokens in echoed headers.
 _SECRET_PATTERNS = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+    r"(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|gk_[A-Za-z0-9_\-]{20,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
 )
 _known_secrets: set[str] = set()
 
@@ -374,6 +390,52 @@ def _failed_everywhere(error_class: type[ProviderError]) -> type[AllProvidersFai
     return combined
 
 
+class ApiKeyError(GatewayError):
+    """Base of the errors about the gateway's own API keys (:mod:`gateway.keys`). A message
+    never contains a key, only its public id (``key_...``) and display prefix."""
+
+
+class InvalidApiKey(ApiKeyError):
+    """The key presented is not a valid key of this gateway. ``reason`` is ``"unknown"``
+    (no such key, or not a key at all), ``"revoked"`` or ``"expired"``; ``key_id`` is the
+    key's id when it is known (revoked or expired)."""
+
+    def __init__(self, message: str, *, reason: str, key_id: str | None = None) -> None:
+        self.reason = reason
+        self.key_id = key_id
+        super().__init__(message)
+
+
+class KeyNotAllowed(ApiKeyError):
+    """The key's routes allow-list does not include the route or model asked for; nothing
+    was held and no provider was called."""
+
+    def __init__(self, message: str, *, key_id: str, route: str) -> None:
+        self.key_id = key_id
+        self.route = route
+        super().__init__(message)
+
+
+class KeyRateLimited(ApiKeyError):
+    """The key made its ``rpm`` calls this minute, across every process sharing the store;
+    ``retry_after`` is the seconds until the next minute. Nothing was held and no provider
+    was called (not a provider's 429: it never triggers fallback)."""
+
+    def __init__(self, message: str, *, key_id: str, retry_after: float) -> None:
+        self.key_id = key_id
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class UnknownApiKey(ApiKeyError, LookupError):
+    """No API key has that id (``keys.get`` / ``keys.revoke``)."""
+
+
+class InvalidKeySettings(ApiKeyError, ValueError):
+    """An argument ``keys.create`` refuses (a name, a route, an rpm, a limit, an expiry).
+    Nothing was written."""
+
+
 class CreditsError(GatewayError):
     """Base of the errors raised by the credit account."""
 
@@ -383,7 +445,17 @@ class InsufficientCredits(CreditsError):
 
 
 class SpendLimitExceeded(CreditsError):
-    """The call would pass a daily or monthly spending cap; no provider was contacted."""
+    """The call would pass a daily or monthly spending cap; no provider was contacted.
+
+    ``limit`` is ``"daily"`` or ``"monthly"``; ``api_key`` is the id of the API key whose
+    own limit it is (None: the account's cap)."""
+
+    def __init__(
+        self, message: str, *, limit: str | None = None, api_key: str | None = None
+    ) -> None:
+        self.limit = limit
+        self.api_key = api_key
+        super().__init__(message)
 
 
 class InvalidCreditsInput(CreditsError, ValueError):

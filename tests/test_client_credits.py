@@ -281,7 +281,7 @@ async def test_async_gateway_holds_and_settles_without_blocking(tmp_path: Path) 
     path = tmp_path / "gateway.yaml"
     path.write_text(config_text(tmp_path))
     agw = AsyncGateway.from_config(path, clock=ManualClock())
-    agw.credits.purchase(Decimal("5"))
+    await agw.credits.purchase(Decimal("5"))
     fake(agw, "openai").script.fail(503)
     resp = await agw.chat.completions.create(model="smart", messages=HELLO, max_tokens=50)
     assert resp.gateway.provider == "anthropic"
@@ -290,9 +290,9 @@ async def test_async_gateway_holds_and_settles_without_blocking(tmp_path: Path) 
     async for _ in stream:
         pass
     assert stream.usage is not None and stream.usage.cost is not None
-    rows = agw.credits.requests()
-    assert len(rows) == 2 and agw.credits.balance().held == 0
-    agw.credits.verify()
+    rows = await agw.credits.requests()
+    assert len(rows) == 2 and (await agw.credits.balance()).held == 0
+    await agw.credits.verify()
     await agw.close()
 
 
@@ -302,15 +302,15 @@ async def test_async_stream_dropped_without_close_is_still_charged(tmp_path: Pat
     path = tmp_path / "gateway.yaml"
     path.write_text(config_text(tmp_path))
     agw = AsyncGateway.from_config(path, clock=ManualClock())
-    agw.credits.purchase(Decimal("5"))
+    await agw.credits.purchase(Decimal("5"))
     stream = await agw.chat.completions.create(
         model="smart", messages=HELLO, stream=True, max_tokens=100
     )
     request_id = stream.gateway.request_id
     del stream
     gc.collect()
-    rows = agw.credits.requests()
+    rows = await agw.credits.requests()
     assert [(r.request_id, r.status) for r in rows] == [(request_id, "incomplete")]
-    assert rows[0].cost > 0 and agw.credits.balance().held == 0
-    agw.credits.verify()
+    assert rows[0].cost > 0 and (await agw.credits.balance()).held == 0
+    await agw.credits.verify()
     await agw.close()

@@ -67,8 +67,10 @@ def test_sdk_is_imported_only_for_the_provider_a_call_uses() -> None:
 def test_public_names_are_pinned() -> None:
     assert gateway.__all__ == [
         "AllProvidersFailed",
+        "ApiKey",
         "AsyncGateway",
         "AsyncGatewayStream",
+        "AsyncKeys",
         "Attempt",
         "AuthenticationFailed",
         "Clock",
@@ -81,6 +83,8 @@ def test_public_names_are_pinned() -> None:
         "GatewayStream",
         "InsufficientCredits",
         "InvalidRequest",
+        "Keys",
+        "NewKey",
         "ProviderError",
         "ProviderUnavailable",
         "RateLimited",

@@ -8,7 +8,8 @@ Layers, each usable alone:
 * :mod:`.ledger`: the rules as pure functions over entries (no I/O);
 * :mod:`.store` / :mod:`.sqlite_store`: persistence only (entries, snapshots, request rows);
 * :mod:`.service`: :class:`CreditService`, what the client calls per request;
-* :mod:`.account`: :class:`CreditAccount`, what users call (``gw.credits``);
+* :mod:`.account`: :class:`CreditAccount`, what users call (``gw.credits``), and
+  :mod:`.async_account`: :class:`AsyncCreditAccount`, its awaitable twin (``agw.credits``);
 * :mod:`.reports`: usage grouping, statements, CSV / JSON export;
 * :mod:`.payment`: the :class:`PaymentMethod` protocol and :class:`InMemoryPaymentMethod`.
 """
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         LotBalance,
         Verification,
     )
+    from gateway.credits.async_account import AsyncCreditAccount
     from gateway.credits.ledger import LedgerEntry
     from gateway.credits.payment import InMemoryPaymentMethod, PaymentMethod, PaymentResult
     from gateway.credits.pricing import FAKE_PRICE, PriceBook
@@ -42,6 +44,7 @@ _HOMES = {
     "CreditAccount": "gateway.credits.account",
     "LotBalance": "gateway.credits.account",
     "Verification": "gateway.credits.account",
+    "AsyncCreditAccount": "gateway.credits.async_account",
     "LedgerEntry": "gateway.credits.ledger",
     "InMemoryPaymentMethod": "gateway.credits.payment",
     "PaymentMethod": "gateway.credits.payment",
@@ -65,6 +68,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 __all__ = [
     "FAKE_PRICE",
     "AccountSettings",
+    "AsyncCreditAccount",
     "Balance",
     "CreditAccount",
     "CreditService",

@@ -133,6 +133,12 @@ class CreditAccount:
         """Another account in the same store, e.g. one per customer of your app."""
         return self._service.account(name)
 
+    def accounts(self) -> list[str]:
+        """The names of every account in the store, sorted (this process's batched calls
+        are written first, so an account it just opened is listed)."""
+        self._service.drain()
+        return self._service.accounts()
+
     def exists(self) -> bool:
         """True once anything was written to this account."""
         self._service.drain(self._name)

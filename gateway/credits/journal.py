@@ -28,6 +28,8 @@ leaves its journal unreplayed and its lease to lapse after ``hold_ttl_s``, as be
 Record format (one JSON array per line; a torn last line, from a process killed in the
 middle of a write, is ignored because its call was never answered)::
 
+    ["s", store]                                 the store the calls belong to (first line);
+                                                 a journal of another store is never replayed
     ["a", account]                               this process leased from the account
     ["c", lease_id | null, request_id, hold_id, account, at_us, route, provider, model,
      input, output, cached_input, cache_write, reasoning, cost_nanos, latency_us,
@@ -59,7 +61,7 @@ from gateway.errors import UnknownAccount
 
 if TYPE_CHECKING:
     from gateway.credits.service import CreditService, _Step
-    from gateway.credits.store import Store
+    from gateway.credits.store import Store, StoreTransaction
 
 __all__ = [
     "Journal",
@@ -68,13 +70,14 @@ __all__ = [
     "UnreplayedJournal",
     "default_directory",
     "recover",
+    "store_identity",
     "unreplayed",
 ]
 
 logger = logging.getLogger("gateway.credits")
 
 SUFFIX = ".jnl"
-_ACCOUNT, _CALL = "a", "c"
+_STORE, _ACCOUNT, _CALL = "s", "a", "c"
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
@@ -96,6 +99,17 @@ def default_directory(store: Store) -> Path | None:
     return None
 
 
+def store_identity(store: Store) -> str:
+    """What names a store in a journal: an SQLite file's absolute path, a PostgreSQL URL
+    without its password (a journal directory shared by two stores replays each journal into
+    its own store only)."""
+    path = getattr(store, "path", None)
+    if isinstance(path, str):
+        return f"sqlite:{os.path.abspath(path)}"
+    url = getattr(store, "url", None)
+    return str(url) if isinstance(url, str) else repr(store)
+
+
 @dataclass(frozen=True, slots=True)
 class JournalCall:
     """One settled call as its journal recorded it."""
@@ -109,10 +123,11 @@ class Journal:
     is created on the first record, so a gateway that never settles a call leaves none.
     Not thread-safe: the spender calls it under its own lock."""
 
-    __slots__ = ("_accounts", "_directory", "_fd", "_fsync", "name", "path", "size")
+    __slots__ = ("_accounts", "_directory", "_fd", "_fsync", "_store", "name", "path", "size")
 
-    def __init__(self, directory: Path, name: str, *, fsync: bool = False) -> None:
+    def __init__(self, directory: Path, name: str, *, store: str, fsync: bool = False) -> None:
         self._directory = directory
+        self._store = store
         self._fsync = fsync
         self.name = name
         self.path = directory / f"{name}{SUFFIX}"
@@ -131,6 +146,7 @@ class Journal:
             # Held until this process ends: what tells a later process the journal is live.
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._fd = fd
+            self._append([_STORE, self._store])
         return self._fd
 
     def _append(self, record: list[Any]) -> None:
@@ -163,6 +179,7 @@ class Journal:
         os.ftruncate(self._fd, 0)
         self.size = 0
         self._accounts.clear()
+        self._append([_STORE, self._store])
         for account in leases:
             self.leased(account)
 
@@ -182,9 +199,10 @@ class Journal:
                 os.close(fd)  # the parent's descriptor keeps the lock
 
 
-def parse(lines: Iterator[bytes]) -> tuple[list[str], list[JournalCall], int]:
-    """The accounts and calls a journal records, and how many lines could not be read (a
-    torn last line is not counted: its call was never answered)."""
+def parse(lines: Iterator[bytes]) -> tuple[str | None, list[str], list[JournalCall], int]:
+    """The store, accounts and calls a journal records, and how many lines could not be read
+    (a torn last line is not counted: its call was never answered)."""
+    store: str | None = None
     accounts: list[str] = []
     calls: list[JournalCall] = []
     bad = 0
@@ -195,6 +213,9 @@ def parse(lines: Iterator[bytes]) -> tuple[list[str], list[JournalCall], int]:
             pending_bad = 0
         try:
             record = json.loads(raw)
+            if record[0] == _STORE:
+                store = str(record[1])
+                continue
             if record[0] == _ACCOUNT:
                 accounts.append(str(record[1]))
                 continue
@@ -209,7 +230,7 @@ def parse(lines: Iterator[bytes]) -> tuple[list[str], list[JournalCall], int]:
             calls.append(JournalCall(lease_id, row))
         except (ValueError, TypeError, IndexError, KeyError):
             pending_bad = 1  # forgiven only if it is the last line
-    return accounts, calls, bad
+    return store, accounts, calls, bad
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,9 +316,15 @@ def recover(service: CreditService, directory: Path, *, exclude: str | None = No
     tally = _Tally()
     with _dead_journals(directory, exclude) as journals:
         for path, fd in journals:
-            tally.journals += 1
             name = path.name[: -len(SUFFIX)]
-            accounts, calls, bad = parse(_read(fd))
+            store, accounts, calls, bad = parse(_read(fd))
+            if store is None and not accounts and not calls and not bad:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)  # died before its first record: nothing to replay
+                continue
+            if store != store_identity(service.store):
+                continue  # another store's journal (a directory shared by two stores)
+            tally.journals += 1
             if bad:
                 tally.problems.append(
                     f"{path}: {bad} unreadable line(s) skipped (the rest was replayed)"
@@ -343,7 +370,15 @@ def _replay_account(
         leases = 0
         for lease_id, cost in per_lease.items():
             if lease_id is not None and tx.find_entry(f"settle:{lease_id}") is None:
-                step.add(ledger.settle(state, hold_id=lease_id, request_id=prefix, cost=cost))
+                step.add(
+                    ledger.settle(
+                        state,
+                        hold_id=lease_id,
+                        request_id=prefix,
+                        cost=cost,
+                        api_key=_lease_key(state, tx, lease_id),
+                    )
+                )
                 leases += 1
             elif cost:
                 step.add(ledger.burn(state, cost, request_id=prefix))
@@ -359,6 +394,17 @@ def _replay_account(
     tally.cost += cost
     tally.already += already
     tally.leases += leases
+
+
+def _lease_key(state: ledger.AccountState, tx: StoreTransaction, lease_id: str) -> str | None:
+    """The API key a lease served (its calls count towards that key's spend limits), also
+    when the lease lapsed already and is no longer open."""
+    hold = state.holds.get(lease_id)
+    if hold is not None:
+        return hold.api_key
+    entry = tx.find_entry(f"hold:{lease_id}")
+    key = None if entry is None else entry.meta.get("api_key")
+    return None if key is None else str(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +426,9 @@ def unreplayed(service: CreditService, directory: Path, account: str) -> list[Un
     found: list[UnreplayedJournal] = []
     with _dead_journals(directory, None) as journals:
         for path, fd in journals:
-            accounts, calls, _bad = parse(_read(fd))
+            store, accounts, calls, _bad = parse(_read(fd))
+            if store != store_identity(service.store):
+                continue
             mine = [c for c in calls if c.row.account == account]
             if not mine and account not in accounts:
                 continue

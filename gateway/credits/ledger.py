@@ -49,6 +49,7 @@ __all__ = [
     "AccountState",
     "BalanceView",
     "Calendar",
+    "KeySpend",
     "LedgerEntry",
     "Limits",
     "Lot",
@@ -202,6 +203,8 @@ class OpenHold:
     amount: int
     placed_us: int
     deadline_us: int
+    #: The API key whose spend limits this hold counts towards (None: no key's).
+    api_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -218,6 +221,15 @@ class Window:
 
     def current(self, key: str) -> int:
         return self.total if self.key == key else 0
+
+
+@dataclass(slots=True)
+class KeySpend:
+    """What calls made with one API key spent this day and this month (its limits' windows,
+    in the account's time zone)."""
+
+    day: Window = field(default_factory=Window)
+    month: Window = field(default_factory=Window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +275,9 @@ class AccountState:
     #: key -> amount, month, requested_us.
     pending_recharges: dict[str, dict[str, Any]] = field(default_factory=dict)
     entries: int = 0
+    #: Spend of the API keys that carry spend limits, by key id (only the current month's
+    #: keys are kept: a key's entry goes when another key's usage starts a later month).
+    key_spend: dict[str, KeySpend] = field(default_factory=dict)
 
     @property
     def posted(self) -> int:
@@ -295,7 +310,8 @@ class AccountState:
         )
         holds = ",".join(
             f"[{q(h.hold_id)},{'null' if h.request_id is None else q(h.request_id)},"
-            f"{_int(h.amount)},{_int(h.placed_us)},{_int(h.deadline_us)}]"
+            f"{_int(h.amount)},{_int(h.placed_us)},{_int(h.deadline_us)}"
+            f"{'' if h.api_key is None else ',' + q(h.api_key)}]"
             for h in self.holds.values()
         )
         day, month, recharged = self.spent_day, self.spent_month, self.recharged_month
@@ -309,7 +325,8 @@ class AccountState:
             f'"recharged_month":[{q(recharged.key)},{_int(recharged.total)}],'
             f'"pending_recharges":'
             f"{compact_json(self.pending_recharges) if self.pending_recharges else '{}'},"
-            f'"entries":{_int(self.entries)}}}'
+            f'"entries":{_int(self.entries)}'
+            f"{_key_spend_json(self.key_spend) if self.key_spend else ''}}}"
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -325,6 +342,7 @@ class AccountState:
             "debt": self.debt,
             "holds": [
                 [h.hold_id, h.request_id, h.amount, h.placed_us, h.deadline_us]
+                + ([] if h.api_key is None else [h.api_key])
                 for h in self.holds.values()
             ],
             "lots_created": self.lots_created,
@@ -334,7 +352,16 @@ class AccountState:
             "recharged_month": [self.recharged_month.key, self.recharged_month.total],
             "pending_recharges": self.pending_recharges,
             "entries": self.entries,
-        }
+        } | (
+            {
+                "key_spend": {
+                    key: [s.day.key, s.day.total, s.month.key, s.month.total]
+                    for key, s in self.key_spend.items()
+                }
+            }
+            if self.key_spend
+            else {}
+        )
 
     @classmethod
     def from_json(cls, text: str) -> AccountState:
@@ -353,7 +380,21 @@ class AccountState:
             recharged_month=Window(*data["recharged_month"]),
             pending_recharges=data["pending_recharges"],
             entries=data["entries"],
+            key_spend={
+                key: KeySpend(Window(day, day_total), Window(month, month_total))
+                for key, (day, day_total, month, month_total) in data.get("key_spend", {}).items()
+            },
         )
+
+
+def _key_spend_json(key_spend: dict[str, KeySpend]) -> str:
+    """``,"key_spend":{...}`` as :meth:`AccountState.to_json` writes it."""
+    q = _quote
+    items = ",".join(
+        f"{q(key)}:[{q(s.day.key)},{_int(s.day.total)},{q(s.month.key)},{_int(s.month.total)}]"
+        for key, s in key_spend.items()
+    )
+    return f',"key_spend":{{{items}}}'
 
 
 class Calendar:
@@ -451,6 +492,7 @@ def apply(state: AccountState, entry: LedgerEntry) -> None:
             amount=entry.held_nanos,
             placed_us=entry.at_us,
             deadline_us=int(entry.meta["deadline_us"]),
+            api_key=entry.meta.get("api_key"),
         )
     elif kind in _CLOSING_KINDS:
         assert entry.hold_id is not None
@@ -459,6 +501,9 @@ def apply(state: AccountState, entry: LedgerEntry) -> None:
         day = calendar_of(state.tz).day_key(entry.at_us)
         state.spent_day.add(day, -entry.amount_nanos)
         state.spent_month.add(day[:7], -entry.amount_nanos)
+        api_key = entry.meta.get("api_key") if entry.meta else None
+        if api_key is not None:
+            _add_key_spend(state, str(api_key), day, -entry.amount_nanos)
     elif kind == RECHARGE_REQUESTED:
         assert entry.key is not None
         amount, month = int(entry.meta["amount"]), str(entry.meta["month"])
@@ -487,6 +532,18 @@ def apply(state: AccountState, entry: LedgerEntry) -> None:
             lot.remaining += entry.amount_nanos
             if lot.remaining == 0:
                 state.lots.remove(lot)
+
+
+def _add_key_spend(state: AccountState, api_key: str, day: str, amount: int) -> None:
+    """Count ``amount`` towards the key's day and month; forget keys whose month is over."""
+    month = day[:7]
+    spend = state.key_spend.get(api_key)
+    if spend is None:
+        for stale in [k for k, s in state.key_spend.items() if s.month.key < month]:
+            del state.key_spend[stale]
+        spend = state.key_spend[api_key] = KeySpend()
+    spend.day.add(day, amount)
+    spend.month.add(month, amount)
 
 
 def apply_all(state: AccountState, entries: Iterable[LedgerEntry]) -> None:
@@ -656,13 +713,49 @@ def _cap_windows(
             yield label, cap, key, window
 
 
-def hold_room(state: AccountState, now_us: int, *, prepaid: bool, limits: Limits) -> int | None:
-    """The largest hold :func:`place_hold` would accept now (None: no limit; may be <= 0)."""
+def _key_cap_windows(
+    state: AccountState, now_us: int, api_key: str, limits: Limits
+) -> Iterator[tuple[str, int, str, Window]]:
+    """``(label, cap, window key, window)`` of each of an API key's limits that is set."""
+    spend = state.key_spend.get(api_key) or KeySpend()
+    for label, cap, window in (
+        ("daily", limits.daily, spend.day),
+        ("monthly", limits.monthly, spend.month),
+    ):
+        if cap is not None:
+            calendar = calendar_of(state.tz)
+            key = calendar.day_key(now_us) if label == "daily" else calendar.month_key(now_us)
+            yield label, cap, key, window
+
+
+def _key_held(state: AccountState, now_us: int, api_key: str) -> int:
+    """What open holds made for calls with ``api_key`` set aside (its calls in flight)."""
+    return sum(
+        h.amount for h in state.holds.values() if h.api_key == api_key and h.deadline_us > now_us
+    )
+
+
+def hold_room(
+    state: AccountState,
+    now_us: int,
+    *,
+    prepaid: bool,
+    limits: Limits,
+    api_key: str | None = None,
+    key_limits: Limits | None = None,
+) -> int | None:
+    """The largest hold :func:`place_hold` would accept now (None: no limit; may be <= 0);
+    with ``api_key`` and ``key_limits``, within that key's limits too."""
     held = _open_held(state, now_us)
     room = _live_posted(state, now_us) - held if prepaid else None
     for _label, cap, key, window in _cap_windows(state, now_us, limits):
         headroom = cap - window.current(key) - held
         room = headroom if room is None else min(room, headroom)
+    if api_key is not None and key_limits is not None:
+        key_held = _key_held(state, now_us, api_key)
+        for _label, cap, key, window in _key_cap_windows(state, now_us, api_key, key_limits):
+            headroom = cap - window.current(key) - key_held
+            room = headroom if room is None else min(room, headroom)
     return room
 
 
@@ -677,8 +770,14 @@ def place_hold(
     prepaid: bool,
     limits: Limits,
     meta: Mapping[str, Any] | None = None,
+    api_key: str | None = None,
+    key_limits: Limits | None = None,
 ) -> list[LedgerEntry]:
-    """Set ``amount`` aside for a call, or raise InsufficientCredits / SpendLimitExceeded."""
+    """Set ``amount`` aside for a call, or raise InsufficientCredits / SpendLimitExceeded.
+
+    ``api_key``: the hold counts towards that API key's spend (its calls in flight);
+    ``key_limits``: the key's own daily and monthly limits, checked like the account's caps.
+    """
     assert amount >= 0
     held = _open_held(state, now_us)
     what = meta.get("target") if meta else None
@@ -700,8 +799,27 @@ def place_hold(
                 f"{format_usd(cap)} ({key}, {state.tz}): {format_usd(committed)} is spent or "
                 f"on hold and {call} may cost up to {format_usd(amount)}. No provider was "
                 f"called. Raise the cap with set_limits({label}=...) or wait for the next "
-                f"{'day' if label == 'daily' else 'month'}"
+                f"{'day' if label == 'daily' else 'month'}",
+                limit=label,
             )
+    if api_key is not None and key_limits is not None:
+        key_held = _key_held(state, now_us, api_key)
+        for label, cap, key, window in _key_cap_windows(state, now_us, api_key, key_limits):
+            committed = window.current(key) + key_held
+            if committed + amount > cap:
+                raise SpendLimitExceeded(
+                    f"API key {api_key} of account '{state.name}' would pass its {label} "
+                    f"spend limit of {format_usd(cap)} ({key}, {state.tz}): "
+                    f"{format_usd(committed)} is spent or on hold with this key and {call} "
+                    f"may cost up to {format_usd(amount)}. No provider was called. Wait for "
+                    f"the next {'day' if label == 'daily' else 'month'}, or use a key with a "
+                    "higher limit",
+                    limit=label,
+                    api_key=api_key,
+                )
+    entry_meta = {"deadline_us": now_us + ttl_us, **(meta or {})}
+    if api_key is not None:
+        entry_meta["api_key"] = api_key
     return [
         LedgerEntry(
             HOLD,
@@ -709,7 +827,7 @@ def place_hold(
             hold_id=hold_id,
             request_id=request_id,
             key=f"hold:{hold_id}",
-            meta={"deadline_us": now_us + ttl_us, **(meta or {})},
+            meta=entry_meta,
         )
     ]
 
@@ -721,31 +839,57 @@ def burn(
     kind: str = USAGE,
     hold_id: str | None = None,
     request_id: str | None = None,
+    api_key: str | None = None,
 ) -> list[LedgerEntry]:
     """Debit ``amount`` from the lots, soonest-expiring first; what they cannot cover
-    becomes debt (a negative balance)."""
+    becomes debt (a negative balance). ``api_key``: usage of calls made with that API key
+    (counted towards its spend limits)."""
     out: list[LedgerEntry] = []
     left = amount
+
+    def meta() -> dict[str, Any]:
+        return {} if api_key is None else {"api_key": api_key}
+
     for lot in sorted((lot for lot in state.lots if lot.remaining > 0), key=_burn_order):
         if left == 0:
             break
         take = min(lot.remaining, left)
         out.append(
             LedgerEntry(
-                kind, amount_nanos=-take, lot_id=lot.lot_id, hold_id=hold_id, request_id=request_id
+                kind,
+                amount_nanos=-take,
+                lot_id=lot.lot_id,
+                hold_id=hold_id,
+                request_id=request_id,
+                meta=meta(),
             )
         )
         left -= take
     if left:
-        out.append(LedgerEntry(kind, amount_nanos=-left, hold_id=hold_id, request_id=request_id))
+        out.append(
+            LedgerEntry(
+                kind, amount_nanos=-left, hold_id=hold_id, request_id=request_id, meta=meta()
+            )
+        )
     return out
 
 
-def settle(state: AccountState, *, hold_id: str, request_id: str, cost: int) -> list[LedgerEntry]:
+def settle(
+    state: AccountState,
+    *,
+    hold_id: str,
+    request_id: str,
+    cost: int,
+    api_key: str | None = None,
+) -> list[LedgerEntry]:
     """Close a hold and charge the actual ``cost`` (which may exceed the hold: the balance
-    may go negative). A hold already released by its TTL is charged all the same ("late")."""
+    may go negative). A hold already released by its TTL is charged all the same ("late").
+    The usage counts towards the API key the hold was made for (or ``api_key``, for a hold
+    no longer open)."""
     assert cost >= 0
     hold = state.holds.get(hold_id)
+    if hold is not None and hold.api_key is not None:
+        api_key = hold.api_key
     out = [
         LedgerEntry(
             SETTLE,
@@ -756,7 +900,7 @@ def settle(state: AccountState, *, hold_id: str, request_id: str, cost: int) -> 
             meta={"cost": cost, "late": int(hold is None)},
         )
     ]
-    return out + burn(state, cost, hold_id=hold_id, request_id=request_id)
+    return out + burn(state, cost, hold_id=hold_id, request_id=request_id, api_key=api_key)
 
 
 def release(state: AccountState, *, hold_id: str) -> list[LedgerEntry]:

@@ -59,6 +59,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from gateway.credits.key_store import KEY_TABLES
 from gateway.credits.ledger import AccountState, LedgerEntry
 from gateway.credits.store import (
     RequestRow,
@@ -212,6 +213,37 @@ def m002_requests_unique_hold(conn: Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX requests_account_hold ON requests (account, hold_id)")
 
 
+def m003_api_keys(conn: Connection) -> None:
+    # The gateway's API keys (gateway/keys.py; queries in key_store.py): only a SHA-256 of
+    # each key is kept. A key is never deleted (request rows and ledger entries name its id)
+    # and a revocation is final. Spend per key lives in the account's ledger; calls per
+    # minute (rpm) in api_key_minutes, one row per key and minute, shared by every host.
+    for statement in KEY_TABLES:
+        conn.execute(statement.replace("INTEGER", "BIGINT"))
+    conn.execute(
+        """CREATE FUNCTION gateway_api_keys_guard() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'DELETE' THEN
+                    RAISE EXCEPTION 'api_keys are revoked, never deleted';
+                END IF;
+                IF OLD.revoked_us IS NOT NULL
+                   AND NEW.revoked_us IS DISTINCT FROM OLD.revoked_us THEN
+                    RAISE EXCEPTION 'a revoked API key stays revoked';
+                END IF;
+                RETURN NEW;
+            END $$"""
+    )
+    conn.execute(
+        """CREATE TRIGGER api_keys_guard BEFORE UPDATE OR DELETE ON api_keys
+            FOR EACH ROW EXECUTE FUNCTION gateway_api_keys_guard()"""
+    )
+    conn.execute(
+        """CREATE TRIGGER api_keys_guard_truncate BEFORE TRUNCATE ON api_keys
+            FOR EACH STATEMENT EXECUTE FUNCTION gateway_credits_append_only()"""
+    )
+
+
 def m004_requests_operation(conn: Connection) -> None:
     # What kind of call a row is (chat, embeddings, images, batch); rows before it were chat.
     # A constant default: PostgreSQL adds the column without rewriting the table.
@@ -222,6 +254,7 @@ def m004_requests_operation(conn: Connection) -> None:
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "initial", m001_initial),
     (2, "requests_unique_hold", m002_requests_unique_hold),
+    (3, "api_keys", m003_api_keys),
     (4, "requests_operation", m004_requests_operation),
 )
 
@@ -480,6 +513,27 @@ class PostgresStore:
     def schema_version(self) -> int:
         """The newest migration applied to the database (0: none yet)."""
         return self._run(_schema_version, what="reading the schema version", migrated=False)
+
+    # -- plain SQL for the tables beside the ledger (API keys: key_store.py) ----------------
+
+    #: The DB-API parameter style of :meth:`read_sql` and :meth:`write_sql` (``%s``).
+    paramstyle = "format"
+
+    def read_sql(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` outside any transaction (reads), reconnecting on transient
+        failures for up to ``wait_ms``."""
+        return self._run(work, what="reading the API keys")
+
+    def write_sql(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` in one transaction, committed when it returns, rolled back
+        when it raises. Tried again on a new connection after a transient failure, so
+        ``work`` must be safe to repeat."""
+
+        def in_transaction(conn: Connection) -> T:
+            with conn.transaction():
+                return work(conn)
+
+        return self._run(in_transaction, what="writing the API keys")
 
     # -- the Store protocol -----------------------------------------------------------------
 

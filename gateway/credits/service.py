@@ -89,6 +89,8 @@ class Hold:
     provider: str
     model: str
     tags: dict[str, str] = field(default_factory=dict)
+    #: The API key the call was made with, when the key has spend limits (its id).
+    api_key: str | None = None
     #: ``chat``, ``embeddings``, ``images`` or ``batch`` (the request row's ``operation``).
     operation: str = "chat"
 
@@ -264,12 +266,16 @@ class CreditService:
         model: str,
         tags: Mapping[str, str] | None = None,
         attempt: int | None = None,
+        api_key: str | None = None,
+        key_limits: Limits | None = None,
         operation: str = "chat",
     ) -> Hold:
         """Set ``amount`` (the call's worst case) aside before calling a provider.
 
         ``attempt`` numbers the tries of one request (1, 2, ...); when None the next unused
         number is taken. Holding an ``attempt`` that exists returns the existing hold.
+        ``api_key`` (an API key's id) and ``key_limits`` (its spend limits, nano-dollars):
+        the hold counts towards that key's spend and is refused past its limits.
         ``operation`` is what kind of call it is (``chat``, ``embeddings``, ``images``).
         Raises InsufficientCredits or SpendLimitExceeded, having written nothing; an unknown
         named account raises UnknownAccount (in prepaid mode).
@@ -316,6 +322,8 @@ class CreditService:
                     prepaid=prepaid,
                     limits=ledger.effective_limits(step.state, self.default_limits),
                     meta=meta,
+                    api_key=api_key,
+                    key_limits=key_limits,
                 )
             )
             return _hold_from_entry(entry)
@@ -354,7 +362,11 @@ class CreditService:
                     return from_nanos(int(done.meta["cost"]))
             step.add(
                 ledger.settle(
-                    step.state, hold_id=hold.hold_id, request_id=hold.request_id, cost=cost_nanos
+                    step.state,
+                    hold_id=hold.hold_id,
+                    request_id=hold.request_id,
+                    cost=cost_nanos,
+                    api_key=hold.api_key,
                 )
             )
             step.tx.add_request(
@@ -406,6 +418,8 @@ class CreditService:
         model: str,
         tags: Mapping[str, str] | None = None,
         attempt: int | None = None,
+        api_key: str | None = None,
+        key_limits: Limits | None = None,
         operation: str = "chat",
     ) -> Hold:
         """:meth:`hold` in a worker thread."""
@@ -421,6 +435,8 @@ class CreditService:
                 model=model,
                 tags=tags,
                 attempt=attempt,
+                api_key=api_key,
+                key_limits=key_limits,
                 operation=operation,
             )
         )
@@ -714,5 +730,6 @@ def _hold_from_entry(entry: LedgerEntry) -> Hold:
         provider=str(meta["provider"]),
         model=str(meta["model"]),
         tags=dict(meta["tags"]),
+        api_key=meta.get("api_key"),
         operation=str(meta.get("operation", "chat")),
     )

@@ -44,7 +44,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from gateway.credits import ledger
-from gateway.credits.journal import Journal
+from gateway.credits.journal import Journal, store_identity
 from gateway.credits.ledger import Limits
 from gateway.credits.money import from_nanos
 from gateway.credits.store import UNSTORABLE_TEXT, RequestRow, request_row
@@ -88,6 +88,10 @@ class LocalHold:
     provider: str
     model: str
     tags: dict[str, str]
+    #: The API key the call is made with, when the key has spend limits (its id), and those
+    #: limits (nano-dollars): such calls are held against a lease of their own per key.
+    api_key: str | None = None
+    key_limits: Limits | None = None
     #: ``chat``, ``embeddings``, ``images`` or ``batch`` (the request row's ``operation``).
     operation: str = "chat"
 
@@ -99,9 +103,14 @@ class LocalHold:
 
 @dataclass(slots=True)
 class _Lease:
-    """What this process holds of one account, and what it has not written yet."""
+    """What this process holds of one account (for the calls of one API key with spend
+    limits, or of all others), and what it has not written yet."""
 
     account: str
+    #: The API key whose calls this lease serves (None: calls without key limits), and
+    #: its limits as the latest call gave them.
+    api_key: str | None = None
+    key_limits: Limits | None = None
     #: The lease's hold in the ledger (None: no lease).
     hold_id: str | None = None
     #: The lease hold's amount, nano-dollars.
@@ -161,7 +170,8 @@ class Spender:
         """No lease, nothing pending, a new lease id prefix (also what a forked child
         starts from: the parent's leases and pending calls stay the parent's)."""
         self._lock = threading.Lock()
-        self._leases: dict[str, _Lease] = {}
+        #: By (account, API key id or None).
+        self._leases: dict[tuple[str, str | None], _Lease] = {}
         self._prefix = f"lease-{uuid.uuid4().hex[:12]}"
         self._numbers = itertools.count(1)
         self._next_id = f"{self._prefix}-{next(self._numbers)}"
@@ -173,7 +183,12 @@ class Spender:
         self._journal = (
             None
             if directory is None
-            else Journal(directory, self._prefix, fsync=self._service.config.journal.fsync)
+            else Journal(
+                directory,
+                self._prefix,
+                store=store_identity(self._service.store),
+                fsync=self._service.config.journal.fsync,
+            )
         )
         #: Monotonic time of the next look for dead processes' journals (0: at the first write).
         self._recover_at: Seconds = 0.0
@@ -195,7 +210,7 @@ class Spender:
         if not self._lock.acquire(blocking=False):
             return False
         try:
-            lease = self._leases.get(hold.account)
+            lease = self._leases.get((hold.account, hold.api_key))
             if lease is None or not self._covers(lease, hold.amount_nanos):
                 return False
             self._reserve(lease, hold)
@@ -208,16 +223,19 @@ class Spender:
         Raises InsufficientCredits / SpendLimitExceeded (after writing what was pending);
         ``target`` (``provider/model``) names the call in that message."""
         with self._lock:
-            lease = self._leases.get(hold.account)
+            where = (hold.account, hold.api_key)
+            lease = self._leases.get(where)
             if lease is None:
                 self._journal_lease(hold.account)
-                lease = self._leases[hold.account] = _Lease(hold.account)
+                lease = self._leases[where] = _Lease(hold.account, hold.api_key)
+            if hold.api_key is not None:
+                lease.key_limits = hold.key_limits
             if not self._covers(lease, hold.amount_nanos):
                 try:
                     self._write(lease, need=hold.amount_nanos, target=target)
                 except BaseException:
                     if not lease.holds and not lease.pending and lease.hold_id is None:
-                        self._leases.pop(hold.account, None)  # e.g. an unknown account
+                        self._leases.pop(where, None)  # e.g. an unknown account
                     raise
             self._reserve(lease, hold)
         self._start_thread()
@@ -257,7 +275,7 @@ class Spender:
             status=status,
         )
         with self._lock:
-            lease = self._leases.get(hold.account)
+            lease = self._leases.get((hold.account, hold.api_key))
             amount = None if lease is None else lease.holds.pop(hold.hold_id, None)
             if lease is None or amount is None:
                 return
@@ -313,7 +331,7 @@ class Spender:
     def release(self, hold: LocalHold) -> None:
         """Give ``hold`` back to the lease (its try failed before any usage)."""
         with self._lock:
-            lease = self._leases.get(hold.account)
+            lease = self._leases.get((hold.account, hold.api_key))
             amount = None if lease is None else lease.holds.pop(hold.hold_id, None)
             if lease is not None and amount is not None:
                 lease.reserved -= amount
@@ -401,6 +419,7 @@ class Spender:
         want = in_flight + LEASE_CALLS * lease.last_need if (need or lease.active) else 0
         old_id, new_id = lease.hold_id, self._next_id
         ttl_us = service.hold_ttl_us
+        api_key, key_limits = lease.api_key, lease.key_limits
 
         def decide(step: _Step) -> _Written:
             state = step.state
@@ -410,16 +429,29 @@ class Spender:
             if not already:  # else an uncertain commit went through: written already
                 if old_id is not None:
                     step.add(
-                        ledger.settle(state, hold_id=old_id, request_id=self._prefix, cost=cost)
+                        ledger.settle(
+                            state,
+                            hold_id=old_id,
+                            request_id=self._prefix,
+                            cost=cost,
+                            api_key=api_key,
+                        )
                     )
                 elif cost:  # calls held at zero cost (a free model) that still cost something
-                    step.add(ledger.burn(state, cost, request_id=self._prefix))
+                    step.add(ledger.burn(state, cost, request_id=self._prefix, api_key=api_key))
                 for row in batch:
                     step.tx.add_request(row)
             if new_id in state.holds:  # placed by that same uncertain commit
                 return _Written(new_id, state.holds[new_id].amount, None)
             limits = ledger.effective_limits(state, service.default_limits)
-            room = ledger.hold_room(state, step.now_us, prepaid=prepaid, limits=limits)
+            room = ledger.hold_room(
+                state,
+                step.now_us,
+                prepaid=prepaid,
+                limits=limits,
+                api_key=api_key,
+                key_limits=key_limits,
+            )
             floor = in_flight + need
             # Only a call asking for room can be refused; a batch that overran its lease
             # (allowed: the balance may go negative) keeps what is in flight held.
@@ -442,6 +474,7 @@ class Spender:
                         prepaid=False,  # room was checked above; calls in flight stay held
                         limits=_NO_LIMITS,
                         meta={"lease": 1, "in_flight": len(lease.holds)},
+                        api_key=api_key,  # the key's calls in flight, for every process
                     )
                 )
             error = None
@@ -457,6 +490,8 @@ class Spender:
                         prepaid=prepaid,
                         limits=limits,
                         meta={"target": target} if target else None,
+                        api_key=api_key,
+                        key_limits=key_limits,
                     )
                 except (InsufficientCredits, SpendLimitExceeded) as exc:
                     error = exc
@@ -479,7 +514,7 @@ class Spender:
         lease.hold_id, lease.leased, lease.active = written.hold_id, written.leased, False
         lease.renew_at = self._monotonic() + ttl_us / 2_000_000
         if not lease.holds and lease.hold_id is None:
-            self._leases.pop(lease.account, None)
+            self._leases.pop((lease.account, lease.api_key), None)
         self._journal_written()
         if written.refused is not None:
             raise written.refused
@@ -502,7 +537,7 @@ class Spender:
                 self._compacting = False
             waiting = [lease for lease in self._leases.values() if lease.pending]
         if not waiting:
-            journal.written({a: lease.hold_id for a, lease in self._leases.items()})
+            journal.written({lease.account: lease.hold_id for lease in self._leases.values()})
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -547,7 +582,8 @@ class Spender:
             return
         try:
             for lease in list(self._leases.values()):
-                if lease.pending:
+                lease.active = False  # the process is stopping: keep only what is in flight
+                if lease.pending or lease.hold_id is not None:
                     self._flush_quietly(lease)
         finally:
             self._lock.release()

@@ -29,8 +29,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
+from gateway.credits.key_store import KEY_TABLES
 from gateway.credits.ledger import AccountState, LedgerEntry, compact_json
 from gateway.credits.sqlite_file import prepare_ledger_file, store_error
 from gateway.credits.store import (
@@ -43,6 +44,8 @@ from gateway.credits.store import (
 from gateway.errors import ConfigError, CreditsError
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
+
+T = TypeVar("T")
 
 _ENTRY_COLUMNS = (
     "id, account, at_us, kind, amount, held, lot_id, hold_id, request_id, key, note, meta"
@@ -131,6 +134,24 @@ def m002_requests_unique_hold(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX requests_account_hold ON requests (account, hold_id)")
 
 
+def m003_api_keys(conn: sqlite3.Connection) -> None:
+    # The gateway's API keys (gateway/keys.py; queries in key_store.py): only a SHA-256 of
+    # each key is kept. A key is never deleted (request rows and ledger entries name its id)
+    # and a revocation is final. Spend per key lives in the account's ledger; calls per
+    # minute (rpm) in api_key_minutes, one row per key and minute, shared by every process.
+    for statement in KEY_TABLES:
+        conn.execute(statement)
+    conn.execute(
+        """CREATE TRIGGER api_keys_never_deleted BEFORE DELETE ON api_keys
+        BEGIN SELECT RAISE(ABORT, 'api_keys are revoked, never deleted'); END"""
+    )
+    conn.execute(
+        """CREATE TRIGGER api_keys_revocation_final BEFORE UPDATE OF revoked_us ON api_keys
+        WHEN OLD.revoked_us IS NOT NULL AND NEW.revoked_us IS NOT OLD.revoked_us
+        BEGIN SELECT RAISE(ABORT, 'a revoked API key stays revoked'); END"""
+    )
+
+
 def m004_requests_operation(conn: sqlite3.Connection) -> None:
     # What kind of call a row is (chat, embeddings, images, batch); rows before it were chat.
     conn.execute("ALTER TABLE requests ADD COLUMN operation TEXT NOT NULL DEFAULT 'chat'")
@@ -140,6 +161,7 @@ def m004_requests_operation(conn: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = (
     (1, "initial", m001_initial),
     (2, "requests_unique_hold", m002_requests_unique_hold),
+    (3, "api_keys", m003_api_keys),
     (4, "requests_operation", m004_requests_operation),
 )
 
@@ -302,6 +324,34 @@ class SQLiteStore:
         with self._reading() as conn:
             row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
             return int(row[0] or 0)
+
+    # -- plain SQL for the tables beside the ledger (API keys: key_store.py) ----------------
+
+    #: The DB-API parameter style of :meth:`read_sql` and :meth:`write_sql` (``?``).
+    paramstyle = "qmark"
+
+    def read_sql(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` outside any transaction (reads)."""
+        with self._reading() as conn:
+            return work(conn)
+
+    def write_sql(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` in one write transaction (``BEGIN IMMEDIATE``), committed when
+        it returns, rolled back when it raises."""
+        with self._lock:
+            try:
+                conn = self._conn()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise store_error(exc, self.path) from exc
+        return result
 
 
 class _Transaction:

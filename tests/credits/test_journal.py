@@ -15,12 +15,15 @@ import stat
 import threading
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gateway.credits import CreditService
+from gateway.config import CreditsConfig
+from gateway.credits import CreditService, PriceBook
 from gateway.credits.journal import Recovery
 from gateway.credits.spender import _LIVE, Spender
+from gateway.credits.store import open_store
 from gateway.testing.clock import ManualClock
 from tests.credits.conftest import MakeService
 from tests.credits.test_spender import COST, calls, hold, settle
@@ -41,7 +44,10 @@ def journal_path(service: CreditService) -> Path:
 
 
 def records(path: Path) -> list[list[object]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The journal's records after its first line, which names the store."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[0][0] == "s" and str(lines[0][1]).startswith(("sqlite:/", "postgresql://"))
+    return lines[1:]
 
 
 def die(service: CreditService) -> None:
@@ -80,7 +86,7 @@ def test_each_settled_call_is_journaled_before_settle_returns(make_service: Make
     assert records(path) == [["a", "default"]], "only the account whose lease is still open"
     settle(spender, held)
     service.account().balance()  # nothing in flight: the lease is given back
-    assert records(path) == []
+    assert records(path) == []  # the store's line only
     service.close()
     assert not path.exists(), "a gateway that closes cleanly leaves no journal"
 
@@ -272,3 +278,37 @@ def test_verify_names_a_dead_journal_whose_calls_are_all_written(
     assert heir.account().balance().held == D(held.amount)
     assert heir.recover().leases == 1
     assert heir.account().verify().unbilled == () and heir.account().balance().held == 0
+
+
+def test_a_journal_of_another_store_in_a_shared_directory_is_left_alone(
+    make_service: MakeService, new_store_url: Any, clock: ManualClock, tmp_path: Path
+) -> None:
+    shared = {"dir": str(tmp_path / "shared")}
+    dead = make_service(journal=shared, **BATCHED)
+    dead.account().purchase(D("10"))
+    calls(spender_of(dead), 2)
+    path = journal_path(dead)
+    die(dead)
+    other_url = new_store_url()
+    other = CreditService(
+        CreditsConfig(store=other_url, journal=shared, **BATCHED),
+        PriceBook.from_config({}, clock=clock),
+        clock=clock,
+        store=open_store(other_url),
+    )
+    try:
+        assert other.recover() == Recovery(), "not this store's calls"
+        assert other.account().verify().unbilled == ()
+        assert path.exists()
+    finally:
+        other.close()
+    assert make_service(journal=shared, **BATCHED).recover().calls == 2
+
+
+def test_an_empty_dead_journal_is_removed(make_service: MakeService, tmp_path: Path) -> None:
+    directory = tmp_path / "journals"
+    directory.mkdir()
+    (directory / "lease-000000000000.jnl").write_bytes(b"")
+    service = make_service(journal={"dir": str(directory)}, **BATCHED)
+    assert service.recover() == Recovery()
+    assert list(directory.iterdir()) == []

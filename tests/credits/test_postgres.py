@@ -90,7 +90,12 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
     assert migrate(fresh) == Migrated(
         before=0,
         after=4,
-        applied=("001_initial", "002_requests_unique_hold", "004_requests_operation"),
+        applied=(
+            "001_initial",
+            "002_requests_unique_hold",
+            "003_api_keys",
+            "004_requests_operation",
+        ),
     )
     assert migrate(fresh) == Migrated(before=4, after=4, applied=())
 
@@ -115,6 +120,7 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
         assert conn.execute("SELECT version, name FROM schema_migrations").fetchall() == [
             (1, "initial"),
             (2, "requests_unique_hold"),
+            (3, "api_keys"),
             (4, "requests_operation"),
         ]
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')")
@@ -127,7 +133,12 @@ def test_sqlite_migrate_reports_the_same_way(tmp_path: Path) -> None:
     assert migrate(url) == Migrated(
         before=0,
         after=4,
-        applied=("001_initial", "002_requests_unique_hold", "004_requests_operation"),
+        applied=(
+            "001_initial",
+            "002_requests_unique_hold",
+            "003_api_keys",
+            "004_requests_operation",
+        ),
     )
     assert migrate(url) == Migrated(before=4, after=4, applied=())
 
@@ -507,7 +518,7 @@ def test_a_wrong_password_is_reported_without_the_password(pg: TestDatabase) -> 
 
 async def test_the_event_loop_runs_while_a_call_waits_for_the_account_lock(url: str) -> None:
     agw = AsyncGateway(gateway_yaml(url), clock=ManualClock())
-    agw.credits.purchase(D("10"))
+    await agw.credits.purchase(D("10"))
     adapter = agw.adapter("openai")
     assert isinstance(adapter, FakeAdapter)
     adapter.script.respond("hello", usage=TokenUsage(1000, 100))
@@ -528,7 +539,7 @@ async def test_the_event_loop_runs_while_a_call_waits_for_the_account_lock(url: 
     response = await asyncio.wait_for(pending, 30)
     assert response.usage is not None
     assert response.usage.cost == (1000 * D("2.50") + 100 * D("10")) / 1_000_000
-    assert agw.credits.balance().posted == D("10") - response.usage.cost
+    assert (await agw.credits.balance()).posted == D("10") - response.usage.cost
     await agw.close()
 
 
