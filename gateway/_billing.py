@@ -295,6 +295,7 @@ class Billing:
         tags: Mapping[str, str] | None,
         attempt: int,
         operation: str,
+        api_key: ApiKey | None = None,
     ) -> AttemptBill:
         """Hold ``amount`` (a worst case the caller computed: embeddings, images) for one try,
         the way :meth:`bill` holds a chat call's; None (no price) only without a credit
@@ -305,10 +306,12 @@ class Billing:
         if service is None:
             return AttemptBill(self, target, 0, started)
         assert amount is not None, "a price is required with a credit account"
+        key_id, key_limits = _key_limits(api_key)
         spender = service.spender
         if spender is not None:
-            local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
-            local.operation = operation
+            local = self._media_hold(
+                target, request_id, route, account, amount, tags, attempt, operation, api_key
+            )
             if not spender.try_hold(local):
                 spender.hold(local, target=target.label)
             return AttemptBill(self, target, 0, started, local=local)
@@ -321,9 +324,30 @@ class Billing:
             model=target.model,
             tags=tags,
             attempt=attempt,
+            api_key=key_id,
+            key_limits=key_limits,
             operation=operation,
         )
         return AttemptBill(self, target, 0, started, hold=held)
+
+    def _media_hold(
+        self,
+        target: ResolvedTarget,
+        request_id: str,
+        route: str,
+        account: str | None,
+        amount: Decimal,
+        tags: Mapping[str, str] | None,
+        attempt: int,
+        operation: str,
+        api_key: ApiKey | None,
+    ) -> LocalHold:
+        local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
+        local.operation = operation
+        key_id, key_limits = _key_limits(api_key)
+        if key_id is not None:
+            local.api_key, local.key_limits = key_id, key_limits
+        return local
 
     async def ahold(
         self,
@@ -336,12 +360,14 @@ class Billing:
         tags: Mapping[str, str] | None,
         attempt: int,
         operation: str,
+        api_key: ApiKey | None = None,
     ) -> AttemptBill:
         """:meth:`hold` without blocking the event loop on the store."""
         service = self.service
         if service is not None and service.spender is not None and amount is not None:
-            local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
-            local.operation = operation
+            local = self._media_hold(
+                target, request_id, route, account, amount, tags, attempt, operation, api_key
+            )
             if service.spender.try_hold(local):  # against the lease: no store, on the loop
                 return AttemptBill(self, target, 0, self._clock.monotonic(), local=local)
         return await asyncio.to_thread(
@@ -354,6 +380,7 @@ class Billing:
             tags=tags,
             attempt=attempt,
             operation=operation,
+            api_key=api_key,
         )
 
     def close(self) -> None:

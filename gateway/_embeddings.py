@@ -37,6 +37,7 @@ from gateway.providers.media import (
 
 if TYPE_CHECKING:
     from gateway._client import _GatewayCore
+    from gateway.keys import ApiKey
     from gateway.routing import ResolvedRoute, ResolvedTarget
     from gateway.types import GatewayEmbeddingResponse
 
@@ -119,6 +120,7 @@ class _Call:
         encoding_format: str | None,
         account: str | None,
         tags: Mapping[str, str] | None,
+        api_key: ApiKey | None,
     ) -> None:
         self.core = core
         self.request = request
@@ -129,11 +131,13 @@ class _Call:
         self.tokens = estimate_embedding_tokens(request)
         self.call: MediaCall = start(
             core,
+            model,
             route,
             "embeddings",
             timeout=request.timeout,
             account=account,
             tags=tags,
+            api_key=api_key,
             estimated_tokens=self.tokens,
             hold_of=self.hold_of,
         )
@@ -197,7 +201,9 @@ _CREATE_DOC = """Create embeddings, like ``OpenAI().embeddings.create``.
 list of texts, or token ids (OpenAI only). ``dimensions`` shortens the vectors (sent to every
 target; a target's own ``dimensions:`` is used when the call names none); ``encoding_format``
 ``"base64"`` returns each vector as base64 of little-endian float32, as OpenAI does. The
-gateway adds ``account`` (which credit account pays) and ``tags`` (labels for usage reports).
+gateway adds ``account`` (which credit account pays), ``tags`` (labels for usage reports) and
+``api_key`` (an :class:`~gateway.keys.ApiKey` from ``gw.keys.authenticate``: the call is paid
+from the key's account, within its allow-list, rpm and spend limits).
 
 Returns a :class:`~gateway.types.GatewayEmbeddingResponse` (``usage.cost``, ``.gateway``).
 Raises a :class:`~gateway.errors.GatewayError`: ``InvalidRequest`` before any call when a
@@ -223,9 +229,10 @@ class Embeddings:
         timeout: float | None = None,
         account: str | None = None,
         tags: Mapping[str, str] | None = None,
+        api_key: ApiKey | None = None,
     ) -> GatewayEmbeddingResponse:
         request = _request(input, dimensions, encoding_format, user, timeout)
-        call = _Call(self._core, model, request, encoding_format, account, tags)
+        call = _Call(self._core, model, request, encoding_format, account, tags, api_key)
         result, target, cost = run(self._core, call.call, call.send, call.price)
         return call.answer(result, target, cost)
 
@@ -249,9 +256,10 @@ class AsyncEmbeddings:
         timeout: float | None = None,
         account: str | None = None,
         tags: Mapping[str, str] | None = None,
+        api_key: ApiKey | None = None,
     ) -> GatewayEmbeddingResponse:
         request = _request(input, dimensions, encoding_format, user, timeout)
-        call = _Call(self._core, model, request, encoding_format, account, tags)
+        call = _Call(self._core, model, request, encoding_format, account, tags, api_key)
         result, target, cost = await arun(self._core, call.call, call.asend, call.price)
         return call.answer(result, target, cost)
 

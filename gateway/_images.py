@@ -32,6 +32,7 @@ from gateway.providers.media import ImageRequest, ImageResult, worst_case_image_
 
 if TYPE_CHECKING:
     from gateway._client import _GatewayCore
+    from gateway.keys import ApiKey
     from gateway.providers.base import TokenUsage
     from gateway.routing import ResolvedTarget
     from gateway.types import GatewayImagesResponse
@@ -124,6 +125,7 @@ class _Call:
         request: ImageRequest,
         account: str | None,
         tags: Mapping[str, str] | None,
+        api_key: ApiKey | None,
     ) -> None:
         self.core = core
         self.request = request
@@ -132,11 +134,13 @@ class _Call:
         self.tokens = len(request.prompt) // 3 + 1
         self.call: MediaCall = start(
             core,
+            model,
             route,
             "images",
             timeout=request.timeout,
             account=account,
             tags=tags,
+            api_key=api_key,
             estimated_tokens=self.tokens,
             hold_of=self.hold_of,
         )
@@ -231,7 +235,8 @@ _GENERATE_DOC = """Generate images, like ``OpenAI().images.generate``.
 ``size`` (``WIDTHxHEIGHT`` or ``auto``), ``quality``, ``response_format`` (``url`` or
 ``b64_json``; providers that make no URLs answer ``url`` with a ``data:`` URL), ``style``,
 ``background``, ``output_format`` and ``user`` mean what they mean at OpenAI. The gateway adds
-``account`` (which credit account pays) and ``tags`` (labels for usage reports).
+``account`` (which credit account pays), ``tags`` (labels for usage reports) and ``api_key``
+(an :class:`~gateway.keys.ApiKey`: paid from the key's account, within its limits).
 
 Returns a :class:`~gateway.types.GatewayImagesResponse` (``usage.cost``, ``.gateway``).
 Raises a :class:`~gateway.errors.GatewayError`: ``InvalidRequest`` before any call when a
@@ -261,6 +266,7 @@ class Images:
         timeout: float | None = None,
         account: str | None = None,
         tags: Mapping[str, str] | None = None,
+        api_key: ApiKey | None = None,
     ) -> GatewayImagesResponse:
         request = _request(
             prompt,
@@ -274,7 +280,7 @@ class Images:
             user,
             timeout,
         )
-        call = _Call(self._core, model, request, account, tags)
+        call = _Call(self._core, model, request, account, tags, api_key)
         result, target, cost = run(self._core, call.call, call.send, call.price)
         return call.answer(result, target, cost)
 
@@ -303,6 +309,7 @@ class AsyncImages:
         timeout: float | None = None,
         account: str | None = None,
         tags: Mapping[str, str] | None = None,
+        api_key: ApiKey | None = None,
     ) -> GatewayImagesResponse:
         request = _request(
             prompt,
@@ -316,7 +323,7 @@ class AsyncImages:
             user,
             timeout,
         )
-        call = _Call(self._core, model, request, account, tags)
+        call = _Call(self._core, model, request, account, tags, api_key)
         result, target, cost = await arun(self._core, call.call, call.asend, call.price)
         return call.answer(result, target, cost)
 

@@ -28,6 +28,7 @@ from gateway.routing import CallPlan, ResolvedRoute, ResolvedTarget, Wait
 
 if TYPE_CHECKING:
     from gateway._client import _GatewayCore
+    from gateway.keys import ApiKey
 
 __all__ = ["MediaCall", "Priced", "arun", "check_targets", "run", "start", "where"]
 
@@ -49,6 +50,8 @@ class MediaCall:
     tags: dict[str, str] | None
     #: The worst case of one try at a target (None: no price, only without credits).
     hold_of: Callable[[ResolvedTarget], Decimal | None]
+    #: The API key the call is made with (it pays from the key's account, within its limits).
+    api_key: ApiKey | None = None
     _holds: dict[str, Decimal | None] = field(default_factory=dict)
 
     def hold_amount(self, target: ResolvedTarget) -> Decimal | None:
@@ -85,19 +88,24 @@ def check_targets(
 
 def start(
     core: _GatewayCore,
+    model: str,
     route: ResolvedRoute,
     operation: Operation,
     *,
     timeout: float | None,
     account: str | None,
     tags: Mapping[str, str] | None,
+    api_key: ApiKey | None,
     estimated_tokens: int,
     hold_of: Callable[[ResolvedTarget], Decimal | None],
 ) -> MediaCall:
-    """The call's plan, after its account and tags are checked and (with a credit account)
-    every target's hold is known: an unpriced target raises here, before any call."""
+    """The call's plan, after its account and tags are checked (with ``api_key``: the key
+    is valid, may call ``model``, and pays) and (with a credit account) every target's hold
+    is known: an unpriced target raises here, before any call."""
     from gateway._client import _new_request_id
 
+    if api_key is not None:
+        account = core.key_account(api_key, account, model)
     account, clean_tags = core.billing.check_call(account, tags)
     plan = CallPlan(
         route,
@@ -110,7 +118,7 @@ def start(
         cost_of=hold_of,
         on_event=core.on_event,
     )
-    call = MediaCall(operation, plan, account, clean_tags, hold_of)
+    call = MediaCall(operation, plan, account, clean_tags, hold_of, api_key)
     if core.billing.service is not None:
         for target in route.targets:
             call.hold_amount(target)  # raises for a target without a price
@@ -136,6 +144,8 @@ def run(
     """The sync loop: try targets as the plan says, holding before and settling after each
     try; returns the result, who served it and what it was charged."""
     plan, clock, billing = call.plan, core.clock, core.billing
+    if call.api_key is not None and call.api_key.rpm is not None:
+        core.keys().count_call(call.api_key)  # KeyRateLimited before anything is held
     while True:
         action = plan.next_action()
         if isinstance(action, Wait):
@@ -152,6 +162,7 @@ def run(
             tags=call.tags,
             attempt=len(plan.attempts) + 1,
             operation=call.operation,
+            api_key=call.api_key,
         )
         plan.started(action)
         started = clock.monotonic()
@@ -179,6 +190,10 @@ async def arun(
 ) -> tuple[R, ResolvedTarget, Decimal | None]:
     """The async twin of :func:`run`."""
     plan, clock, billing = call.plan, core.clock, core.billing
+    if call.api_key is not None and call.api_key.rpm is not None:
+        from gateway.keys import AsyncKeys
+
+        await AsyncKeys(core.keys()).count_call(call.api_key)
     while True:
         action = plan.next_action()
         if isinstance(action, Wait):
@@ -195,6 +210,7 @@ async def arun(
             tags=call.tags,
             attempt=len(plan.attempts) + 1,
             operation=call.operation,
+            api_key=call.api_key,
         )
         plan.started(action)
         started = clock.monotonic()
