@@ -459,31 +459,33 @@ def migrate(url: str) -> Migrated:
             postgres.close()
     from gateway.credits.sqlite_store import MIGRATIONS, SQLiteStore
 
-    before = _sqlite_schema_version(url)
+    done = _sqlite_versions(url)
     sqlite = open_store(url)  # SQLite applies its migrations on opening
     assert isinstance(sqlite, SQLiteStore)
     try:
         after = sqlite.schema_version()
     finally:
         sqlite.close()
-    names = tuple(f"{v:03d}_{name}" for v, name, _ in MIGRATIONS if before < v <= after)
-    return Migrated(before, after, names)
+    # By the versions each had, not by range: a lower number can land after a higher one.
+    names = tuple(f"{v:03d}_{name}" for v, name, _ in MIGRATIONS if v not in done and v <= after)
+    return Migrated(max(done, default=0), after, names)
 
 
-def _sqlite_schema_version(url: str) -> int:
-    """The version of an SQLite file before opening it (0 if new, in memory or unreadable)."""
+def _sqlite_versions(url: str) -> set[int]:
+    """The migrations an SQLite file had before opening it (none if new, in memory or
+    unreadable)."""
     import sqlite3
     from pathlib import Path
 
     path = url[len("sqlite:///") :].partition("?")[0] if url.startswith("sqlite:///") else ""
     if not path or path == ":memory:" or not Path(path).exists():
-        return 0
+        return set()
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+            rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
         finally:
             conn.close()
     except sqlite3.Error:
-        return 0
-    return int(row[0] or 0)
+        return set()
+    return {int(row[0]) for row in rows}
