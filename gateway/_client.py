@@ -49,6 +49,8 @@ if TYPE_CHECKING:
         ChatCompletionStreamOptionsParam,
     )
 
+    from gateway._embeddings import AsyncEmbeddings, Embeddings
+    from gateway._images import AsyncImages, Images
     from gateway.credits.account import CreditAccount
     from gateway.credits.async_account import AsyncCreditAccount
     from gateway.credits.payment import PaymentMethod
@@ -607,6 +609,20 @@ class Gateway(_BaseGateway):
     _chat_class = Chat
 
     @property
+    def embeddings(self) -> Embeddings:
+        """``gw.embeddings.create(model=..., input=...)``: vectors, held and billed like chat."""
+        from gateway._embeddings import Embeddings
+
+        return Embeddings(self._core)
+
+    @property
+    def images(self) -> Images:
+        """``gw.images.generate(model=..., prompt=...)``: images, held and billed like chat."""
+        from gateway._images import Images
+
+        return Images(self._core)
+
+    @property
     def credits(self) -> CreditAccount:
         """The default credit account: ``gw.credits.balance()``, ``.purchase(...)``,
         ``.usage(...)``; ``gw.credits.account("customer-42")`` for a named one. Raises
@@ -644,6 +660,20 @@ class AsyncGateway(_BaseGateway):
 
     chat: AsyncChat
     _chat_class = AsyncChat
+
+    @property
+    def embeddings(self) -> AsyncEmbeddings:
+        """``await agw.embeddings.create(model=..., input=...)``."""
+        from gateway._embeddings import AsyncEmbeddings
+
+        return AsyncEmbeddings(self._core)
+
+    @property
+    def images(self) -> AsyncImages:
+        """``await agw.images.generate(model=..., prompt=...)``."""
+        from gateway._images import AsyncImages
+
+        return AsyncImages(self._core)
 
     @property
     def credits(self) -> AsyncCreditAccount:

@@ -85,15 +85,18 @@ def kinds(service: CreditService) -> list[str]:
 # -- migrations, URLs, tampering --------------------------------------------------------------
 
 
-ALL_MIGRATIONS = ("001_initial", "002_requests_unique_hold", "003_api_keys", "005_webhook_outbox")
-
-
 def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> None:
     fresh = pg.new_url()
     assert migrate(fresh) == Migrated(
         before=0,
         after=5,
-        applied=("001_initial", "002_requests_unique_hold", "003_api_keys", "005_webhook_outbox"),
+        applied=(
+            "001_initial",
+            "002_requests_unique_hold",
+            "003_api_keys",
+            "004_requests_operation",
+            "005_webhook_outbox",
+        ),
     )
     assert migrate(fresh) == Migrated(before=5, after=5, applied=())
 
@@ -119,6 +122,7 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
             (1, "initial"),
             (2, "requests_unique_hold"),
             (3, "api_keys"),
+            (4, "requests_operation"),
             (5, "webhook_outbox"),
         ]
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')")
@@ -131,7 +135,13 @@ def test_sqlite_migrate_reports_the_same_way(tmp_path: Path) -> None:
     assert migrate(url) == Migrated(
         before=0,
         after=5,
-        applied=("001_initial", "002_requests_unique_hold", "003_api_keys", "005_webhook_outbox"),
+        applied=(
+            "001_initial",
+            "002_requests_unique_hold",
+            "003_api_keys",
+            "004_requests_operation",
+            "005_webhook_outbox",
+        ),
     )
     assert migrate(url) == Migrated(before=5, after=5, applied=())
 
