@@ -93,6 +93,7 @@ class _GatewayCore:
         self.billing = Billing(self.config, self.clock, payment_method)
         self._adapters: dict[str, ProviderAdapter] = {}
         self._lock = threading.Lock()
+        self.drop_hints = self.config.untranslatable_hints == "drop"
         self._keys: Keys | None = None
 
     def keys(self) -> Keys:
@@ -137,6 +138,8 @@ class _GatewayCore:
         tags: Mapping[str, str] | None = args.pop("tags", None)
         api_key: ApiKey | None = args.pop("api_key", None)
         request = build_request(messages=messages, stream=stream, **args)
+        if self.drop_hints:
+            request.drop_hints = True
         if api_key is not None:
             account = self.key_account(api_key, account, model)
         account, tags = self.billing.check_call(account, tags)

@@ -39,6 +39,12 @@ def _number(name: str, value: Any, low: float, high: float) -> float | None:
 
 
 def _timeout(value: Any) -> float | None:
+    if not isinstance(value, int | float) and hasattr(value, "read"):
+        # An httpx / httpx2 ``Timeout`` (what the SDKs take): its read timeout, the one the
+        # SDKs apply while waiting for the answer; None there means no limit.
+        value = value.read
+        if value is None:
+            return None
     seconds = _number("timeout", value, 0.0, 86400.0)
     if seconds is not None and seconds <= 0:
         raise _invalid(f"timeout must be more than 0 seconds, got {value}")
