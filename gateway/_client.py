@@ -8,6 +8,7 @@ async clients.
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import threading
@@ -21,6 +22,15 @@ from typing import TYPE_CHECKING, Any, Literal, Self, TypedDict, Unpack, overloa
 from gateway._attempts import GatewayInfo
 from gateway._billing import AttemptBill, Billing
 from gateway._clock import Clock, SystemClock
+from gateway._compat import (
+    IN_PROCESS_API_KEY,
+    AsyncCompletionsWithRawResponse,
+    AsyncModels,
+    ClientOptions,
+    CompletionsWithRawResponse,
+    Models,
+)
+from gateway._openai_errors import IN_PROCESS_BASE_URL, as_openai_error
 from gateway._request import build_request, estimate_prompt_tokens
 from gateway._streams import (
     AsyncGatewayStream,
@@ -30,7 +40,7 @@ from gateway._streams import (
 )
 from gateway.chaos import ChaosMonkey
 from gateway.config import GatewayConfig, load_config, parse_config
-from gateway.errors import ConfigError, InvalidRequest, ProviderError
+from gateway.errors import ConfigError, GatewayError, InvalidRequest, ProviderError
 from gateway.events import EventHook
 from gateway.health import HealthRegistry
 from gateway.providers import load_adapter_class
@@ -38,6 +48,8 @@ from gateway.providers.base import ChatRequest, ProviderAdapter, ProviderRespons
 from gateway.routing import CallPlan, ResolvedTarget, Router, Wait, request_for_target
 
 if TYPE_CHECKING:
+    import httpx2
+    import openai
     from openai.types.chat import (
         ChatCompletionMessageParam,
         ChatCompletionToolChoiceOptionParam,
@@ -48,6 +60,7 @@ if TYPE_CHECKING:
         ChatCompletionStreamOptionsParam,
     )
 
+    from gateway._parse import GatewayParsedChatCompletion
     from gateway.credits.account import CreditAccount
     from gateway.credits.async_account import AsyncCreditAccount
     from gateway.credits.payment import PaymentMethod
@@ -358,8 +371,27 @@ Raises a :class:`~gateway.errors.GatewayError`.
 class Completions:
     """``gw.chat.completions``."""
 
-    def __init__(self, core: _GatewayCore) -> None:
+    def __init__(self, core: _GatewayCore, options: ClientOptions | None = None) -> None:
         self._core = core
+        self._options = options
+
+    @property
+    def with_raw_response(self) -> CompletionsWithRawResponse:
+        """``create`` and ``parse`` returning a raw response: ``.parse()`` is the result,
+        ``.headers`` the headers an OpenAI-compatible answer carries."""
+        return CompletionsWithRawResponse(self.create, self.parse)
+
+    def parse(
+        self, *, messages: Iterable[ChatCompletionMessageParam], model: str, **kwargs: Any
+    ) -> GatewayParsedChatCompletion[Any]:
+        """Structured output, like ``OpenAI().chat.completions.parse``: ``response_format``
+        may be a pydantic model (sent as its strict JSON schema), ``tools`` strict function
+        tools; ``choices[0].message.parsed`` is the model instance."""
+        from gateway._parse import parse_arguments, parsed_completion
+
+        response_format, tools, arguments = parse_arguments(kwargs)
+        completion = self.create(messages=messages, model=model, **arguments)
+        return parsed_completion(completion, response_format, tools)
 
     @overload
     def create(
@@ -389,8 +421,23 @@ class Completions:
         stream: bool = False,
         **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion | GatewayStream:
+        if self._options is not None:
+            kwargs = self._options.apply(kwargs)
+        try:
+            call = self._core.start(model, messages, stream, kwargs)
+        except GatewayError as error:
+            as_openai_error(error)  # also the OpenAI SDK's exception class, when it is loaded
+            raise
+        try:
+            return self._run(call, stream)
+        except GatewayError as error:
+            as_openai_error(error, request_id=call.plan.request_id)
+            raise
+
+    create.__doc__ = _CREATE_DOC
+
+    def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | GatewayStream:
         core = self._core
-        call = core.start(model, messages, stream, kwargs)
         if call.api_key is not None:
             core.count_key_call(call)
         request, plan, clock = call.request, call.plan, core.clock
@@ -426,14 +473,29 @@ class Completions:
             cost = bill.settle(result.usage, attempts=len(plan.attempts))
             return core.finish(plan, target, result, cost)
 
-    create.__doc__ = _CREATE_DOC
-
 
 class AsyncCompletions:
     """``agw.chat.completions``."""
 
-    def __init__(self, core: _GatewayCore) -> None:
+    def __init__(self, core: _GatewayCore, options: ClientOptions | None = None) -> None:
         self._core = core
+        self._options = options
+
+    @property
+    def with_raw_response(self) -> AsyncCompletionsWithRawResponse:
+        """Awaitable ``create`` and ``parse`` returning a raw response (see
+        :attr:`Completions.with_raw_response`)."""
+        return AsyncCompletionsWithRawResponse(self.create, self.parse)
+
+    async def parse(
+        self, *, messages: Iterable[ChatCompletionMessageParam], model: str, **kwargs: Any
+    ) -> GatewayParsedChatCompletion[Any]:
+        """Structured output (see :meth:`Completions.parse`)."""
+        from gateway._parse import parse_arguments, parsed_completion
+
+        response_format, tools, arguments = parse_arguments(kwargs)
+        completion = await self.create(messages=messages, model=model, **arguments)
+        return parsed_completion(completion, response_format, tools)
 
     @overload
     async def create(
@@ -463,8 +525,23 @@ class AsyncCompletions:
         stream: bool = False,
         **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion | AsyncGatewayStream:
+        if self._options is not None:
+            kwargs = self._options.apply(kwargs)
+        try:
+            call = self._core.start(model, messages, stream, kwargs)
+        except GatewayError as error:
+            as_openai_error(error)  # also the OpenAI SDK's exception class, when it is loaded
+            raise
+        try:
+            return await self._run(call, stream)
+        except GatewayError as error:
+            as_openai_error(error, request_id=call.plan.request_id)
+            raise
+
+    create.__doc__ = _CREATE_DOC
+
+    async def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | AsyncGatewayStream:
         core = self._core
-        call = core.start(model, messages, stream, kwargs)
         if call.api_key is not None:
             await core.acount_key_call(call)
         request, plan, clock = call.request, call.plan, core.clock
@@ -500,21 +577,19 @@ class AsyncCompletions:
             cost = await bill.asettle(result.usage, attempts=len(plan.attempts))
             return core.finish(plan, target, result, cost)
 
-    create.__doc__ = _CREATE_DOC
-
 
 class Chat:
     """``gw.chat``."""
 
-    def __init__(self, core: _GatewayCore) -> None:
-        self.completions = Completions(core)
+    def __init__(self, core: _GatewayCore, options: ClientOptions | None = None) -> None:
+        self.completions = Completions(core, options)
 
 
 class AsyncChat:
     """``agw.chat``."""
 
-    def __init__(self, core: _GatewayCore) -> None:
-        self.completions = AsyncCompletions(core)
+    def __init__(self, core: _GatewayCore, options: ClientOptions | None = None) -> None:
+        self.completions = AsyncCompletions(core, options)
 
 
 class _BaseGateway:
@@ -533,6 +608,7 @@ class _BaseGateway:
         payment_method: PaymentMethod | None = None,
     ) -> None:
         self._core = _GatewayCore(config, clock, rng, on_event, payment_method)
+        self._options: ClientOptions | None = None
         self.chat = self._chat_class(self._core)
 
     @classmethod
@@ -563,6 +639,43 @@ class _BaseGateway:
         """The adapter of a configured provider (e.g. to script the fake provider)."""
         return self._core.adapter(provider)
 
+    # -- what frameworks read on an OpenAI client ---------------------------------------------
+
+    #: Never a provider's key (those stay in the config): a placeholder, as the gateway needs
+    #: none from its caller.
+    api_key = IN_PROCESS_API_KEY
+    #: The SDK's own retries: none (each route's ``retry:`` decides).
+    max_retries = 0
+    #: pydantic-ai hands ``client._client`` back to ``with_options(http_client=...)``.
+    _client = None
+
+    @property
+    def base_url(self) -> httpx2.URL:
+        """A URL that names no server (``https://gateway.invalid/v1/``): calls never leave
+        the process. Frameworks read it to tell OpenAI's own API from others."""
+        import httpx2
+
+        return httpx2.URL(IN_PROCESS_BASE_URL)
+
+    @property
+    def timeout(self) -> Any:
+        """The default ``timeout`` of calls (``with_options(timeout=...)``), or None."""
+        return None if self._options is None else self._options.timeout
+
+    def with_options(self, **options: Any) -> Self:
+        """A client on the same gateway whose calls default to these options, like the
+        OpenAI SDK's ``with_options``: ``timeout`` (seconds or a ``Timeout``),
+        ``default_headers`` / ``set_default_headers`` (sent as ``extra_headers``),
+        ``default_query`` / ``set_default_query``. ``max_retries`` and ``http_client`` are
+        accepted and left aside: the route's ``retry:`` decides, and there is no HTTP client."""
+        current = self._options or ClientOptions()
+        clone = copy.copy(self)
+        clone._options = current.merged(**options)
+        clone.chat = self._chat_class(self._core, clone._options)
+        return clone
+
+    copy = with_options
+
     def __repr__(self) -> str:
         routes = ", ".join(self._core.config.routes) or "none"
         return f"{type(self).__name__}(source={self._core.config.source!r}, routes=[{routes}])"
@@ -581,6 +694,22 @@ class Gateway(_BaseGateway):
 
     chat: Chat
     _chat_class = Chat
+
+    @property
+    def models(self) -> Models:
+        """``models.list()``: the config's routes and targets as OpenAI models."""
+        return Models(self._core.config)
+
+    def openai_client(self, **options: Any) -> openai.OpenAI:
+        """A genuine ``openai.OpenAI`` client served by this gateway in-process: its HTTP
+        transport hands each request to :attr:`chat` and returns the answer as the HTTP
+        response, so every SDK helper (``parse``, ``stream``, raw responses) works, and
+        errors arrive as the SDK's exceptions with OpenAI's status codes (and are also the
+        gateway's errors). ``options`` go to ``openai.OpenAI`` (``max_retries`` is 0 unless
+        given: the gateway retries)."""
+        from gateway._openai_transport import openai_client
+
+        return openai_client(self, **options)
 
     @property
     def credits(self) -> CreditAccount:
@@ -620,6 +749,18 @@ class AsyncGateway(_BaseGateway):
 
     chat: AsyncChat
     _chat_class = AsyncChat
+
+    @property
+    def models(self) -> AsyncModels:
+        """``await models.list()``: the config's routes and targets as OpenAI models."""
+        return AsyncModels(self._core.config)
+
+    def openai_client(self, **options: Any) -> openai.AsyncOpenAI:
+        """A genuine ``openai.AsyncOpenAI`` client served by this gateway in-process (see
+        :meth:`Gateway.openai_client`)."""
+        from gateway._openai_transport import async_openai_client
+
+        return async_openai_client(self, **options)
 
     @property
     def credits(self) -> AsyncCreditAccount:
