@@ -423,55 +423,52 @@ class Completions:
     ) -> GatewayChatCompletion | GatewayStream:
         if self._options is not None:
             kwargs = self._options.apply(kwargs)
+        core = self._core
         try:
-            call = self._core.start(model, messages, stream, kwargs)
+            call = core.start(model, messages, stream, kwargs)
         except GatewayError as error:
             as_openai_error(error)  # also the OpenAI SDK's exception class, when it is loaded
             raise
         try:
-            return self._run(call, stream)
+            if call.api_key is not None:
+                core.count_key_call(call)
+            request, plan, clock = call.request, call.plan, core.clock
+            while True:
+                action = plan.next_action()
+                if isinstance(action, Wait):
+                    clock.sleep(action.seconds)
+                    continue
+                target = action.target
+                adapter = core.adapter(target.provider)
+                attempt_request = request_for_target(request, target.config, action.timeout)
+                bill = core.bill(call, target, attempt_request)
+                plan.started(action)
+                started = clock.monotonic()
+                try:
+                    core.inject_fault(target)
+                    if stream:
+                        native = adapter.stream(target.model, attempt_request)
+                        head = read_until_content(native)
+                    else:
+                        result = adapter.complete(target.model, attempt_request)
+                except ProviderError as error:
+                    bill.release()
+                    plan.failed(action, error, clock.monotonic() - started)
+                    continue
+                except BaseException:
+                    bill.release()
+                    raise
+                plan.succeeded(action, clock.monotonic() - started)
+                if stream:
+                    info = core.info(plan, target, head[0].id if head else None)
+                    return GatewayStream(native, head, info, request.include_usage, bill)
+                cost = bill.settle(result.usage, attempts=len(plan.attempts))
+                return core.finish(plan, target, result, cost)
         except GatewayError as error:
             as_openai_error(error, request_id=call.plan.request_id)
             raise
 
     create.__doc__ = _CREATE_DOC
-
-    def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | GatewayStream:
-        core = self._core
-        if call.api_key is not None:
-            core.count_key_call(call)
-        request, plan, clock = call.request, call.plan, core.clock
-        while True:
-            action = plan.next_action()
-            if isinstance(action, Wait):
-                clock.sleep(action.seconds)
-                continue
-            target = action.target
-            adapter = core.adapter(target.provider)
-            attempt_request = request_for_target(request, target.config, action.timeout)
-            bill = core.bill(call, target, attempt_request)
-            plan.started(action)
-            started = clock.monotonic()
-            try:
-                core.inject_fault(target)
-                if stream:
-                    native = adapter.stream(target.model, attempt_request)
-                    head = read_until_content(native)
-                else:
-                    result = adapter.complete(target.model, attempt_request)
-            except ProviderError as error:
-                bill.release()
-                plan.failed(action, error, clock.monotonic() - started)
-                continue
-            except BaseException:
-                bill.release()
-                raise
-            plan.succeeded(action, clock.monotonic() - started)
-            if stream:
-                info = core.info(plan, target, head[0].id if head else None)
-                return GatewayStream(native, head, info, request.include_usage, bill)
-            cost = bill.settle(result.usage, attempts=len(plan.attempts))
-            return core.finish(plan, target, result, cost)
 
 
 class AsyncCompletions:
@@ -527,55 +524,52 @@ class AsyncCompletions:
     ) -> GatewayChatCompletion | AsyncGatewayStream:
         if self._options is not None:
             kwargs = self._options.apply(kwargs)
+        core = self._core
         try:
-            call = self._core.start(model, messages, stream, kwargs)
+            call = core.start(model, messages, stream, kwargs)
         except GatewayError as error:
             as_openai_error(error)  # also the OpenAI SDK's exception class, when it is loaded
             raise
         try:
-            return await self._run(call, stream)
+            if call.api_key is not None:
+                await core.acount_key_call(call)
+            request, plan, clock = call.request, call.plan, core.clock
+            while True:
+                action = plan.next_action()
+                if isinstance(action, Wait):
+                    await clock.asleep(action.seconds)
+                    continue
+                target = action.target
+                adapter = core.adapter(target.provider)
+                attempt_request = request_for_target(request, target.config, action.timeout)
+                bill = await core.abill(call, target, attempt_request)
+                plan.started(action)
+                started = clock.monotonic()
+                try:
+                    core.inject_fault(target)
+                    if stream:
+                        native = await adapter.astream(target.model, attempt_request)
+                        head = await aread_until_content(native)
+                    else:
+                        result = await adapter.acomplete(target.model, attempt_request)
+                except ProviderError as error:
+                    await bill.arelease()
+                    plan.failed(action, error, clock.monotonic() - started)
+                    continue
+                except BaseException:
+                    await bill.arelease()
+                    raise
+                plan.succeeded(action, clock.monotonic() - started)
+                if stream:
+                    info = core.info(plan, target, head[0].id if head else None)
+                    return AsyncGatewayStream(native, head, info, request.include_usage, bill)
+                cost = await bill.asettle(result.usage, attempts=len(plan.attempts))
+                return core.finish(plan, target, result, cost)
         except GatewayError as error:
             as_openai_error(error, request_id=call.plan.request_id)
             raise
 
     create.__doc__ = _CREATE_DOC
-
-    async def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | AsyncGatewayStream:
-        core = self._core
-        if call.api_key is not None:
-            await core.acount_key_call(call)
-        request, plan, clock = call.request, call.plan, core.clock
-        while True:
-            action = plan.next_action()
-            if isinstance(action, Wait):
-                await clock.asleep(action.seconds)
-                continue
-            target = action.target
-            adapter = core.adapter(target.provider)
-            attempt_request = request_for_target(request, target.config, action.timeout)
-            bill = await core.abill(call, target, attempt_request)
-            plan.started(action)
-            started = clock.monotonic()
-            try:
-                core.inject_fault(target)
-                if stream:
-                    native = await adapter.astream(target.model, attempt_request)
-                    head = await aread_until_content(native)
-                else:
-                    result = await adapter.acomplete(target.model, attempt_request)
-            except ProviderError as error:
-                await bill.arelease()
-                plan.failed(action, error, clock.monotonic() - started)
-                continue
-            except BaseException:
-                await bill.arelease()
-                raise
-            plan.succeeded(action, clock.monotonic() - started)
-            if stream:
-                info = core.info(plan, target, head[0].id if head else None)
-                return AsyncGatewayStream(native, head, info, request.include_usage, bill)
-            cost = await bill.asettle(result.usage, attempts=len(plan.attempts))
-            return core.finish(plan, target, result, cost)
 
 
 class Chat:

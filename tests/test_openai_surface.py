@@ -73,7 +73,7 @@ def test_with_options_sets_defaults_for_the_copys_calls_only(
 ) -> None:
     tuned = gw.with_options(
         timeout=httpx2.Timeout(30.0, read=9.0),
-        default_headers={"x-team": "search"},
+        default_headers={"x-team": "team-surface-21"},
         max_retries=0,  # the SDK's own retries: left to the route
         http_client=None,
     )
@@ -81,7 +81,7 @@ def test_with_options_sets_defaults_for_the_copys_calls_only(
     tuned.chat.completions.create(model="gpt", messages=HELLO, extra_headers={"x-call": "1"})
     gw.chat.completions.create(model="gpt", messages=HELLO)
     with_options, plain = gateway_mock.openai.calls
-    assert (with_options.headers["x-team"], with_options.headers["x-call"]) == ("search", "1")
+    assert (with_options.headers["x-team"], with_options.headers["x-call"]) == ("team-surface-21", "1")
     assert "x-team" not in plain.headers
     assert gw.timeout is None  # the original is unchanged
     assert tuned.with_options(set_default_headers={}).chat.completions._options is not None

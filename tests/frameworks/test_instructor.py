@@ -50,11 +50,15 @@ def _install(folder: Path) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def instructor(request: pytest.FixtureRequest) -> ModuleType:
+def instructor(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ModuleType:
     try:
         import instructor
     except ImportError:
-        folder = request.config.cache.mkdir("instructor-1.17.0")
+        cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+        name = "instructor-1.17.0"
+        folder = cache.mkdir(name) if cache is not None else tmp_path_factory.mktemp(name)
         problem = _install(folder)
         if problem is not None:
             pytest.skip(f"instructor could not be installed for these tests ({problem})")
