@@ -81,7 +81,10 @@ def test_with_options_sets_defaults_for_the_copys_calls_only(
     tuned.chat.completions.create(model="gpt", messages=HELLO, extra_headers={"x-call": "1"})
     gw.chat.completions.create(model="gpt", messages=HELLO)
     with_options, plain = gateway_mock.openai.calls
-    assert (with_options.headers["x-team"], with_options.headers["x-call"]) == ("team-surface-21", "1")
+    assert (with_options.headers["x-team"], with_options.headers["x-call"]) == (
+        "team-surface-21",
+        "1",
+    )
     assert "x-team" not in plain.headers
     assert gw.timeout is None  # the original is unchanged
     assert tuned.with_options(set_default_headers={}).chat.completions._options is not None
