@@ -150,6 +150,7 @@ def test_stats_endpoint_counts_requests(server: str) -> None:
     assert stats["cpu_s"] >= 0
 
 
+@pytest.mark.slow
 def test_the_openai_client_benchmark_runs() -> None:
     import subprocess
     import sys
