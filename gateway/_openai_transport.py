@@ -11,9 +11,9 @@ that check it.
 What a request carries reaches ``chat.completions.create`` as its arguments: the body's
 OpenAI arguments as they are, the gateway's ``account`` and ``tags`` (send them with
 ``extra_body``), any other body field as ``extra_body`` (what the SDK's ``extra_body`` is
-for), headers the SDK did not make as ``extra_headers``, the query as ``extra_query``, the
-read timeout as ``timeout``. An ``api_key`` other than the placeholder is a gateway API key
-(``gw.keys``): the call is paid by its account and held to its limits.
+for), headers the SDK did not make as ``extra_headers``, the query as ``extra_query``, a read
+timeout other than the SDK's default as ``timeout``. An ``api_key`` other than the placeholder
+is a gateway API key (``gw.keys``): the call is paid by its account and held to its limits.
 
 The client is a small subclass (``GatewayOpenAI``) that changes one thing: the exception for
 an error status is the gateway's own error object (carried beside the response), made an
@@ -120,9 +120,12 @@ class _Call:
             arguments["extra_headers"] = headers
         if self.request.url.params:
             arguments["extra_query"] = dict(self.request.url.params)
+        # The SDK sends a timeout with every request; only one the caller chose bounds the
+        # call (its default of 600 s would override a provider's ``timeout:`` in the config).
         timeout = self.request.extensions.get("timeout")
-        if isinstance(timeout, Mapping) and timeout.get("read") is not None:
-            arguments["timeout"] = timeout["read"]
+        read = timeout.get("read") if isinstance(timeout, Mapping) else None
+        if read is not None and read != openai.DEFAULT_TIMEOUT.read:
+            arguments["timeout"] = read
         return arguments
 
 

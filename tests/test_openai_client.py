@@ -191,6 +191,10 @@ def test_what_a_request_carries_becomes_the_calls_arguments() -> None:
         "extra_query": {"trace": "1"},
         "timeout": 42.0,
     }
+    # The SDK's default timeout (600 s) is not the caller's: the config's timeouts apply.
+    default = {"connect": 5.0, "read": 600.0, "write": 600.0, "pool": 600.0}
+    request.extensions["timeout"] = default
+    assert "timeout" not in _Call(request, request.read()).arguments()
 
 
 def test_a_gateway_api_key_is_held_to_its_limits(
