@@ -131,3 +131,13 @@ async def test_a_failure_pydantic_ai_cannot_route_around_keeps_the_gateway_error
     assert info.value.status_code == 502
     assert isinstance(info.value.__cause__, AllProvidersFailed)  # with every attempt
     assert info.value.__cause__.attempts[0].status_code == 503
+
+
+async def test_model_settings_that_need_with_options(
+    aclient: Any, gateway_mock: MockProviders
+) -> None:
+    # max_retries goes through client.with_options(http_client=client._client, ...).
+    settings: Any = {"max_retries": 1, "timeout": 30, "extra_headers": {"x-team": "agents-21"}}
+    result = await Agent(model(aclient), model_settings=settings).run("hello")
+    assert result.output == said(GPT, "hello")
+    assert gateway_mock.openai.calls[0].headers["x-team"] == "agents-21"
