@@ -120,3 +120,16 @@ def test_the_route_falls_back_from_openai_to_claude_sync(
     gateway_mock.openai.fail(429)
     result = Runner.run_sync(agent(aclient), "hello")
     assert result.final_output == said(CLAUDE, "hello")
+
+
+async def test_hints_claude_cannot_take_are_left_out_when_the_route_falls_back(
+    aclient: Any, gateway_mock: MockProviders
+) -> None:
+    from agents import ModelSettings
+
+    gateway_mock.openai.fail(503)
+    settings = ModelSettings(frequency_penalty=0.5, presence_penalty=0.1, verbosity="low")
+    result = await Runner.run(agent(aclient, model_settings=settings), "hello")
+    assert result.final_output == said(CLAUDE, "hello")
+    assert gateway_mock.openai.calls[0].body["frequency_penalty"] == 0.5
+    assert "frequency_penalty" not in gateway_mock.anthropic.calls[0].body

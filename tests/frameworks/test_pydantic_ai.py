@@ -141,3 +141,14 @@ async def test_model_settings_that_need_with_options(
     result = await Agent(model(aclient), model_settings=settings).run("hello")
     assert result.output == said(GPT, "hello")
     assert gateway_mock.openai.calls[0].headers["x-team"] == "agents-21"
+
+
+async def test_hints_claude_cannot_take_are_left_out_when_the_route_falls_back(
+    aclient: Any, gateway_mock: MockProviders
+) -> None:
+    gateway_mock.openai.fail(503)
+    settings: Any = {"seed": 42, "presence_penalty": 0.2, "frequency_penalty": 0.1}
+    result = await Agent(model(aclient), model_settings=settings).run("hello")
+    assert result.output == said(CLAUDE, "hello")
+    assert gateway_mock.openai.calls[0].body["seed"] == 42  # OpenAI got them as given
+    assert not {"seed", "presence_penalty"} & gateway_mock.anthropic.calls[0].body.keys()
