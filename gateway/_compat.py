@@ -133,7 +133,6 @@ def response_headers(info: GatewayInfo, cost: Decimal | None = None) -> dict[str
     """The headers an OpenAI-compatible answer of the gateway carries: ``x-request-id`` (what
     the SDKs read as the request id) and who answered."""
     headers = {
-        "content-type": "application/json",
         "x-request-id": info.request_id,
         "x-gateway-request-id": info.request_id,
         "x-gateway-provider": info.provider,

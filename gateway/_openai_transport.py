@@ -99,6 +99,9 @@ class _Call:
             body = None
         if not isinstance(body, dict):
             raise _BadRequest("the request body must be a JSON object")
+        for required in ("model", "messages"):
+            if required not in body:
+                raise _BadRequest(f"the request body has no '{required}'")
         accepted = accepted_arguments()
         arguments: dict[str, Any] = {}
         extra_body: dict[str, Any] = {}
@@ -181,6 +184,7 @@ def _models(call: _Call, config: Any) -> httpx2.Response | None:
 def _completion(completion: GatewayChatCompletion) -> httpx2.Response:
     usage = completion.usage
     headers = response_headers(completion.gateway, usage.cost if usage is not None else None)
+    headers["content-type"] = "application/json"
     content = completion.model_dump_json(exclude_unset=True).encode()
     return httpx2.Response(200, headers=headers, content=content)
 

@@ -128,6 +128,8 @@ def test_errors_are_the_sdks_classes_and_the_gateways_errors(
     assert missing.value.body["code"] == "model_not_found"
     with pytest.raises(openai.NotFoundError, match="not served in-process"):
         client.embeddings.create(model="gpt", input="x")
+    with pytest.raises(openai.BadRequestError, match="no 'messages'"):
+        client.post("/chat/completions", body={"model": "gpt"}, cast_to=object)
 
 
 def test_a_stream_broken_after_content_ends_with_an_error_event(
