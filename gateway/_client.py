@@ -46,6 +46,7 @@ from gateway.health import HealthRegistry
 from gateway.providers import load_adapter_class
 from gateway.providers.base import ChatRequest, ProviderAdapter, ProviderResponse
 from gateway.routing import CallPlan, ResolvedTarget, Router, Wait, request_for_target
+from gateway.telemetry import NULL_TRACE, CallTrace, telemetry_for
 
 if TYPE_CHECKING:
     import httpx2
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
         ChatCompletionStreamOptionsParam,
     )
 
+    from gateway._embeddings import AsyncEmbeddings, Embeddings
+    from gateway._images import AsyncImages, Images
     from gateway._parse import GatewayParsedChatCompletion
     from gateway.credits.account import CreditAccount
     from gateway.credits.async_account import AsyncCreditAccount
@@ -104,6 +107,7 @@ class _GatewayCore:
         self.health = HealthRegistry()
         self.chaos = ChaosMonkey.from_config(self.config.chaos)
         self.billing = Billing(self.config, self.clock, payment_method)
+        self.telemetry = telemetry_for(self.config, self.clock)  # does nothing unless asked
         self._adapters: dict[str, ProviderAdapter] = {}
         self._lock = threading.Lock()
         self.drop_hints = self.config.untranslatable_hints == "drop"
@@ -173,7 +177,8 @@ class _GatewayCore:
             cost_of=price,
             on_event=self.on_event,
         )
-        return _Call(request, plan, input_tokens, account, tags, api_key)
+        trace = self.telemetry.start(model, request, plan, account)
+        return _Call(request, plan, input_tokens, account, tags, api_key, trace)
 
     def key_account(self, api_key: ApiKey, account: str | None, model: str) -> str:
         """The account a call made with ``api_key`` is paid from (the key's), after the
@@ -286,6 +291,8 @@ class _Call:
     tags: Mapping[str, str] | None
     #: The gateway API key the call is made with (``gateway serve``), if any.
     api_key: ApiKey | None = None
+    #: The call's telemetry (gateway.telemetry); records nothing unless configured.
+    trace: CallTrace = NULL_TRACE
 
 
 #: Draws request ids: seeded from os.urandom, reseeded in a forked child (which would
@@ -423,50 +430,59 @@ class Completions:
     ) -> GatewayChatCompletion | GatewayStream:
         if self._options is not None:
             kwargs = self._options.apply(kwargs)
-        core = self._core
         try:
-            call = core.start(model, messages, stream, kwargs)
+            call = self._core.start(model, messages, stream, kwargs)
         except GatewayError as error:
             as_openai_error(error)  # also the OpenAI SDK's exception class, when it is loaded
             raise
         try:
-            if call.api_key is not None:
-                core.count_key_call(call)
-            request, plan, clock = call.request, call.plan, core.clock
-            while True:
-                action = plan.next_action()
-                if isinstance(action, Wait):
-                    clock.sleep(action.seconds)
-                    continue
-                target = action.target
-                adapter = core.adapter(target.provider)
-                attempt_request = request_for_target(request, target.config, action.timeout)
-                bill = core.bill(call, target, attempt_request)
-                plan.started(action)
-                started = clock.monotonic()
-                try:
-                    core.inject_fault(target)
-                    if stream:
-                        native = adapter.stream(target.model, attempt_request)
-                        head = read_until_content(native)
-                    else:
-                        result = adapter.complete(target.model, attempt_request)
-                except ProviderError as error:
-                    bill.release()
-                    plan.failed(action, error, clock.monotonic() - started)
-                    continue
-                except BaseException:
-                    bill.release()
-                    raise
-                plan.succeeded(action, clock.monotonic() - started)
-                if stream:
-                    info = core.info(plan, target, head[0].id if head else None)
-                    return GatewayStream(native, head, info, request.include_usage, bill)
-                cost = bill.settle(result.usage, attempts=len(plan.attempts))
-                return core.finish(plan, target, result, cost)
-        except GatewayError as error:
-            as_openai_error(error, request_id=call.plan.request_id)
+            return self._run(call, stream)
+        except BaseException as error:
+            call.trace.failed(error)
+            if isinstance(error, GatewayError):
+                as_openai_error(error, request_id=call.plan.request_id)
             raise
+
+    def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | GatewayStream:
+        core = self._core
+        if call.api_key is not None:
+            core.count_key_call(call)
+        request, plan, clock, trace = call.request, call.plan, core.clock, call.trace
+        while True:
+            action = plan.next_action()
+            if isinstance(action, Wait):
+                clock.sleep(action.seconds)
+                continue
+            target = action.target
+            adapter = core.adapter(target.provider)
+            attempt_request = request_for_target(request, target.config, action.timeout)
+            bill = core.bill(call, target, attempt_request)
+            plan.started(action)
+            trace.attempt(action)
+            started = clock.monotonic()
+            try:
+                core.inject_fault(target)
+                if stream:
+                    native = adapter.stream(target.model, attempt_request)
+                    head = read_until_content(native)
+                else:
+                    result = adapter.complete(target.model, attempt_request)
+            except ProviderError as error:
+                bill.release()
+                plan.failed(action, error, clock.monotonic() - started)
+                trace.attempt_failed(error)
+                continue
+            except BaseException:
+                bill.release()
+                raise
+            plan.succeeded(action, clock.monotonic() - started)
+            if stream:
+                info = core.info(plan, target, head[0].id if head else None)
+                return GatewayStream(native, head, info, request.include_usage, bill, trace)
+            cost = bill.settle(result.usage, attempts=len(plan.attempts))
+            response = core.finish(plan, target, result, cost)
+            trace.answered(response, result.usage, cost)
+            return response
 
     create.__doc__ = _CREATE_DOC
 
@@ -524,50 +540,59 @@ class AsyncCompletions:
     ) -> GatewayChatCompletion | AsyncGatewayStream:
         if self._options is not None:
             kwargs = self._options.apply(kwargs)
-        core = self._core
         try:
-            call = core.start(model, messages, stream, kwargs)
+            call = self._core.start(model, messages, stream, kwargs)
         except GatewayError as error:
             as_openai_error(error)  # also the OpenAI SDK's exception class, when it is loaded
             raise
         try:
-            if call.api_key is not None:
-                await core.acount_key_call(call)
-            request, plan, clock = call.request, call.plan, core.clock
-            while True:
-                action = plan.next_action()
-                if isinstance(action, Wait):
-                    await clock.asleep(action.seconds)
-                    continue
-                target = action.target
-                adapter = core.adapter(target.provider)
-                attempt_request = request_for_target(request, target.config, action.timeout)
-                bill = await core.abill(call, target, attempt_request)
-                plan.started(action)
-                started = clock.monotonic()
-                try:
-                    core.inject_fault(target)
-                    if stream:
-                        native = await adapter.astream(target.model, attempt_request)
-                        head = await aread_until_content(native)
-                    else:
-                        result = await adapter.acomplete(target.model, attempt_request)
-                except ProviderError as error:
-                    await bill.arelease()
-                    plan.failed(action, error, clock.monotonic() - started)
-                    continue
-                except BaseException:
-                    await bill.arelease()
-                    raise
-                plan.succeeded(action, clock.monotonic() - started)
-                if stream:
-                    info = core.info(plan, target, head[0].id if head else None)
-                    return AsyncGatewayStream(native, head, info, request.include_usage, bill)
-                cost = await bill.asettle(result.usage, attempts=len(plan.attempts))
-                return core.finish(plan, target, result, cost)
-        except GatewayError as error:
-            as_openai_error(error, request_id=call.plan.request_id)
+            return await self._run(call, stream)
+        except BaseException as error:
+            call.trace.failed(error)
+            if isinstance(error, GatewayError):
+                as_openai_error(error, request_id=call.plan.request_id)
             raise
+
+    async def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | AsyncGatewayStream:
+        core = self._core
+        if call.api_key is not None:
+            await core.acount_key_call(call)
+        request, plan, clock, trace = call.request, call.plan, core.clock, call.trace
+        while True:
+            action = plan.next_action()
+            if isinstance(action, Wait):
+                await clock.asleep(action.seconds)
+                continue
+            target = action.target
+            adapter = core.adapter(target.provider)
+            attempt_request = request_for_target(request, target.config, action.timeout)
+            bill = await core.abill(call, target, attempt_request)
+            plan.started(action)
+            trace.attempt(action)
+            started = clock.monotonic()
+            try:
+                core.inject_fault(target)
+                if stream:
+                    native = await adapter.astream(target.model, attempt_request)
+                    head = await aread_until_content(native)
+                else:
+                    result = await adapter.acomplete(target.model, attempt_request)
+            except ProviderError as error:
+                await bill.arelease()
+                plan.failed(action, error, clock.monotonic() - started)
+                trace.attempt_failed(error)
+                continue
+            except BaseException:
+                await bill.arelease()
+                raise
+            plan.succeeded(action, clock.monotonic() - started)
+            if stream:
+                info = core.info(plan, target, head[0].id if head else None)
+                return AsyncGatewayStream(native, head, info, request.include_usage, bill, trace)
+            cost = await bill.asettle(result.usage, attempts=len(plan.attempts))
+            response = core.finish(plan, target, result, cost)
+            trace.answered(response, result.usage, cost)
+            return response
 
     create.__doc__ = _CREATE_DOC
 
@@ -706,6 +731,20 @@ class Gateway(_BaseGateway):
         return openai_client(self, **options)
 
     @property
+    def embeddings(self) -> Embeddings:
+        """``gw.embeddings.create(model=..., input=...)``: vectors, held and billed like chat."""
+        from gateway._embeddings import Embeddings
+
+        return Embeddings(self._core)
+
+    @property
+    def images(self) -> Images:
+        """``gw.images.generate(model=..., prompt=...)``: images, held and billed like chat."""
+        from gateway._images import Images
+
+        return Images(self._core)
+
+    @property
     def credits(self) -> CreditAccount:
         """The default credit account: ``gw.credits.balance()``, ``.purchase(...)``,
         ``.usage(...)``; ``gw.credits.account("customer-42")`` for a named one. Raises
@@ -755,6 +794,20 @@ class AsyncGateway(_BaseGateway):
         from gateway._openai_transport import async_openai_client
 
         return async_openai_client(self, **options)
+
+    @property
+    def embeddings(self) -> AsyncEmbeddings:
+        """``await agw.embeddings.create(model=..., input=...)``."""
+        from gateway._embeddings import AsyncEmbeddings
+
+        return AsyncEmbeddings(self._core)
+
+    @property
+    def images(self) -> AsyncImages:
+        """``await agw.images.generate(model=..., prompt=...)``."""
+        from gateway._images import AsyncImages
+
+        return AsyncImages(self._core)
 
     @property
     def credits(self) -> AsyncCreditAccount:

@@ -59,6 +59,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from gateway._attempts import Attempt
 
 __all__ = [
@@ -465,13 +467,25 @@ class InsufficientCredits(CreditsError):
 class SpendLimitExceeded(CreditsError):
     """The call would pass a daily or monthly spending cap; no provider was contacted.
 
-    ``limit`` is ``"daily"`` or ``"monthly"``; ``api_key`` is the id of the API key whose
-    own limit it is (None: the account's cap)."""
+    ``limit`` is ``"daily"`` or ``"monthly"``, ``window`` the day or month it applies to
+    (``2026-01-15`` / ``2026-01``, in the account's time zone), ``cap`` the cap and
+    ``committed`` what was already spent or on hold in it (USD; None when not known);
+    ``api_key`` is the id of the API key whose own limit it is (None: the account's cap)."""
 
     def __init__(
-        self, message: str, *, limit: str | None = None, api_key: str | None = None
+        self,
+        message: str,
+        *,
+        limit: str | None = None,
+        window: str | None = None,
+        cap: Decimal | None = None,
+        committed: Decimal | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.limit = limit
+        self.window = window
+        self.cap = cap
+        self.committed = committed
         self.api_key = api_key
         super().__init__(message)
 

@@ -314,6 +314,12 @@ class CallPlan:
         self.attempts.append(Attempt(target.provider, target.model, "skipped", reason=reason))
         self._event("skipped", target, reason=reason)
 
+    @property
+    def retry_wait(self) -> float | None:
+        """Seconds the plan waits before retrying the target whose failure it just recorded
+        (None: no retry of it comes next). Read by telemetry for the attempt's span."""
+        return self._retry_wait
+
     # -- what to do next ----------------------------------------------------------------------
 
     def next_action(self) -> Try | Wait:

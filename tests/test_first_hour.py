@@ -51,7 +51,7 @@ async def test_async_direct_call_to_unpriced_model_is_the_same_config_error(
     tmp_path: Path, http_mock: Any
 ) -> None:
     agw = AsyncGateway(config=credits_config(tmp_path), clock=ManualClock())
-    agw.credits.grant(Decimal("5"))
+    await agw.credits.grant(Decimal("5"))
     with pytest.raises(ConfigError, match="a direct call uses 'openai/gpt-unpriced-9'"):
         await agw.chat.completions.create(model="openai/gpt-unpriced-9", messages=HELLO)
     assert not http_mock.calls

@@ -9,6 +9,7 @@ does not pay for click and rich. One module per command group:
   auto-recharge | expire``;
 * :mod:`.usage`: ``gateway usage``, with a bar chart of spend per day;
 * :mod:`.config`: ``gateway config check [FILE]``;
+* :mod:`.serve`: ``gateway serve``, the HTTP server (gateway/server);
 * :mod:`._app`: the root command and the one place errors become one line;
 * :mod:`._common`: options, argument types, consoles, opening a gateway.
 """

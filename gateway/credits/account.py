@@ -133,6 +133,12 @@ class CreditAccount:
         """Another account in the same store, e.g. one per customer of your app."""
         return self._service.account(name)
 
+    def accounts(self) -> list[str]:
+        """The names of every account in the store, sorted (this process's batched calls
+        are written first, so an account it just opened is listed)."""
+        self._service.drain()
+        return self._service.accounts()
+
     def exists(self) -> bool:
         """True once anything was written to this account."""
         self._service.drain(self._name)
@@ -230,7 +236,8 @@ class CreditAccount:
         all_accounts: bool = False,
     ) -> list[UsageRow]:
         """Usage summed by ``group_by``: ``model``, ``provider``, ``route``, ``account``,
-        ``status``, ``day``, ``month`` or ``tag:<name>`` (or a list of them). The rows add up
+        ``status``, ``operation`` (``chat``, ``embeddings``, ``images``, ``batch``), ``day``,
+        ``month`` or ``tag:<name>`` (or a list of them). The rows add up
         exactly to the usage in the ledger. ``since``/``until`` take a datetime or a date
         (midnight in the configured time zone); ``until`` is exclusive."""
         rows = self.requests(since=since, until=until, tags=tags, all_accounts=all_accounts)

@@ -49,6 +49,10 @@ class AsyncCreditAccount:
         """Another account in the same store, e.g. one per customer of your app."""
         return AsyncCreditAccount(self._account.account(name))
 
+    async def accounts(self) -> list[str]:
+        """:meth:`CreditAccount.accounts`."""
+        return await asyncio.to_thread(self._account.accounts)
+
     async def exists(self) -> bool:
         """True once anything was written to this account."""
         return await asyncio.to_thread(self._account.exists)
