@@ -807,6 +807,10 @@ class GatewayConfig(_Model):
     pricing: dict[str, ModelPrice] = Field(default_factory=dict)
     #: Fault injection for staging (off unless ``chaos.enabled``).
     chaos: ChaosConfig | None = None
+    #: An OpenAI argument that only hints at how to answer (``seed``, the penalties,
+    #: ``service_tier``, ``verbosity``, ``prediction``) sent to a target without an equivalent:
+    #: ``drop`` leaves it out; ``refuse`` refuses that target (the call moves on to the next).
+    untranslatable_hints: Literal["drop", "refuse"] = "drop"
     #: ``gateway serve`` (the admin key, body and drain limits).
     server: ServerConfig | None = None
     #: OpenTelemetry traces and metrics (off unless ``telemetry.opentelemetry``).

@@ -47,6 +47,8 @@ class GatewayChatCompletion(ChatCompletion):
 
     usage: GatewayUsage | None = None
     _gateway: GatewayInfo | None = PrivateAttr(default=None)
+    #: The gateway's request id, where the OpenAI SDK keeps the ``x-request-id`` it got.
+    _request_id: str | None = PrivateAttr(default=None)
 
     @property
     def gateway(self) -> GatewayInfo:
@@ -203,7 +205,7 @@ def to_gateway_completion(
     result = _recast(
         GatewayChatCompletion, completion, {"usage": with_usage(completion.usage, cost)}
     )
-    _set_private(result, {"_gateway": info})
+    _set_private(result, {"_gateway": info, "_request_id": info.request_id})
     return result
 
 
@@ -227,7 +229,7 @@ def data_to_gateway_completion(
         )
     except ValidationError:  # kept as it came, as the SDK keeps it (see completion_of)
         return to_gateway_completion(completion_of(data), info, cost)
-    _set_private(result, {"_gateway": info})
+    _set_private(result, {"_gateway": info, "_request_id": info.request_id})
     return result
 
 

@@ -102,6 +102,11 @@ class ChatRequest:
     extra_query: dict[str, Any] | None = None
     #: OpenAI arguments that only OpenAI understands, as given (see :data:`OPENAI_LABELS`).
     openai_only: dict[str, Any] | None = None
+    #: Leave out, rather than refuse, the arguments a provider has no equivalent for that
+    #: only hint at how to produce the answer (``seed``, penalties, ``service_tier``...; see
+    #: ``providers/_common.py``). The gateway sets it from the config's
+    #: ``untranslatable_hints`` (default ``drop``).
+    drop_hints: bool = False
 
 
 #: Keys of ``ChatRequest.openai_only`` that label or route a request at OpenAI without changing
