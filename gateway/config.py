@@ -440,6 +440,10 @@ class TargetConfig(_Model):
     tpm: Annotated[int, Field(gt=0)] | None = None
     #: The model's context window in tokens (for context-length fallback).
     context_window: Annotated[int, Field(gt=0)] | None = None
+    #: Embedding models: the vectors' length, sent as ``dimensions`` when a call names none.
+    #: Targets of different models that declare the same dimensions are declared
+    #: interchangeable, and an embeddings call may fall back from one to another.
+    dimensions: Annotated[int, Field(gt=0, le=65_536)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -743,11 +747,31 @@ class LongContextPrice(_Model):
     cache_write: Money | None = None
 
 
-class ModelPrice(_Model):
-    """USD per 1M tokens for one ``provider/model``."""
+#: A ``per_image`` key: a size (``1024x1024``, ``auto``) or ``*`` (any size), optionally
+#: followed by ``/`` and a quality (``1024x1024/hd``).
+_PER_IMAGE_KEY = re.compile(r"(\*|auto|[1-9][0-9]{0,4}x[1-9][0-9]{0,4})(/[a-z]+)?")
 
-    input: Money
-    output: Money
+
+def _per_image(value: Any) -> Any:
+    if value is None or not isinstance(value, Mapping):
+        return value  # pydantic reports the wrong type
+    if not value:
+        raise ValueError('lists no price; write e.g. per_image: {"1024x1024": "0.04"}')
+    for key in value:
+        if not isinstance(key, str) or not _PER_IMAGE_KEY.fullmatch(key):
+            raise ValueError(
+                f"{key!r} is not an image size; write a size such as 1024x1024, a size and a "
+                'quality such as 1024x1024/hd, or "*" for any size'
+            )
+    return value
+
+
+class ModelPrice(_Model):
+    """USD per 1M tokens for one ``provider/model`` (``input`` and ``output``; ``input`` alone
+    for an embedding model), or per generated image (``per_image``)."""
+
+    input: Money | None = None
+    output: Money | None = None
     cached_input: Money | None = None
     cache_write: Money | None = None
     #: Price of reasoning tokens when it differs from ``output``.
@@ -757,6 +781,24 @@ class ModelPrice(_Model):
     batch_discount: Annotated[Decimal, BeforeValidator(_to_money), Field(le=1)] | None = None
     #: Prices of batch requests, when they are not simply ``batch_discount`` times these.
     batch: ModelPrice | None = None
+    #: Image tokens in a prompt, when they cost other than ``input``.
+    input_image: Money | None = None
+    #: Image tokens generated, when they cost other than ``output`` (gpt-image-1.5, Gemini).
+    output_image: Money | None = None
+    #: USD per generated image, by size (``"1024x1024"``), size and quality
+    #: (``"1024x1024/hd"``) or ``"*"`` (any size); such a model's images cost only this.
+    per_image: Annotated[dict[str, Money], BeforeValidator(_per_image)] | None = None
+
+    @model_validator(mode="after")
+    def _priced(self) -> ModelPrice:
+        if self.input is None and self.per_image is None:
+            raise ValueError(
+                "a price needs input (and, for a chat model, output) in USD per 1M tokens, "
+                'or per_image: e.g. {input: "2.50", output: "10.00"}'
+            )
+        if self.input is None and self.output is not None:
+            raise ValueError("output is priced but input is not; give input too")
+        return self
 
 
 class GatewayConfig(_Model):
@@ -768,6 +810,10 @@ class GatewayConfig(_Model):
     pricing: dict[str, ModelPrice] = Field(default_factory=dict)
     #: Fault injection for staging (off unless ``chaos.enabled``).
     chaos: ChaosConfig | None = None
+    #: An OpenAI argument that only hints at how to answer (``seed``, the penalties,
+    #: ``service_tier``, ``verbosity``, ``prediction``) sent to a target without an equivalent:
+    #: ``drop`` leaves it out; ``refuse`` refuses that target (the call moves on to the next).
+    untranslatable_hints: Literal["drop", "refuse"] = "drop"
     #: ``gateway serve`` (the admin key, body and drain limits).
     server: ServerConfig | None = None
     #: OpenTelemetry traces and metrics (off unless ``telemetry.opentelemetry``).
@@ -929,6 +975,7 @@ def _check_references(config: GatewayConfig, doc: Located) -> None:
                     key=dotted(target_path),
                     fix="add that provider under providers:, or fix the model id",
                 )
+        _check_embedding_route(route_name, route, doc)
     _check_webhooks(config, doc)
     for model_id in config.pricing:
         try:
@@ -967,6 +1014,26 @@ def _check_webhooks(config: GatewayConfig, doc: Located) -> None:
                 fix="list each URL once, with every event it should receive under events:",
             )
         seen.add(hook.url)
+
+
+def _check_embedding_route(name: str, route: RouteConfig, doc: Located) -> None:
+    """A route of embedding models falls back only between targets whose vectors may mix."""
+    from gateway.providers.media import EMBEDDING_MIX_FIX, embedding_mix, model_kind
+
+    if len(route.targets) < 2 or any(
+        model_kind(t.model_name) != "embeddings" for t in route.targets
+    ):
+        return
+    problem = embedding_mix([(t.model, t.model_name, t.dimensions) for t in route.targets])
+    if problem is not None:
+        path: tuple[str | int, ...] = ("routes", name, "targets")
+        raise ConfigError(
+            f"route '{name}': {problem}",
+            file=doc.file,
+            line=doc.line_of(path),
+            key=dotted(path),
+            fix=EMBEDDING_MIX_FIX,
+        )
 
 
 def _prepare_providers(data: dict[str, Any], doc: Located) -> dict[str, Any]:

@@ -12,6 +12,8 @@ The tree::
     │   │   └── ProviderConnectionError
     │   ├── ContextTooLong          the prompt does not fit the model's window
     │   ├── InvalidRequest          the request itself is wrong (caller must fix)
+    │   │   └── UnsupportedArgument an OpenAI argument this target has no equivalent for
+    │   │                           (the call moves on to the route's next target)
     │   └── AuthenticationFailed    401 / 403: bad or missing key
     ├── AllProvidersFailed          every target of a route failed; carries the attempts
     │                               (when all failed with one non-retryable class, e.g.
@@ -92,6 +94,7 @@ __all__ = [
     "SpendLimitExceeded",
     "UnknownAccount",
     "UnknownApiKey",
+    "UnsupportedArgument",
     "raise_unchained",
     "redact",
     "register_secret",
@@ -306,6 +309,21 @@ class InvalidRequest(ProviderError):
     """The request is malformed or asks for something the model cannot do. Not retried."""
 
     kind = "invalid_request"
+
+
+class UnsupportedArgument(InvalidRequest):
+    """The request carries an OpenAI argument this target's provider has no equivalent for
+    (``seed`` on Anthropic, ``logit_bias`` anywhere but OpenAI...), found before the provider
+    was contacted. Not retried, and not counted against the target's health; the call moves on
+    to the route's next target, which may take it. ``arguments`` names them."""
+
+    kind = "unsupported_argument"
+
+    def __init__(
+        self, message: str, *, provider: str, model: str | None, arguments: Sequence[str]
+    ) -> None:
+        self.arguments = tuple(arguments)
+        super().__init__(message, provider=provider, model=model)
 
 
 class AuthenticationFailed(ProviderError):

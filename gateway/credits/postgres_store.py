@@ -100,7 +100,7 @@ _ENTRY_COLUMNS = (
 _REQUEST_COLUMNS = (
     "request_id, hold_id, account, at_us, route, provider, model, input_tokens, output_tokens, "
     "cached_input_tokens, cache_write_tokens, reasoning_tokens, cost, latency_us, attempts, "
-    "status, tags"
+    "status, tags, operation"
 )
 #: RequestRow's fields, in the order of the columns above (``cost`` is ``cost_nanos``).
 _LOCK = "SELECT state, version FROM accounts WHERE name = %s FOR UPDATE"
@@ -123,10 +123,11 @@ WITH new_entries AS (
 ), new_requests AS (
     INSERT INTO requests (request_id, hold_id, account, at_us, route, provider, model,
                           input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
-                          reasoning_tokens, cost, latency_us, attempts, status, tags)
+                          reasoning_tokens, cost, latency_us, attempts, status, tags,
+                          operation)
     SELECT r->>0, r->>1, r->>2, (r->>3)::bigint, r->>4, r->>5, r->>6, (r->>7)::bigint,
            (r->>8)::bigint, (r->>9)::bigint, (r->>10)::bigint, (r->>11)::bigint,
-           (r->>12)::bigint, (r->>13)::bigint, (r->>14)::integer, r->>15, r->16
+           (r->>12)::bigint, (r->>13)::bigint, (r->>14)::integer, r->>15, r->16, r->>17
     FROM json_array_elements(%(requests)s::json) WITH ORDINALITY AS t(r, n)
     ORDER BY n
 ), new_commit AS (
@@ -257,6 +258,12 @@ def m003_api_keys(conn: Connection) -> None:
     )
 
 
+def m004_requests_operation(conn: Connection) -> None:
+    # What kind of call a row is (chat, embeddings, images, batch); rows before it were chat.
+    # A constant default: PostgreSQL adds the column without rewriting the table.
+    conn.execute("ALTER TABLE requests ADD COLUMN operation TEXT NOT NULL DEFAULT 'chat'")
+
+
 def m006_entries_by_kind(conn: Connection) -> None:
     # history(kinds=[...]) (the dashboard's purchases, grants and recharges) reads the few
     # entries of some kinds among hundreds of thousands of holds and settlements.
@@ -268,6 +275,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "initial", m001_initial),
     (2, "requests_unique_hold", m002_requests_unique_hold),
     (3, "api_keys", m003_api_keys),
+    (4, "requests_operation", m004_requests_operation),
     (5, "webhook_outbox", m005_webhook_outbox),
     (6, "entries_by_kind", m006_entries_by_kind),
 )

@@ -38,6 +38,7 @@ from gateway.credits.money import MAX_AMOUNT, from_micros, from_nanos, to_micros
 from gateway.credits.payment import PaymentMethod, PaymentResult, charged_nanos
 from gateway.credits.pricing import PriceBook
 from gateway.credits.store import (
+    OPERATIONS,
     UNSTORABLE_TEXT,
     Store,
     StoreTransaction,
@@ -94,6 +95,8 @@ class Hold:
     tags: dict[str, str] = field(default_factory=dict)
     #: The API key the call was made with, when the key has spend limits (its id).
     api_key: str | None = None
+    #: ``chat``, ``embeddings``, ``images`` or ``batch`` (the request row's ``operation``).
+    operation: str = "chat"
 
     @property
     def amount(self) -> Decimal:
@@ -296,6 +299,7 @@ class CreditService:
         attempt: int | None = None,
         api_key: str | None = None,
         key_limits: Limits | None = None,
+        operation: str = "chat",
     ) -> Hold:
         """Set ``amount`` (the call's worst case) aside before calling a provider.
 
@@ -303,12 +307,15 @@ class CreditService:
         number is taken. Holding an ``attempt`` that exists returns the existing hold.
         ``api_key`` (an API key's id) and ``key_limits`` (its spend limits, nano-dollars):
         the hold counts towards that key's spend and is refused past its limits.
+        ``operation`` is what kind of call it is (``chat``, ``embeddings``, ``images``).
         Raises InsufficientCredits or SpendLimitExceeded, having written nothing; an unknown
         named account raises UnknownAccount (in prepaid mode).
         """
         name = self.account_name(account)
         nanos = _hold_nanos(amount)
         clean_tags = check_tags(tags)
+        if operation not in OPERATIONS:
+            raise InvalidCreditsInput(f"operation must be one of {OPERATIONS}, not {operation!r}")
         _check_text(request_id, "request_id")
         if attempt is not None and (not isinstance(attempt, int) or attempt < 1):
             raise InvalidCreditsInput(f"attempt must be a positive integer, not {attempt!r}")
@@ -333,6 +340,8 @@ class CreditService:
                 "tags": clean_tags,
                 "target": f"{provider}/{model}",
             }
+            if operation != "chat":  # a chat hold's entry stays as it always was
+                meta["operation"] = operation
             (entry,) = step.add(
                 ledger.place_hold(
                     step.state,
@@ -442,6 +451,7 @@ class CreditService:
         attempt: int | None = None,
         api_key: str | None = None,
         key_limits: Limits | None = None,
+        operation: str = "chat",
     ) -> Hold:
         """:meth:`hold` in a worker thread."""
         import asyncio
@@ -458,6 +468,7 @@ class CreditService:
                 attempt=attempt,
                 api_key=api_key,
                 key_limits=key_limits,
+                operation=operation,
             )
         )
 
@@ -795,4 +806,5 @@ def _hold_from_entry(entry: LedgerEntry) -> Hold:
         model=str(meta["model"]),
         tags=dict(meta["tags"]),
         api_key=meta.get("api_key"),
+        operation=str(meta.get("operation", "chat")),
     )

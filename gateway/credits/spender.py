@@ -92,6 +92,8 @@ class LocalHold:
     #: limits (nano-dollars): such calls are held against a lease of their own per key.
     api_key: str | None = None
     key_limits: Limits | None = None
+    #: ``chat``, ``embeddings``, ``images`` or ``batch`` (the request row's ``operation``).
+    operation: str = "chat"
 
     @property
     def amount(self) -> Decimal:

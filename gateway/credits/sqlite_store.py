@@ -63,7 +63,7 @@ _ENTRY_COLUMNS = (
 _REQUEST_COLUMNS = (
     "request_id, hold_id, account, at_us, route, provider, model, input_tokens, output_tokens, "
     "cached_input_tokens, cache_write_tokens, reasoning_tokens, cost, latency_us, attempts, "
-    "status, tags"
+    "status, tags, operation"
 )
 
 
@@ -162,6 +162,11 @@ def m003_api_keys(conn: sqlite3.Connection) -> None:
     )
 
 
+def m004_requests_operation(conn: sqlite3.Connection) -> None:
+    # What kind of call a row is (chat, embeddings, images, batch); rows before it were chat.
+    conn.execute("ALTER TABLE requests ADD COLUMN operation TEXT NOT NULL DEFAULT 'chat'")
+
+
 def m006_entries_by_kind(conn: sqlite3.Connection) -> None:
     # history(kinds=[...]) (the dashboard's purchases, grants and recharges) reads the few
     # entries of some kinds among hundreds of thousands of holds and settlements.
@@ -173,6 +178,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = 
     (1, "initial", m001_initial),
     (2, "requests_unique_hold", m002_requests_unique_hold),
     (3, "api_keys", m003_api_keys),
+    (4, "requests_operation", m004_requests_operation),
     (5, "webhook_outbox", m005_webhook_outbox),
     (6, "entries_by_kind", m006_entries_by_kind),
 )
@@ -514,8 +520,8 @@ class _Transaction:
     def add_request(self, row: RequestRow) -> None:
         self._conn.execute(
             f"INSERT INTO requests ({_REQUEST_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*row.values()[:-1], compact_json(row.tags) if row.tags else "{}"),
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*row.values()[:-2], compact_json(row.tags) if row.tags else "{}", row.operation),
         )
 
     def add_events(self, rows: Sequence[OutboxRow]) -> None:
@@ -597,5 +603,5 @@ def _find_entry(conn: sqlite3.Connection, account: str, key: str) -> LedgerEntry
 
 def _request(row: Sequence[Any]) -> RequestRow:
     values = list(row)
-    values[-1] = json.loads(values[-1])
+    values[-2] = json.loads(values[-2])  # tags, before operation
     return RequestRow(*values)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from gateway.webhooks.outbox import OutboxRow
 
 __all__ = [
+    "OPERATIONS",
     "UNSTORABLE_TEXT",
     "Migrated",
     "RequestRow",
@@ -61,6 +62,9 @@ __all__ = [
 #: Characters no credit store keeps faithfully: C0/C1 controls (PostgreSQL refuses NUL) and
 #: lone surrogates (not encodable as UTF-8). Refused in tags; see service.check_tags.
 UNSTORABLE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+#: The kinds of call a request row records (its ``operation``), as usage reports group them.
+OPERATIONS = ("chat", "embeddings", "images", "batch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,9 @@ class RequestRow:
     attempts: int
     status: str
     tags: dict[str, str] = field(default_factory=dict)
+    #: What kind of call it was: one of :data:`OPERATIONS` (``chat`` for rows written before
+    #: the column existed).
+    operation: str = "chat"
 
     @property
     def cost(self) -> Decimal:
@@ -101,8 +108,8 @@ class RequestRow:
         return Decimal(self.latency_us).scaleb(-3)
 
     def values(self) -> tuple[Any, ...]:
-        """Every field in declaration order (``tags`` last, as the dict): how a store or the
-        journal writes the row, and ``RequestRow(*values)`` reads it back."""
+        """Every field in declaration order (``tags`` as the dict, then ``operation``): how a
+        store or the journal writes the row, and ``RequestRow(*values)`` reads it back."""
         return (
             self.request_id,
             self.hold_id,
@@ -121,6 +128,7 @@ class RequestRow:
             self.attempts,
             self.status,
             self.tags,
+            self.operation,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -142,6 +150,7 @@ class RequestRow:
             "latency_ms": plain_decimal(self.latency_ms),
             "attempts": self.attempts,
             "status": self.status,
+            "operation": self.operation,
             "tags": dict(self.tags),
         }
 
@@ -175,6 +184,7 @@ def request_row(
         attempts=attempts,
         status=status,
         tags=dict(hold.tags),
+        operation=hold.operation,
     )
 
 
@@ -496,31 +506,33 @@ def migrate(url: str) -> Migrated:
             postgres.close()
     from gateway.credits.sqlite_store import MIGRATIONS, SQLiteStore
 
-    before = _sqlite_schema_version(url)
+    done = _sqlite_versions(url)
     sqlite = open_store(url)  # SQLite applies its migrations on opening
     assert isinstance(sqlite, SQLiteStore)
     try:
         after = sqlite.schema_version()
     finally:
         sqlite.close()
-    names = tuple(f"{v:03d}_{name}" for v, name, _ in MIGRATIONS if before < v <= after)
-    return Migrated(before, after, names)
+    # By the versions each had, not by range: a lower number can land after a higher one.
+    names = tuple(f"{v:03d}_{name}" for v, name, _ in MIGRATIONS if v not in done and v <= after)
+    return Migrated(max(done, default=0), after, names)
 
 
-def _sqlite_schema_version(url: str) -> int:
-    """The version of an SQLite file before opening it (0 if new, in memory or unreadable)."""
+def _sqlite_versions(url: str) -> set[int]:
+    """The migrations an SQLite file had before opening it (none if new, in memory or
+    unreadable)."""
     import sqlite3
     from pathlib import Path
 
     path = url[len("sqlite:///") :].partition("?")[0] if url.startswith("sqlite:///") else ""
     if not path or path == ":memory:" or not Path(path).exists():
-        return 0
+        return set()
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+            rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
         finally:
             conn.close()
     except sqlite3.Error:
-        return 0
-    return int(row[0] or 0)
+        return set()
+    return {int(row[0]) for row in rows}

@@ -8,7 +8,7 @@ result; billing and routing stay in the library):
 * :mod:`.account`: ``GET /v1/credits``, ``GET /v1/usage``;
 * :mod:`.admin`: ``/v1/admin/...``;
 * :mod:`.health`: ``GET /healthz``, ``GET /readyz``;
-* :mod:`.not_yet`: ``POST /v1/embeddings``, ``POST /v1/images/generations`` (501 for now);
+* :mod:`.media`: ``POST /v1/embeddings``, ``POST /v1/images/generations``;
 * :mod:`.dashboard`: the billing dashboard, HTML pages at ``/`` for a browser.
 
 Every response carries ``x-gateway-request-id`` (the gateway's request id for a chat call,
@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import GatewayConfig, load_config, parse_config
 from gateway.errors import GatewayError
-from gateway.server import account, admin, chat, dashboard, health, models, not_yet
+from gateway.server import account, admin, chat, dashboard, health, media, models
 from gateway.server.errors import ApiError, api_error, error_response, handle_error
 from gateway.server.state import ServerState
 
@@ -104,8 +104,8 @@ def _routes() -> list[Route]:
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/credits", account.credits, methods=["GET"]),
         Route("/v1/usage", account.usage, methods=["GET"]),
-        Route("/v1/embeddings", not_yet.embeddings, methods=["POST"]),
-        Route("/v1/images/generations", not_yet.images, methods=["POST"]),
+        Route("/v1/embeddings", media.embeddings, methods=["POST"]),
+        Route("/v1/images/generations", media.images, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         *admin.routes,

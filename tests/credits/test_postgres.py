@@ -88,6 +88,7 @@ ALL_MIGRATIONS = (
     "001_initial",
     "002_requests_unique_hold",
     "003_api_keys",
+    "004_requests_operation",
     "005_webhook_outbox",
     "006_entries_by_kind",
 )
@@ -120,6 +121,7 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
             (1, "initial"),
             (2, "requests_unique_hold"),
             (3, "api_keys"),
+            (4, "requests_operation"),
             (5, "webhook_outbox"),
             (6, "entries_by_kind"),
         ]

@@ -29,6 +29,7 @@ def test_migrations_are_numbered_recorded_and_run_once(tmp_path: Path) -> None:
         (1, "initial"),
         (2, "requests_unique_hold"),
         (3, "api_keys"),
+        (4, "requests_operation"),
         (5, "webhook_outbox"),
         (6, "entries_by_kind"),
     ]
