@@ -404,6 +404,7 @@ class Dashboard:
                 "at": local_time(r.at, viewer.zone),
                 "request_id": r.request_id,
                 "route": r.route,
+                "operation": r.operation,
                 "model": f"{r.provider}/{r.model}",
                 "input": count(r.input_tokens),
                 "output": count(r.output_tokens),
