@@ -114,7 +114,7 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
         t.start()
     for t in threads:
         t.join()
-    assert [s.schema_version() for s in stores] == [5] * 6
+    assert [s.schema_version() for s in stores] == [7] * 6
     for s in stores:
         s.close()
     with psycopg.connect(empty, autocommit=True) as conn:
@@ -124,6 +124,7 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
             (3, "api_keys"),
             (4, "requests_operation"),
             (5, "webhook_outbox"),
+            (7, "batches"),
         ]
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')")
     with pytest.raises(CreditsError, match="schema version 99, newer"):
