@@ -89,16 +89,17 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
     fresh = pg.new_url()
     assert migrate(fresh) == Migrated(
         before=0,
-        after=5,
+        after=7,
         applied=(
             "001_initial",
             "002_requests_unique_hold",
             "003_api_keys",
             "004_requests_operation",
             "005_webhook_outbox",
+            "007_batches",
         ),
     )
-    assert migrate(fresh) == Migrated(before=5, after=5, applied=())
+    assert migrate(fresh) == Migrated(before=7, after=7, applied=())
 
     # Many processes (here: stores) starting at once on an empty database apply it once.
     empty = pg.new_url()
@@ -135,16 +136,17 @@ def test_sqlite_migrate_reports_the_same_way(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     assert migrate(url) == Migrated(
         before=0,
-        after=5,
+        after=7,
         applied=(
             "001_initial",
             "002_requests_unique_hold",
             "003_api_keys",
             "004_requests_operation",
             "005_webhook_outbox",
+            "007_batches",
         ),
     )
-    assert migrate(url) == Migrated(before=5, after=5, applied=())
+    assert migrate(url) == Migrated(before=7, after=7, applied=())
 
 
 def test_store_urls_options_and_the_password(pg: TestDatabase) -> None:
