@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         ChatCompletionStreamOptionsParam,
     )
 
+    from gateway._batches import AsyncBatches, Batches
     from gateway._embeddings import AsyncEmbeddings, Embeddings
     from gateway._images import AsyncImages, Images
     from gateway._parse import GatewayParsedChatCompletion
@@ -745,6 +746,13 @@ class Gateway(_BaseGateway):
         return Images(self._core)
 
     @property
+    def batches(self) -> Batches:
+        """``gw.batches.create(model=..., requests=[...])``: a provider batch at the batch rate."""
+        from gateway._batches import Batches
+
+        return Batches(self._core)
+
+    @property
     def credits(self) -> CreditAccount:
         """The default credit account: ``gw.credits.balance()``, ``.purchase(...)``,
         ``.usage(...)``; ``gw.credits.account("customer-42")`` for a named one. Raises
@@ -808,6 +816,13 @@ class AsyncGateway(_BaseGateway):
         from gateway._images import AsyncImages
 
         return AsyncImages(self._core)
+
+    @property
+    def batches(self) -> AsyncBatches:
+        """``await agw.batches.create(model=..., requests=[...])``."""
+        from gateway._batches import AsyncBatches
+
+        return AsyncBatches(self._core)
 
     @property
     def credits(self) -> AsyncCreditAccount:

@@ -140,6 +140,7 @@ class _Call:
             api_key=api_key,
             estimated_tokens=self.tokens,
             hold_of=self.hold_of,
+            request_params={"dimensions": request.dimensions, "encoding_format": encoding_format},
         )
 
     def hold_of(self, target: ResolvedTarget) -> Decimal | None:

@@ -143,6 +143,7 @@ class _Call:
             api_key=api_key,
             estimated_tokens=self.tokens,
             hold_of=self.hold_of,
+            request_params={"n": request.n, "size": request.size, "quality": request.quality},
         )
 
     def hold_of(self, target: ResolvedTarget) -> Decimal | None:

@@ -11,6 +11,9 @@ fails. What differs is decided before the loop, once per call:
   anything is held or sent;
 * with a credit account, every target must have a price for the call, and what each try holds
   is computed by the operation's own module (:mod:`gateway._embeddings`, :mod:`gateway._images`).
+
+The loop calls the call's telemetry hooks (:mod:`gateway.telemetry`) where chat's loop does:
+the trace starts with the plan, each try is an attempt, and the call ends answered or failed.
 """
 
 from __future__ import annotations
@@ -23,18 +26,27 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.errors import InvalidRequest, ProviderError
 from gateway.providers.base import TokenUsage
-from gateway.providers.media import EmbeddingRequest, ImageRequest, Operation, refusal
+from gateway.providers.media import (
+    EmbeddingRequest,
+    EmbeddingResult,
+    ImageRequest,
+    ImageResult,
+    Operation,
+    refusal,
+)
 from gateway.routing import CallPlan, ResolvedRoute, ResolvedTarget, Wait
+from gateway.telemetry import NULL_TRACE, CallTrace
 
 if TYPE_CHECKING:
     from gateway._client import _GatewayCore
     from gateway.keys import ApiKey
+    from gateway.telemetry import RequestParams
 
 __all__ = ["MediaCall", "Priced", "arun", "check_targets", "run", "start", "where"]
 
 logger = logging.getLogger("gateway.credits")
 
-R = TypeVar("R")
+R = TypeVar("R", bound=EmbeddingResult | ImageResult)
 #: What a try's result costs: its usage, the exact cost (None: unknown), and whether the
 #: usage is an estimate (never charged above the hold).
 Priced = tuple[TokenUsage, Decimal | None, bool]
@@ -52,6 +64,8 @@ class MediaCall:
     hold_of: Callable[[ResolvedTarget], Decimal | None]
     #: The API key the call is made with (it pays from the key's account, within its limits).
     api_key: ApiKey | None = None
+    #: The call's telemetry; records nothing unless configured.
+    trace: CallTrace = NULL_TRACE
     _holds: dict[str, Decimal | None] = field(default_factory=dict)
 
     def hold_amount(self, target: ResolvedTarget) -> Decimal | None:
@@ -98,10 +112,12 @@ def start(
     api_key: ApiKey | None,
     estimated_tokens: int,
     hold_of: Callable[[ResolvedTarget], Decimal | None],
+    request_params: RequestParams | None = None,
 ) -> MediaCall:
     """The call's plan, after its account and tags are checked (with ``api_key``: the key
     is valid, may call ``model``, and pays) and (with a credit account) every target's hold
-    is known: an unpriced target raises here, before any call."""
+    is known: an unpriced target raises here, before any call. Its trace starts last, with
+    ``request_params`` (the arguments telemetry records)."""
     from gateway._client import _new_request_id
 
     if api_key is not None:
@@ -122,6 +138,9 @@ def start(
     if core.billing.service is not None:
         for target in route.targets:
             call.hold_amount(target)  # raises for a target without a price
+    call.trace = core.telemetry.start_operation(
+        operation, model, plan, account, request_params or {}
+    )
     return call
 
 
@@ -143,7 +162,20 @@ def run(
 ) -> tuple[R, ResolvedTarget, Decimal | None]:
     """The sync loop: try targets as the plan says, holding before and settling after each
     try; returns the result, who served it and what it was charged."""
-    plan, clock, billing = call.plan, core.clock, core.billing
+    try:
+        return _run(core, call, send, price)
+    except BaseException as error:
+        call.trace.failed(error)
+        raise
+
+
+def _run(
+    core: _GatewayCore,
+    call: MediaCall,
+    send: Callable[[Any, ResolvedTarget, float | None], R],
+    price: Callable[[ResolvedTarget, R], Priced],
+) -> tuple[R, ResolvedTarget, Decimal | None]:
+    plan, clock, billing, trace = call.plan, core.clock, core.billing, call.trace
     if call.api_key is not None and call.api_key.rpm is not None:
         core.keys().count_call(call.api_key)  # KeyRateLimited before anything is held
     while True:
@@ -165,6 +197,7 @@ def run(
             api_key=call.api_key,
         )
         plan.started(action)
+        trace.attempt(action)
         started = clock.monotonic()
         try:
             core.inject_fault(target)
@@ -172,6 +205,7 @@ def run(
         except ProviderError as error:
             bill.release()
             plan.failed(action, error, clock.monotonic() - started)
+            trace.attempt_failed(error)
             continue
         except BaseException:
             bill.release()
@@ -179,6 +213,7 @@ def run(
         plan.succeeded(action, clock.monotonic() - started)
         usage, cost, estimated = _settle_price(price, target, result)
         charged = bill.settle_cost(usage, cost, attempts=len(plan.attempts), estimated=estimated)
+        trace.answered_media(result, usage, charged)
         return result, target, charged
 
 
@@ -189,7 +224,20 @@ async def arun(
     price: Callable[[ResolvedTarget, R], Priced],
 ) -> tuple[R, ResolvedTarget, Decimal | None]:
     """The async twin of :func:`run`."""
-    plan, clock, billing = call.plan, core.clock, core.billing
+    try:
+        return await _arun(core, call, send, price)
+    except BaseException as error:
+        call.trace.failed(error)
+        raise
+
+
+async def _arun(
+    core: _GatewayCore,
+    call: MediaCall,
+    send: Callable[[Any, ResolvedTarget, float | None], Awaitable[R]],
+    price: Callable[[ResolvedTarget, R], Priced],
+) -> tuple[R, ResolvedTarget, Decimal | None]:
+    plan, clock, billing, trace = call.plan, core.clock, core.billing, call.trace
     if call.api_key is not None and call.api_key.rpm is not None:
         from gateway.keys import AsyncKeys
 
@@ -213,6 +261,7 @@ async def arun(
             api_key=call.api_key,
         )
         plan.started(action)
+        trace.attempt(action)
         started = clock.monotonic()
         try:
             core.inject_fault(target)
@@ -220,6 +269,7 @@ async def arun(
         except ProviderError as error:
             await bill.arelease()
             plan.failed(action, error, clock.monotonic() - started)
+            trace.attempt_failed(error)
             continue
         except BaseException:
             await bill.arelease()
@@ -229,4 +279,5 @@ async def arun(
         charged = await bill.asettle_cost(
             usage, cost, attempts=len(plan.attempts), estimated=estimated
         )
+        trace.answered_media(result, usage, charged)
         return result, target, charged

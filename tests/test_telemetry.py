@@ -66,6 +66,15 @@ class Recorded:
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
 
+    @classmethod
+    def new(cls) -> Recorded:
+        """In-memory exporters for one test (tests/test_telemetry_media.py uses them too)."""
+        exporter = InMemorySpanExporter()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+        reader = InMemoryMetricReader()
+        return cls(exporter, reader, tracer_provider, MeterProvider(metric_readers=[reader]))
+
     def spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
 
@@ -90,11 +99,7 @@ class Recorded:
 
 @pytest.fixture
 def otel() -> Recorded:
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    return Recorded(exporter, reader, tracer_provider, MeterProvider(metric_readers=[reader]))
+    return Recorded.new()
 
 
 @pytest.fixture
@@ -652,6 +657,8 @@ _DISABLED = textwrap.dedent(
         model="r", messages=[{"role": "user", "content": "hi"}], stream=True
     )
     stream.close()
+    gw.embeddings.create(model="r", input=["hi", "there"])
+    gw.images.generate(model="r", prompt="a cat")
 
     async def main():
         agw = AsyncGateway(config=config)
@@ -661,6 +668,8 @@ _DISABLED = textwrap.dedent(
         )
         async for chunk in stream:
             pass
+        await agw.embeddings.create(model="r", input="hi")
+        await agw.images.generate(model="r", prompt="a cat")
         await agw.close()
 
     asyncio.run(main())

@@ -59,6 +59,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from gateway.credits.batch_store import m007_batches
 from gateway.credits.key_store import KEY_TABLES
 from gateway.credits.ledger import AccountState, LedgerEntry
 from gateway.credits.request_queries import (
@@ -278,6 +279,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (4, "requests_operation", m004_requests_operation),
     (5, "webhook_outbox", m005_webhook_outbox),
     (6, "entries_by_kind", m006_entries_by_kind),
+    (7, "batches", lambda conn: m007_batches(conn, postgres=True)),
 )
 
 #: The request queries' SQL spelt for PostgreSQL (``tags`` is a ``json`` column).

@@ -31,6 +31,7 @@ from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from gateway.credits.batch_store import m007_batches
 from gateway.credits.key_store import KEY_TABLES
 from gateway.credits.ledger import AccountState, LedgerEntry, compact_json
 from gateway.credits.request_queries import (
@@ -181,6 +182,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = 
     (4, "requests_operation", m004_requests_operation),
     (5, "webhook_outbox", m005_webhook_outbox),
     (6, "entries_by_kind", m006_entries_by_kind),
+    (7, "batches", m007_batches),
 )
 
 

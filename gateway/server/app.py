@@ -142,7 +142,8 @@ def create_app(
         if loaded.webhooks and loaded.credits is not None:
             from gateway.webhooks import AsyncSender
 
-            sender = asyncio.create_task(AsyncSender(gw).run_forever(stop))
+            state.webhook_sender = AsyncSender(gw)
+            sender = asyncio.create_task(state.webhook_sender.run_forever(stop))
         try:
             yield
         finally:

@@ -15,6 +15,7 @@ from gateway.server.auth import authenticate
 from gateway.server.body import read_json, require
 from gateway.server.chat import gateway_headers
 from gateway.server.errors import ApiError
+from gateway.server.tracing import incoming_trace
 
 if TYPE_CHECKING:
     from gateway.server.state import ServerState
@@ -69,7 +70,8 @@ async def _serve(
     else:
         args["account"] = caller.account
     args["tags"] = {"api_key": caller.tag}
-    result = await call(state, model=model, **args)
+    with incoming_trace(request, enabled=state.config.telemetry.opentelemetry):
+        result = await call(state, model=model, **args)
     headers = gateway_headers(result.gateway)
     cost = result.usage.cost if result.usage is not None else None
     if cost is not None:

@@ -16,13 +16,21 @@ Hooks of one call, in order (``_client.py`` and ``_streams.py``)::
     trace.stream_closed()                  # the caller closed or dropped the stream
     trace.failed(error)                    # the call raises (any exception)
 
+An embeddings or images call (``_media.py``, sync and async) makes the same hooks, but starts
+with :meth:`Telemetry.start_operation` and ends with :meth:`CallTrace.answered_media`::
+
+    trace = telemetry.start_operation(operation, model, plan, account, request_params)
+    trace.attempt(action) / trace.attempt_failed(error)           # as for chat
+    trace.answered_media(result, usage, cost)  # the call returns
+    trace.failed(error)                        # the call raises
+
 What is recorded, and under which names, is in the README ("Telemetry") and in
 :mod:`gateway.telemetry._otel`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import TYPE_CHECKING
 
 from gateway.errors import ConfigError
@@ -37,10 +45,23 @@ if TYPE_CHECKING:
     from gateway.config import GatewayConfig
     from gateway.errors import ProviderError
     from gateway.providers.base import AsyncChunkStream, ChatRequest, ChunkStream, TokenUsage
+    from gateway.providers.media import EmbeddingResult, ImageResult, Operation
     from gateway.routing import CallPlan, Try
     from gateway.types import GatewayChatCompletion
 
-__all__ = ["NO_TELEMETRY", "NULL_TRACE", "CallTrace", "Telemetry", "telemetry_for"]
+__all__ = [
+    "NO_TELEMETRY",
+    "NULL_TRACE",
+    "CallTrace",
+    "RequestParams",
+    "Telemetry",
+    "telemetry_for",
+]
+
+#: An embeddings or images call's OpenAI arguments that the conventions (or the gateway's
+#: ``gateway.*`` names) record, as the caller gave them (None: not given): ``dimensions``,
+#: ``encoding_format`` (embeddings); ``n``, ``size``, ``quality`` (images).
+RequestParams = Mapping[str, str | int | None]
 
 
 class CallTrace:
@@ -58,6 +79,12 @@ class CallTrace:
         self, response: GatewayChatCompletion, usage: TokenUsage, cost: Decimal | None
     ) -> None:
         """The current try answered a non-streamed call; the call ends."""
+
+    def answered_media(
+        self, result: EmbeddingResult | ImageResult, usage: TokenUsage, cost: Decimal | None
+    ) -> None:
+        """The current try answered an embeddings or images call with ``result`` (``usage``
+        as billed, ``cost`` as charged or priced); the call ends."""
 
     def failed(self, error: BaseException) -> None:
         """The call raises ``error``."""
@@ -102,7 +129,18 @@ class Telemetry:
     def start(
         self, model: str, request: ChatRequest, plan: CallPlan, account: str | None
     ) -> CallTrace:
-        """The trace of a call that starts now."""
+        """The trace of a chat call that starts now."""
+        return NULL_TRACE
+
+    def start_operation(
+        self,
+        operation: Operation,
+        model: str,
+        plan: CallPlan,
+        account: str | None,
+        request_params: RequestParams,
+    ) -> CallTrace:
+        """The trace of an embeddings or images call (``operation``) that starts now."""
         return NULL_TRACE
 
 

@@ -6,12 +6,17 @@ conventions 1.44.0 for GenAI client calls (the names ``opentelemetry-semantic-co
 0.66b2 exports; the GenAI group is of status Development there and continues in its own
 repository, ``semantic-conventions-genai``, whose unreleased head renames some of them).
 
-One span per call, kind CLIENT, named ``chat {model}`` (``model`` as the caller passed it: a
-route name or ``provider/model``), started in the current OpenTelemetry context, so a caller
+One span per call, kind CLIENT, named ``chat {model}``, ``embeddings {model}`` or
+``images {model}`` (``model`` as the caller passed it: a route name or ``provider/model``),
+started in the current OpenTelemetry context, so a caller
 that attached an incoming ``traceparent`` is its parent. One child span per try, kind
 INTERNAL, named ``attempt {provider}/{model}``, current while the provider is called (an
 instrumented HTTP client nests under it). A stream's span ends when the stream ends, breaks,
 or is closed or dropped by the caller.
+
+The conventions (1.44.0) have no operation for image generation: an images call's
+``gen_ai.operation.name`` is ``generate_content`` (their "multimodal content generation"), with
+``gen_ai.output.type`` ``image``; its span keeps the gateway's name, ``images {model}``.
 
 Money: ``gateway.cost_usd`` on the span is the exact Decimal as text (``"0.000123450"``); the
 ``gateway.cost`` counter adds it as a float (USD), for dashboards: the ledger stays the record.
@@ -31,7 +36,8 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.errors import GatewayError
-from gateway.telemetry import CallTrace, Telemetry
+from gateway.providers.media import EmbeddingResult
+from gateway.telemetry import CallTrace, RequestParams, Telemetry
 from gateway.telemetry._content import OutputCollector, input_messages, output_messages
 
 if TYPE_CHECKING:
@@ -49,6 +55,7 @@ if TYPE_CHECKING:
     from gateway.config import GatewayConfig, ProviderConfig
     from gateway.errors import ProviderError
     from gateway.providers.base import AsyncChunkStream, ChatRequest, ChunkStream, TokenUsage
+    from gateway.providers.media import ImageResult, Operation
     from gateway.routing import CallPlan, ResolvedTarget, Try
     from gateway.types import GatewayChatCompletion
 
@@ -66,6 +73,8 @@ _DEFAULT_HOSTS = {
     "anthropic": "api.anthropic.com",
     "gemini": "generativelanguage.googleapis.com",
 }
+#: ``gen_ai.operation.name`` by the gateway's operation (the conventions name none for images).
+_OPERATION_NAMES = {"chat": "chat", "embeddings": "embeddings", "images": "generate_content"}
 #: Bucket boundaries the GenAI conventions advise.
 _SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48]
 _SECONDS_BUCKETS += [40.96, 81.92]
@@ -204,7 +213,25 @@ class OpenTelemetry(Telemetry):
         self, model: str, request: ChatRequest, plan: CallPlan, account: str | None
     ) -> CallTrace:
         try:
-            return _CallTrace(self, model, request, plan, account or self.default_account)
+            attributes = _request_attributes(model, request)
+            if self.capture_content:
+                attributes["gen_ai.input.messages"] = input_messages(request.messages)
+            return _CallTrace(self, "chat", model, attributes, plan, account)
+        except Exception:
+            logger.exception("recording telemetry failed; the call is not affected")
+            return CallTrace()
+
+    def start_operation(
+        self,
+        operation: Operation,
+        model: str,
+        plan: CallPlan,
+        account: str | None,
+        request_params: RequestParams,
+    ) -> CallTrace:
+        try:
+            attributes = _media_request_attributes(operation, model, request_params)
+            return _CallTrace(self, operation, model, attributes, plan, account)
         except Exception:
             logger.exception("recording telemetry failed; the call is not affected")
             return CallTrace()
@@ -242,12 +269,47 @@ def _request_attributes(model: str, request: ChatRequest) -> dict[str, Attribute
     return out
 
 
-def _usage_attributes(usage: TokenUsage) -> dict[str, AttributeValue]:
+def _media_request_attributes(
+    operation: Operation, model: str, params: RequestParams
+) -> dict[str, AttributeValue]:
+    """An embeddings or images call's request attributes; ``params`` as the caller gave them."""
     out: dict[str, AttributeValue] = {
-        # Both totals include their parts (cached / cache-written input, reasoning output),
-        # as TokenUsage's do and as the conventions ask.
-        "gen_ai.usage.input_tokens": usage.input_tokens,
-        "gen_ai.usage.output_tokens": usage.output_tokens,
+        "gen_ai.operation.name": _OPERATION_NAMES[operation],
+        "gen_ai.request.model": model,
+    }
+    if operation == "images":
+        out["gen_ai.output.type"] = "image"
+    dimensions = params.get("dimensions")
+    if isinstance(dimensions, int):
+        out["gen_ai.embeddings.dimension.count"] = dimensions
+    encoding_format = params.get("encoding_format")
+    if isinstance(encoding_format, str):
+        out["gen_ai.request.encoding_formats"] = [encoding_format]
+    count = params.get("n")
+    if isinstance(count, int) and count != 1:  # the conventions: only when not 1
+        out["gen_ai.request.choice.count"] = count
+    for name in ("size", "quality"):
+        value = params.get(name)
+        if isinstance(value, str):
+            out[f"gateway.image.{name}"] = value
+    return out
+
+
+def _token_counts(operation: Operation, usage: TokenUsage) -> dict[str, int]:
+    """The token counts a call reports, by ``gen_ai.token.type``: an embeddings call has no
+    output tokens; an images call whose provider reported no usage (DALL-E) reports none."""
+    if operation == "embeddings":
+        return {"input": usage.input_tokens}
+    if operation == "images" and not (usage.input_tokens or usage.output_tokens):
+        return {}
+    return {"input": usage.input_tokens, "output": usage.output_tokens}
+
+
+def _usage_attributes(counts: dict[str, int], usage: TokenUsage) -> dict[str, AttributeValue]:
+    # Both totals include their parts (cached / cache-written input, reasoning output), as
+    # TokenUsage's do and as the conventions ask.
+    out: dict[str, AttributeValue] = {
+        f"gen_ai.usage.{kind}_tokens": count for kind, count in counts.items()
     }
     if usage.cached_input_tokens:
         out["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
@@ -272,6 +334,7 @@ class _CallTrace(CallTrace):
         "_finish_reason",
         "_metric_attributes",
         "_native",
+        "_operation",
         "_plan",
         "_response_model",
         "_span",
@@ -284,18 +347,20 @@ class _CallTrace(CallTrace):
     def __init__(
         self,
         telemetry: OpenTelemetry,
+        operation: Operation,
         model: str,
-        request: ChatRequest,
+        attributes: dict[str, AttributeValue],
         plan: CallPlan,
         account: str | None,
     ) -> None:
+        """Start the span of a call of ``operation`` with its request ``attributes``."""
         self._telemetry = telemetry
+        self._operation: Operation = operation
         self._plan = plan
-        self._account = account
+        self._account = account = account or telemetry.default_account
         self._started = telemetry.clock.monotonic()
-        attributes = _request_attributes(model, request)
         self._metric_attributes: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": "chat",
+            "gen_ai.operation.name": _OPERATION_NAMES[operation],
             "gen_ai.request.model": model,
         }
         providers = {telemetry.provider(t).name for t in plan.route.targets}
@@ -305,10 +370,8 @@ class _CallTrace(CallTrace):
         attributes["gateway.request_id"] = plan.request_id
         if account is not None:
             attributes["gateway.account"] = account
-        if telemetry.capture_content:
-            attributes["gen_ai.input.messages"] = input_messages(request.messages)
         self._span: Span = telemetry.tracer.start_span(
-            f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes
+            f"{operation} {model}", kind=SpanKind.CLIENT, attributes=attributes
         )
         self._attempt: Span | None = None
         self._attempt_token: Token[Context] | None = None
@@ -400,6 +463,24 @@ class _CallTrace(CallTrace):
         self._finish(ended, usage, cost, None)
 
     @_never_raises
+    def answered_media(
+        self, result: EmbeddingResult | ImageResult, usage: TokenUsage, cost: Decimal | None
+    ) -> None:
+        if self._ended:
+            return
+        self._end_attempt(None)
+        ended: dict[str, AttributeValue] = {}
+        if isinstance(result, EmbeddingResult):
+            self._response_model = result.model
+            if result.vectors:  # what the vectors have, asked for or the model's default
+                ended["gen_ai.embeddings.dimension.count"] = len(result.vectors[0])
+            if result.estimated:  # the provider reported no usage: billed at the estimate
+                ended["gateway.usage.estimated"] = True
+        else:
+            ended["gateway.image.count"] = result.images
+        self._finish(ended, usage, cost, None)
+
+    @_never_raises
     def failed(self, error: BaseException) -> None:
         if self._ended:
             return
@@ -437,10 +518,11 @@ class _CallTrace(CallTrace):
                     },
                 )
         if usage is not None:
-            ended.update(_usage_attributes(usage))
+            counts = _token_counts(self._operation, usage)
+            ended.update(_usage_attributes(counts, usage))
             record = telemetry.token_usage.record
-            record(usage.input_tokens, {**attributes, "gen_ai.token.type": "input"})
-            record(usage.output_tokens, {**attributes, "gen_ai.token.type": "output"})
+            for kind, count in counts.items():
+                record(count, {**attributes, "gen_ai.token.type": kind})
         if cost is not None:
             ended["gateway.cost_usd"] = format(cost, "f")
             cost_attributes: dict[str, AttributeValue] = {

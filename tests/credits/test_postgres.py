@@ -91,13 +91,14 @@ ALL_MIGRATIONS = (
     "004_requests_operation",
     "005_webhook_outbox",
     "006_entries_by_kind",
+    "007_batches",
 )
 
 
 def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> None:
     fresh = pg.new_url()
-    assert migrate(fresh) == Migrated(before=0, after=6, applied=ALL_MIGRATIONS)
-    assert migrate(fresh) == Migrated(before=6, after=6, applied=())
+    assert migrate(fresh) == Migrated(before=0, after=7, applied=ALL_MIGRATIONS)
+    assert migrate(fresh) == Migrated(before=7, after=7, applied=())
 
     # Many processes (here: stores) starting at once on an empty database apply it once.
     empty = pg.new_url()
@@ -113,7 +114,7 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
         t.start()
     for t in threads:
         t.join()
-    assert [s.schema_version() for s in stores] == [6] * 6
+    assert [s.schema_version() for s in stores] == [7] * 6
     for s in stores:
         s.close()
     with psycopg.connect(empty, autocommit=True) as conn:
@@ -124,6 +125,7 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
             (4, "requests_operation"),
             (5, "webhook_outbox"),
             (6, "entries_by_kind"),
+            (7, "batches"),
         ]
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')")
     with pytest.raises(CreditsError, match="schema version 99, newer"):
@@ -132,8 +134,8 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
 
 def test_sqlite_migrate_reports_the_same_way(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    assert migrate(url) == Migrated(before=0, after=6, applied=ALL_MIGRATIONS)
-    assert migrate(url) == Migrated(before=6, after=6, applied=())
+    assert migrate(url) == Migrated(before=0, after=7, applied=ALL_MIGRATIONS)
+    assert migrate(url) == Migrated(before=7, after=7, applied=())
 
 
 def test_store_urls_options_and_the_password(pg: TestDatabase) -> None:

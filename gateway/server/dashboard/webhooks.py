@@ -1,6 +1,7 @@
 """The webhooks page: the config's endpoints (and whether a 410 disabled one), the account's
 recent deliveries from the outbox, and, for the admin, "send again now" (the same as
-``gateway webhooks retry ID``: the row is due at once and the server's sender delivers it)."""
+``POST /v1/admin/webhooks/deliveries/{id}/retry``: the row is due at once and the worker's
+sender delivers it)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ SHOWN = 50
 
 
 def _deliveries(board: Dashboard) -> AsyncSender | None:
-    """What reads the outbox (made once; it sends nothing by itself), or None when the
-    config has no webhooks."""
+    """The worker's webhook sender (the lifespan's), or, where the app is mounted without
+    its lifespan, one made here that only reads the outbox; None without webhooks."""
     state = board.state
     if not state.config.webhooks or not state.has_credits:
         return None
+    if state.webhook_sender is not None:
+        return state.webhook_sender
     if board.webhook_outbox is None:
         from gateway.webhooks.sender import AsyncSender
 
@@ -99,4 +102,5 @@ async def retry(board: Dashboard, viewer: Viewer, delivery_id: str) -> int:
             404, "delivery_not_found", f"account '{viewer.account}' has no delivery {number}"
         )
     await asyncio.to_thread(sender.retry, number)
+    sender.wake()  # the running sender (if this is it) sends it now, not at its next poll
     return number
