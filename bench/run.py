@@ -33,7 +33,7 @@ ROOT = HERE.parent
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(ROOT))
 
-from bench import ledger  # noqa: E402
+from bench import ledger, proxy  # noqa: E402
 from bench.clients import PROVIDERS  # noqa: E402
 
 SDKS = ("openai", "anthropic", "google.genai", "httpx2", "pydantic")
@@ -66,6 +66,10 @@ class Plan:
     ledger_rounds: int
     memory_checkpoints: tuple[int, int]
     memory_providers: tuple[str, ...]
+    proxy_calls: int
+    proxy_block: int
+    proxy_streams: int
+    proxy_stream_block: int
 
 
 FULL = Plan(
@@ -85,6 +89,10 @@ FULL = Plan(
     ledger_rounds=3,
     memory_checkpoints=(1_000, 20_000),
     memory_providers=PROVIDERS,
+    proxy_calls=2000,
+    proxy_block=500,
+    proxy_streams=400,
+    proxy_stream_block=100,
 )
 QUICK = Plan(
     rounds=1,
@@ -103,6 +111,10 @@ QUICK = Plan(
     ledger_rounds=1,
     memory_checkpoints=(500, 2_000),
     memory_providers=("openai",),
+    proxy_calls=300,
+    proxy_block=150,
+    proxy_streams=100,
+    proxy_stream_block=50,
 )
 
 
@@ -591,6 +603,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": growth is not None and growth < RSS_GROWTH_MB_MAX if full else None,
                 }
             )
+    if results.get("proxy"):
+        rows += proxy.target_rows(results["proxy"])
     return rows
 
 
@@ -736,6 +750,8 @@ def markdown(results: dict[str, Any]) -> str:
                 for side, row in sides.items()
             ),
         )
+    if results.get("proxy"):
+        lines += proxy.markdown(results["proxy"], _table)
     return "\n".join(lines) + "\n"
 
 
@@ -813,7 +829,7 @@ def _versions() -> str:
     return ", ".join(f"{n} {version(n)}" for n in names)
 
 
-ALL = ("import", "sync", "async", "stream", "fallback", "ledger", "memory")
+ALL = ("import", "sync", "async", "stream", "fallback", "ledger", "memory", "proxy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -844,13 +860,14 @@ def main(argv: list[str] | None = None) -> int:
         "stream": stream_scenario,
         "fallback": fallback_scenario,
         "memory": memory_scenario,
+        "proxy": proxy.scenario,
     }
     if "import" in only:
         log("import cost")
         results["import"] = import_cost(plan, cores)
     with fake_server(cores) as server:
         runner = Runner(server, cores)
-        for name in ("sync", "async", "stream", "fallback", "memory"):
+        for name in ("sync", "async", "stream", "fallback", "memory", "proxy"):
             if name in only:
                 log(name)
                 results[name] = steps[name](runner, plan)
