@@ -3,6 +3,8 @@
     python bench/profile.py --provider openai --side gateway --calls 3000
     python bench/profile.py --provider gemini --side raw --scenario stream
     python bench/profile.py --ledger --calls 3000        # CreditService.hold + settle alone
+    python bench/profile.py --serve --calls 5000        # `gateway serve` under the OpenAI SDK
+    python bench/profile.py --serve --scenario stream --calls 1000
 
 Starts the fake server, runs ``--calls`` calls of one side (as bench/workers.py builds it) in
 a child process under ``py-spy record --format raw`` (py-spy only samples a thread while it is
@@ -10,6 +12,13 @@ on the CPU, so samples measure CPU time), then prints the samples as a tree: eac
 frame of ``gateway/`` or ``providers/``, or the first library frame below one (``[openai]``,
 ``[pydantic]``, ...), with everything deeper folded into it. ``µs/call`` is samples x sampling
 interval / calls. Only samples inside a measured call are counted (set-up is not).
+
+``--serve`` samples the ``gateway serve`` process of bench/proxy.py (credit account on),
+pinned to the fake server's core, while a client process on the other core sends ``--calls``
+requests (``--scenario sync``: non-streamed; ``stream``: 50-chunk streams) with the OpenAI SDK,
+``--concurrency`` in flight; every sample of the server counts, and the tree's roots are the
+callbacks the event loop runs. ``--top`` also lists the functions with the most samples of
+their own.
 
 Needs py-spy (``pip install -e '.[bench]'``) and permission to ptrace the child (root here).
 """
@@ -20,6 +29,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,6 +74,11 @@ LIBS = {
     "socket.py": "socket",
     "selectors.py": "selectors",
     "email/": "email",
+    "starlette/": "starlette",
+    "uvicorn/": "uvicorn",
+    "anyio/": "anyio",
+    "httptools/": "httptools",
+    "logging/": "logging",
 }
 
 
@@ -85,13 +100,15 @@ def _ours(path: str) -> bool:
     return any(path.startswith(p) or f"/{p}" in path for p in OURS)
 
 
-def fold(raw: str, lib_depth: int = 0) -> tuple[dict[tuple[str, ...], int], int, int]:
+def fold(
+    raw: str, lib_depth: int = 0, marker: str | None = MARKER
+) -> tuple[dict[tuple[str, ...], int], int, int]:
     """py-spy raw output -> ({path of node labels: samples}, counted, skipped).
 
     A sample counts when it passes through a :data:`MARKER` frame; its path starts below the
     last harness frame and keeps our frames, plus the first non-ours frame below each of ours
     (labelled ``[lib] func``) and ``lib_depth`` more library frames; deeper frames fold into
-    the last node.
+    the last node. With ``marker=None`` every sample counts (a server's).
     """
     nodes: dict[tuple[str, ...], int] = defaultdict(int)
     counted = skipped = 0
@@ -101,7 +118,7 @@ def fold(raw: str, lib_depth: int = 0) -> tuple[dict[tuple[str, ...], int], int,
             continue
         count = int(count_text)
         frames = stack.split(";")
-        if not any(MARKER in _split(frame)[0] for frame in frames):
+        if marker is not None and not any(marker in _split(frame)[0] for frame in frames):
             skipped += count
             continue
         start = 0
@@ -222,12 +239,81 @@ def child(args: argparse.Namespace) -> None:
     print(f"child: {cpu / args.calls * 1e6:,.0f} µs CPU per call (unprofiled figure is lower)")
 
 
+def self_samples(raw: str) -> dict[str, int]:
+    """Samples per innermost frame (where the CPU was spent, not what called it)."""
+    out: dict[str, int] = defaultdict(int)
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack:
+            out[stack.split(";")[-1]] += int(count_text)
+    return out
+
+
+def profile_server(args: argparse.Namespace, spy: str) -> int:
+    """Sample ``gateway serve`` (bench/proxy.py's, credit account on) under the OpenAI SDK."""
+    from bench import proxy
+    from bench.run import Cores, Runner, fake_server
+
+    mode = "stream" if args.scenario == "stream" else "call"
+    cores = Cores.pick(True)
+    with tempfile.TemporaryDirectory() as tmp, fake_server(cores) as fake:
+        workdir = Path(tmp)
+        gateway = proxy.start_gateway(fake, cores.server, workdir)
+        try:
+            side = {
+                "name": "gateway",
+                "base_url": gateway.base_url,
+                "api_key": gateway.api_key,
+                "model": gateway.model,
+                "pids": gateway.pids(),
+            }
+            spec = {"scenario": "proxy", "mode": mode, "sides": [side]}
+            spec["concurrency"] = args.concurrency
+            runner = Runner(fake, cores)
+            runner.worker({**spec, "calls": 200, "block": 200})  # warm-up
+            out = Path(args.raw_out or workdir / "raw.txt")
+            cmd = [spy, "record", "-r", str(args.rate), "-f", "raw", "-o", str(out)]
+            cmd += ["--gil", "--nonblocking", "-p", str(gateway.process.pid)]
+            sampler = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(1.0)  # py-spy attaches
+            c0 = proxy._cpu_s(gateway.pids())
+            result = runner.worker({**spec, "calls": args.calls, "block": args.calls})
+            cpu = proxy._cpu_s(gateway.pids()) - c0
+            sampler.send_signal(signal.SIGINT)
+            _, err = sampler.communicate(timeout=60)
+            if not out.exists():
+                print(err.decode(errors="replace")[-3000:], file=sys.stderr)
+                return 1
+            raw = out.read_text()
+        finally:
+            gateway.stop()
+    requests = result["calls"] + 2  # and the warm-up of the measuring worker
+    row = result["sides"]["gateway"]
+    print(
+        f"server: {cpu / requests * 1e6:,.0f} µs CPU per request while sampled "
+        f"(the worker's own reading: {row['proxy_cpu_us']:,.0f}); "
+        f"{row['requests_per_s']:,.0f} requests/s, p50 {row['p50_ms']:.1f} ms"
+    )
+    nodes, counted, _ = fold(raw, args.lib_depth, marker=None)
+    print(f"== gateway serve, {mode}, {args.concurrency} in flight")
+    print(report(nodes, counted, requests, args.rate, args.min_pct))
+    if args.top:
+        per_sample_us = 1e6 / args.rate
+        print(f"\n== top {args.top} functions by own samples")
+        ranked = sorted(self_samples(raw).items(), key=lambda kv: -kv[1])[: args.top]
+        for frame, count in ranked:
+            print(f"{count * per_sample_us / requests:9.1f} µs  {frame}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--provider", default="openai")
     parser.add_argument("--side", default="gateway", help="raw, gateway, gateway_credits, ...")
     parser.add_argument("--scenario", default="sync", choices=("sync", "async", "stream"))
     parser.add_argument("--ledger", action="store_true", help="profile hold + settle alone")
+    parser.add_argument("--serve", action="store_true", help="profile `gateway serve`")
+    parser.add_argument("--top", type=int, default=25, help="--serve: top functions (0: none)")
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
@@ -245,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(spy).exists():
         print("py-spy is not installed: pip install -e '.[bench]'", file=sys.stderr)
         return 2
+    if args.serve:
+        return profile_server(args, spy)
     from bench.run import Cores, fake_server
 
     cores = Cores.pick(True)

@@ -64,8 +64,10 @@ LITELLM_ENV = {
     "LITELLM_LOG": "ERROR",  # uvicorn's log level too: no access log line per request
 }
 LITELLM_KEY = "sk-litellm-bench-master-key"
-SIDES = ("direct", "passthrough", "gateway", "litellm")
-MODES = ("call", "stream")
+SIDES = ("direct", "passthrough", "gateway", "gateway_what_if", "litellm")
+#: Non-streamed and 50-chunk streams with ``plan.concurrency`` in flight; non-streamed one at
+#: a time (the latency a proxy adds when nothing queues).
+MODES = ("call", "stream", "call_1")
 TEXT = "Hello from the bench server."
 
 # Targets of issue 14 (binding; never relax them here).
@@ -199,28 +201,34 @@ def _start(
     raise RuntimeError(f"{name} did not answer within 3 minutes: {log_path.read_text()[-3000:]}")
 
 
-def _gateway_config(fake: str, db: Path) -> dict[str, Any]:
-    return clients.gateway_config(fake, "openai", credits_db=str(db))
+def _gateway_config(fake: str, workdir: Path, name: str) -> dict[str, Any]:
+    return clients.gateway_config(fake, "openai", credits_db=str(workdir / f"{name}.db"))
 
 
-def start_gateway(fake: str, core: int | None, workdir: Path) -> Proxy:
-    """``gateway serve`` with the credit account on: funded, with a key of its own."""
+def start_gateway(
+    fake: str, core: int | None, workdir: Path, name: str = "gateway", what_if: str | None = None
+) -> Proxy:
+    """``gateway serve`` with the credit account on: funded, with a key of its own.
+    ``what_if``: the features of bench/what_if.py to apply to it."""
     import yaml
 
     from gateway import Gateway
 
-    config = _gateway_config(fake, workdir / "credits.db")
+    config = _gateway_config(fake, workdir, name)
     with Gateway(config=config) as gw:
         clients.fund_credits(gw)
         key = gw.keys.create(account="default", name="bench").key
-    path = workdir / "gateway.yaml"
+    path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     port = _free_port()
-    cmd = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
+    if what_if is None:
+        cmd = [sys.executable, "-m", "gateway.cli"]
+    else:
+        cmd = [sys.executable, str(HERE / "what_if.py"), what_if]
+    cmd += ["serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     return _start(
-        "gateway",
+        name,
         cmd,
         core=core,
         url=url,
@@ -232,11 +240,11 @@ def start_gateway(fake: str, core: int | None, workdir: Path) -> Proxy:
     )
 
 
-def gateway_billed(fake: str, workdir: Path) -> tuple[int, str]:
+def gateway_billed(fake: str, workdir: Path, name: str) -> tuple[int, str]:
     """Requests the stopped gateway's ledger holds, and their cost."""
     from gateway import Gateway
 
-    with Gateway(config=_gateway_config(fake, workdir / "credits.db")) as gw:
+    with Gateway(config=_gateway_config(fake, workdir, name)) as gw:
         account = gw.credits
         rows = getattr(account, "sync", account).usage(group_by="status")
     return sum(row.requests for row in rows), str(sum(row.cost for row in rows))
@@ -302,12 +310,17 @@ def scenario(runner: Any, plan: Any) -> dict[str, Any]:
     python = litellm_python()
     pending: dict[str, str] = {}
     proxies: list[Proxy] = []
+    applied: list[str] = []
     with tempfile.TemporaryDirectory(prefix="gateway-bench-proxy-") as tmp:
         workdir = Path(tmp)
         try:
             log("  starting the gateway, the passthrough and LiteLLM's proxy")
-            gateway = start_gateway(fake, core, workdir)
-            proxies.append(gateway)
+            proxies.append(start_gateway(fake, core, workdir))
+            if plan.proxy_what_if:
+                what_if = start_gateway(fake, core, workdir, "gateway_what_if", "all")
+                proxies.append(what_if)
+                said = what_if.log_path.read_text().splitlines()
+                applied = [line for line in said if line.startswith("what_if: ")]
             if isinstance(python, Path):
                 proxies.append(start_passthrough(python, fake, core, workdir))
                 proxies.append(start_litellm(python, fake, core, workdir))
@@ -322,11 +335,15 @@ def scenario(runner: Any, plan: Any) -> dict[str, Any]:
         finally:
             for proxy in proxies:
                 proxy.stop()
-        made = sum(res["requests"].get("gateway", 0) for rs in results.values() for res in rs)
-        billed, cost = gateway_billed(fake, workdir)
+        ledger = {}
+        for name in (p.name for p in proxies if p.name.startswith("gateway")):
+            made = sum(r["requests"].get(name, 0) for rs in results.values() for r in rs)
+            billed, cost = gateway_billed(fake, workdir, name)
+            ledger[name] = {"requests_made": made, "requests_billed": billed, "cost": cost}
     out: dict[str, Any] = {mode: summarise(results[mode]) for mode in MODES}
     out["pending"] = pending
-    out["ledger"] = {"requests_made": made, "requests_billed": billed, "cost": cost}
+    out["ledger"] = ledger
+    out["what_if"] = applied
     out["versions"] = {"litellm": LITELLM_VERSION if isinstance(python, Path) else None}
     return out
 
@@ -349,15 +366,18 @@ def _spec(plan: Any, mode: str, fake: str, proxies: list[Proxy]) -> dict[str, An
                     "pids": p.pids(),
                 }
             )
-    calls = plan.proxy_calls if mode == "call" else plan.proxy_streams
-    block = plan.proxy_block if mode == "call" else plan.proxy_stream_block
+    calls, block, concurrency = {
+        "call": (plan.proxy_calls, plan.proxy_block, plan.concurrency),
+        "stream": (plan.proxy_streams, plan.proxy_stream_block, plan.concurrency),
+        "call_1": (plan.proxy_sequential, plan.proxy_sequential // 2, 1),
+    }[mode]
     return {
         "scenario": "proxy",
-        "mode": mode,
+        "mode": "stream" if mode == "stream" else "call",
         "sides": sides,
         "calls": calls,
         "block": block,
-        "concurrency": plan.concurrency,
+        "concurrency": concurrency,
     }
 
 
@@ -449,9 +469,10 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     calls = {name: caller(name) for name in sides}
     for name in sides:  # every connection opened, lazy set-up done, answers checked
         await _check(name, sdk[name], sides[name]["model"], mode)
-        for _ in range(2):
+        warm = max(2, 40 // concurrency)
+        for _ in range(warm):
             await asyncio.gather(*(calls[name]() for _ in range(concurrency)))
-        requests[name] += 2 * concurrency + 2
+        requests[name] += warm * concurrency + 2
     block, blocks = spec["block"], spec["calls"] // spec["block"]
     proxy_cpu = dict.fromkeys(sides, 0.0)
     fake_cpu = dict.fromkeys(sides, 0.0)
@@ -563,11 +584,11 @@ async def _check(name: str, client: Any, model: str, mode: str) -> None:
     completion = raw.parse()
     if completion.choices[0].message.content != TEXT:
         raise AssertionError(f"{name}: unexpected answer {completion!r}")
-    if name == "gateway":
+    if name.startswith("gateway"):
         if raw.headers.get("x-gateway-provider") != "openai" or not raw.headers.get(
             "x-gateway-cost"
         ):
-            raise AssertionError(f"gateway: no provider or cost in {dict(raw.headers)}")
+            raise AssertionError(f"{name}: no provider or cost in {dict(raw.headers)}")
         chunks = [
             chunk
             async for chunk in await client.chat.completions.create(
@@ -580,7 +601,7 @@ async def _check(name: str, client: Any, model: str, mode: str) -> None:
         ]
         usage = chunks[-1].usage
         if usage is None or not (usage.model_extra or {}).get("cost"):
-            raise AssertionError(f"gateway: no cost in the stream's usage chunk {chunks[-1]!r}")
+            raise AssertionError(f"{name}: no cost in the stream's usage chunk {chunks[-1]!r}")
     else:
         await _stream(client, model)()
 
@@ -621,25 +642,35 @@ def target_rows(proxy: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": None if added is None else added <= ADDED_P50_MS_MAX,
             }
         )
-    ledger = proxy["ledger"]
-    rows.append(
-        {
-            "target": "the gateway's ledger billed every request it served",
-            "measured": f"{ledger['requests_billed']:,} of {ledger['requests_made']:,} "
-            f"(USD {ledger['cost']})",
-            "met": ledger["requests_billed"] == ledger["requests_made"],
-        }
-    )
+    for name, ledger in proxy["ledger"].items():
+        rows.append(
+            {
+                "target": f"{name}: the ledger billed every request it served",
+                "measured": f"{ledger['requests_billed']:,} of {ledger['requests_made']:,} "
+                f"(USD {ledger['cost']})",
+                "met": ledger["requests_billed"] == ledger["requests_made"],
+            }
+        )
     return rows
+
+
+_TITLES = {
+    "call": "8a. Proxy, non-streamed, 50 in flight: OpenAI SDK -> side -> fake provider",
+    "stream": "8b. Proxy, 50-chunk streams, 50 in flight (p50/p99: to the end of the stream)",
+    "call_1": "8c. Proxy, non-streamed, one at a time (nothing queues)",
+}
+_LABELS = {
+    "direct": "direct (no proxy)",
+    "passthrough": "passthrough (uvicorn + aiohttp)",
+    "gateway": "gateway serve (credits on)",
+    "gateway_what_if": "gateway serve, what-if (bench/what_if.py)",
+    "litellm": f"LiteLLM proxy {LITELLM_VERSION}",
+}
 
 
 def markdown(proxy: dict[str, Any], table: Callable[..., list[str]]) -> list[str]:
     lines: list[str] = []
-    for mode, title in (
-        ("call", "8a. Proxy, non-streamed: OpenAI SDK -> proxy -> fake provider, 50 in flight"),
-        ("stream", "8b. Proxy, 50-chunk streams, 50 in flight (latency to the end; TTFC)"),
-    ):
-        sides = proxy[mode]
+    for mode in MODES:
         header = (
             "side | proxy CPU µs/request | vs LiteLLM | requests/s | p50 ms | p99 ms "
             "| added p50 ms | added p99 ms | client CPU µs | fake CPU µs"
@@ -647,9 +678,9 @@ def markdown(proxy: dict[str, Any], table: Callable[..., list[str]]) -> list[str
         if mode == "stream":
             header += " | TTFC p50 ms | added TTFC p50 ms"
         rows = []
-        for name, s in sides.items():
+        for name, s in proxy[mode].items():
             row = [
-                name + (" (credits on)" if name == "gateway" else ""),
+                _LABELS.get(name, name),
                 _fmt(s.get("proxy_cpu_us")),
                 "–" if s.get("cpu_vs_litellm") is None else f"{s['cpu_vs_litellm']:.3f}x",
                 _fmt(s.get("requests_per_s")),
@@ -664,7 +695,8 @@ def markdown(proxy: dict[str, Any], table: Callable[..., list[str]]) -> list[str
                 row += [_fmt(s.get("ttfc_p50_ms"), 1), _fmt(s.get("added_ttfc_p50_ms"), 2)]
             rows.append(row)
         notes = [f"Pending: {k}: {v}" for k, v in proxy.get("pending", {}).items()]
-        lines += table(title, header, "l" + "r" * (header.count("|")), rows, notes or None)
+        notes += [f"The what-if side: {line}" for line in proxy.get("what_if", [])]
+        lines += table(_TITLES[mode], header, "l" + "r" * header.count("|"), rows, notes or None)
     return lines
 
 

@@ -70,6 +70,9 @@ class Plan:
     proxy_block: int
     proxy_streams: int
     proxy_stream_block: int
+    proxy_sequential: int
+    #: Also run bench/what_if.py's side in the proxy scenario (``--what-if``).
+    proxy_what_if: bool = False
 
 
 FULL = Plan(
@@ -93,6 +96,7 @@ FULL = Plan(
     proxy_block=500,
     proxy_streams=400,
     proxy_stream_block=100,
+    proxy_sequential=300,
 )
 QUICK = Plan(
     rounds=1,
@@ -115,6 +119,7 @@ QUICK = Plan(
     proxy_block=150,
     proxy_streams=100,
     proxy_stream_block=50,
+    proxy_sequential=100,
 )
 
 
@@ -839,10 +844,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="override the plan's rounds")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--out", default=None, help="output stem (default results/latest)")
+    parser.add_argument(
+        "--what-if", action="store_true", help="proxy: also a gateway with bench/what_if.py"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.rounds:
         plan = Plan(**{**plan.__dict__, "rounds": args.rounds})
+    if args.what_if:
+        plan = Plan(**{**plan.__dict__, "proxy_what_if": True})
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - set(ALL)
     if unknown:
