@@ -13,12 +13,14 @@ frame of ``gateway/`` or ``providers/``, or the first library frame below one (`
 ``[pydantic]``, ...), with everything deeper folded into it. ``µs/call`` is samples x sampling
 interval / calls. Only samples inside a measured call are counted (set-up is not).
 
-``--serve`` samples the ``gateway serve`` process of bench/proxy.py (credit account on),
+``--serve`` profiles the ``gateway serve`` process of bench/proxy.py (credit account on),
 pinned to the fake server's core, while a client process on the other core sends ``--calls``
 requests (``--scenario sync``: non-streamed; ``stream``: 50-chunk streams) with the OpenAI SDK,
-``--concurrency`` in flight; every sample of the server counts, and the tree's roots are the
-callbacks the event loop runs. ``--top`` also lists the functions with the most samples of
-their own.
+``--concurrency`` in flight: cProfile on the CPU clock (``time.process_time``) in the event
+loop's thread, the ``--top`` functions by cumulative and by own time. py-spy is not used there:
+on this machine it counted threads blocked in a wait as running. cProfile's own cost per call
+inflates code made of many small calls (typing, the SDKs' transforms), so read the shares
+as an upper bound for such code, and confirm a fix with the unprofiled figure.
 
 Needs py-spy (``pip install -e '.[bench]'``) and permission to ptrace the child (root here).
 """
@@ -74,11 +76,6 @@ LIBS = {
     "socket.py": "socket",
     "selectors.py": "selectors",
     "email/": "email",
-    "starlette/": "starlette",
-    "uvicorn/": "uvicorn",
-    "anyio/": "anyio",
-    "httptools/": "httptools",
-    "logging/": "logging",
 }
 
 
@@ -100,15 +97,13 @@ def _ours(path: str) -> bool:
     return any(path.startswith(p) or f"/{p}" in path for p in OURS)
 
 
-def fold(
-    raw: str, lib_depth: int = 0, marker: str | None = MARKER
-) -> tuple[dict[tuple[str, ...], int], int, int]:
+def fold(raw: str, lib_depth: int = 0) -> tuple[dict[tuple[str, ...], int], int, int]:
     """py-spy raw output -> ({path of node labels: samples}, counted, skipped).
 
     A sample counts when it passes through a :data:`MARKER` frame; its path starts below the
     last harness frame and keeps our frames, plus the first non-ours frame below each of ours
     (labelled ``[lib] func``) and ``lib_depth`` more library frames; deeper frames fold into
-    the last node. With ``marker=None`` every sample counts (a server's).
+    the last node.
     """
     nodes: dict[tuple[str, ...], int] = defaultdict(int)
     counted = skipped = 0
@@ -118,7 +113,7 @@ def fold(
             continue
         count = int(count_text)
         frames = stack.split(";")
-        if marker is not None and not any(marker in _split(frame)[0] for frame in frames):
+        if not any(MARKER in _split(frame)[0] for frame in frames):
             skipped += count
             continue
         start = 0
@@ -239,18 +234,30 @@ def child(args: argparse.Namespace) -> None:
     print(f"child: {cpu / args.calls * 1e6:,.0f} µs CPU per call (unprofiled figure is lower)")
 
 
-def self_samples(raw: str) -> dict[str, int]:
-    """Samples per innermost frame (where the CPU was spent, not what called it)."""
-    out: dict[str, int] = defaultdict(int)
-    for line in raw.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if stack:
-            out[stack.split(";")[-1]] += int(count_text)
-    return out
+def serve_child(out: str, argv: list[str]) -> None:
+    """``gateway serve`` (``argv``) whose event-loop thread cProfile measures, on the CPU clock,
+    from SIGUSR1 to SIGUSR2 (then the stats are written to ``out``)."""
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # stdlib `profile`
+    import cProfile
+
+    profiler = cProfile.Profile(time.process_time)
+    signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
+
+    def dump(*_: object) -> None:
+        profiler.disable()
+        profiler.dump_stats(out)
+
+    signal.signal(signal.SIGUSR2, dump)
+    from gateway.cli import main as gateway_main
+
+    sys.argv = ["gateway", *argv]
+    gateway_main()
 
 
-def profile_server(args: argparse.Namespace, spy: str) -> int:
-    """Sample ``gateway serve`` (bench/proxy.py's, credit account on) under the OpenAI SDK."""
+def profile_server(args: argparse.Namespace) -> int:
+    """cProfile of ``gateway serve`` (bench/proxy.py's, credit account on) under the SDK."""
+    import pstats
+
     from bench import proxy
     from bench.run import Cores, Runner, fake_server
 
@@ -258,7 +265,9 @@ def profile_server(args: argparse.Namespace, spy: str) -> int:
     cores = Cores.pick(True)
     with tempfile.TemporaryDirectory() as tmp, fake_server(cores) as fake:
         workdir = Path(tmp)
-        gateway = proxy.start_gateway(fake, cores.server, workdir)
+        out = Path(args.raw_out or workdir / "serve.prof")
+        launcher = [sys.executable, str(Path(__file__).resolve()), "--serve-child", str(out)]
+        gateway = proxy.start_gateway(fake, cores.server, workdir, launcher=launcher)
         try:
             side = {
                 "name": "gateway",
@@ -270,39 +279,24 @@ def profile_server(args: argparse.Namespace, spy: str) -> int:
             spec = {"scenario": "proxy", "mode": mode, "sides": [side]}
             spec["concurrency"] = args.concurrency
             runner = Runner(fake, cores)
-            runner.worker({**spec, "calls": 200, "block": 200})  # warm-up
-            out = Path(args.raw_out or workdir / "raw.txt")
-            cmd = [spy, "record", "-r", str(args.rate), "-f", "raw", "-o", str(out)]
-            cmd += ["--gil", "--nonblocking", "-p", str(gateway.process.pid)]
-            sampler = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(1.0)  # py-spy attaches
-            c0 = proxy._cpu_s(gateway.pids())
+            bare = runner.worker({**spec, "calls": args.calls, "block": args.calls})
+            gateway.process.send_signal(signal.SIGUSR1)
             result = runner.worker({**spec, "calls": args.calls, "block": args.calls})
-            cpu = proxy._cpu_s(gateway.pids()) - c0
-            sampler.send_signal(signal.SIGINT)
-            _, err = sampler.communicate(timeout=60)
-            if not out.exists():
-                print(err.decode(errors="replace")[-3000:], file=sys.stderr)
-                return 1
-            raw = out.read_text()
+            gateway.process.send_signal(signal.SIGUSR2)
+            deadline = time.monotonic() + 30
+            while not out.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1.0)  # written
         finally:
             gateway.stop()
-    requests = result["calls"] + 2  # and the warm-up of the measuring worker
-    row = result["sides"]["gateway"]
-    print(
-        f"server: {cpu / requests * 1e6:,.0f} µs CPU per request while sampled "
-        f"(the worker's own reading: {row['proxy_cpu_us']:,.0f}); "
-        f"{row['requests_per_s']:,.0f} requests/s, p50 {row['p50_ms']:.1f} ms"
-    )
-    nodes, counted, _ = fold(raw, args.lib_depth, marker=None)
-    print(f"== gateway serve, {mode}, {args.concurrency} in flight")
-    print(report(nodes, counted, requests, args.rate, args.min_pct))
-    if args.top:
-        per_sample_us = 1e6 / args.rate
-        print(f"\n== top {args.top} functions by own samples")
-        ranked = sorted(self_samples(raw).items(), key=lambda kv: -kv[1])[: args.top]
-        for frame, count in ranked:
-            print(f"{count * per_sample_us / requests:9.1f} µs  {frame}")
+        print(
+            f"server: {bare['sides']['gateway']['proxy_cpu_us']:,.0f} µs CPU per request "
+            f"unprofiled, {result['sides']['gateway']['proxy_cpu_us']:,.0f} profiled "
+            f"({mode}, {args.concurrency} in flight; the event loop's thread only below)"
+        )
+        stats = pstats.Stats(str(out))
+        stats.sort_stats("cumulative").print_stats(args.top)
+        stats.sort_stats("tottime").print_stats(args.top)
     return 0
 
 
@@ -313,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", default="sync", choices=("sync", "async", "stream"))
     parser.add_argument("--ledger", action="store_true", help="profile hold + settle alone")
     parser.add_argument("--serve", action="store_true", help="profile `gateway serve`")
-    parser.add_argument("--top", type=int, default=25, help="--serve: top functions (0: none)")
+    parser.add_argument("--top", type=int, default=40, help="--serve: functions listed")
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
@@ -323,7 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--server", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve-child"]:  # the server process of --serve
+        serve_child(argv[1], argv[2:])
+        return 0
     args = parser.parse_args(argv)
+    if args.serve:
+        return profile_server(args)
     if args.child:
         child(args)
         return 0
@@ -331,8 +331,6 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(spy).exists():
         print("py-spy is not installed: pip install -e '.[bench]'", file=sys.stderr)
         return 2
-    if args.serve:
-        return profile_server(args, spy)
     from bench.run import Cores, fake_server
 
     cores = Cores.pick(True)

@@ -206,10 +206,16 @@ def _gateway_config(fake: str, workdir: Path, name: str) -> dict[str, Any]:
 
 
 def start_gateway(
-    fake: str, core: int | None, workdir: Path, name: str = "gateway", what_if: str | None = None
+    fake: str,
+    core: int | None,
+    workdir: Path,
+    name: str = "gateway",
+    what_if: str | None = None,
+    launcher: list[str] | None = None,
 ) -> Proxy:
     """``gateway serve`` with the credit account on: funded, with a key of its own.
-    ``what_if``: the features of bench/what_if.py to apply to it."""
+    ``what_if``: the features of bench/what_if.py to apply to it; ``launcher``: the command
+    that runs ``gateway`` with the arguments after it (default ``python -m gateway.cli``)."""
     import yaml
 
     from gateway import Gateway
@@ -221,7 +227,9 @@ def start_gateway(
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     port = _free_port()
-    if what_if is None:
+    if launcher is not None:
+        cmd = list(launcher)
+    elif what_if is None:
         cmd = [sys.executable, "-m", "gateway.cli"]
     else:
         cmd = [sys.executable, str(HERE / "what_if.py"), what_if]
