@@ -64,11 +64,14 @@ LITELLM_ENV = {
     "LITELLM_LOG": "ERROR",  # uvicorn's log level too: no access log line per request
 }
 LITELLM_KEY = "sk-litellm-bench-master-key"
-SIDES = ("direct", "passthrough", "gateway", "gateway_what_if", "litellm")
+SIDES = ("direct", "passthrough", "gateway", "gateway_local", "gateway_what_if", "litellm")
 #: Non-streamed and 50-chunk streams with ``plan.concurrency`` in flight; non-streamed one at
 #: a time (the latency a proxy adds when nothing queues).
 MODES = ("call", "stream", "call_1")
 TEXT = "Hello from the bench server."
+#: Route ``local`` of the gateway's config: the in-process fake provider (no upstream call).
+LOCAL_ROUTE = "local"
+LOCAL_TEXT = f"[fake/m] You said: {clients.PROMPT_TEXT}"
 
 # Targets of issue 14 (binding; never relax them here).
 CPU_RATIO_MAX = {"call": 0.15, "stream": 0.20}
@@ -202,7 +205,12 @@ def _start(
 
 
 def _gateway_config(fake: str, workdir: Path, name: str) -> dict[str, Any]:
-    return clients.gateway_config(fake, "openai", credits_db=str(workdir / f"{name}.db"))
+    """The harness's config (route ``bench``), plus route ``local`` on the fake provider."""
+    config = clients.gateway_config(fake, "openai", credits_db=str(workdir / f"{name}.db"))
+    config["providers"]["fake"] = {}
+    config["routes"][LOCAL_ROUTE] = {"targets": ["fake/m"]}
+    config["pricing"]["fake/m"] = {"input": "1", "output": "2"}
+    return config
 
 
 def start_gateway(
@@ -359,18 +367,29 @@ def scenario(runner: Any, plan: Any) -> dict[str, Any]:
 def _spec(plan: Any, mode: str, fake: str, proxies: list[Proxy]) -> dict[str, Any]:
     model = clients.MODELS["openai"]
     sides = [
-        {"name": "direct", "base_url": f"{fake}/v1", "api_key": clients.API_KEY, "model": model}
+        {
+            "name": "direct",
+            "base_url": f"{fake}/v1",
+            "api_key": clients.API_KEY,
+            "model": model,
+            "text": TEXT,
+        }
     ]
     by_name = {proxy.name: proxy for proxy in proxies}
+    if "gateway" in by_name and mode != "stream":  # the fake provider streams 8 chunks, not 50
+        by_name["gateway_local"] = by_name["gateway"]
     for name in SIDES[1:]:
         if name in by_name:
             p = by_name[name]
+            local = name == "gateway_local"
             sides.append(
                 {
                     "name": name,
+                    "server": p.name,
                     "base_url": p.base_url,
                     "api_key": p.api_key,
-                    "model": p.model,
+                    "model": LOCAL_ROUTE if local else p.model,
+                    "text": LOCAL_TEXT if local else TEXT,
                     "pids": p.pids(),
                 }
             )
@@ -471,12 +490,12 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     requests = dict.fromkeys(sides, 0)
 
     def caller(name: str) -> Callable[[], Any]:
-        client, model = sdk[name], sides[name]["model"]
-        return _call(client, model) if mode == "call" else _stream(client, model)
+        client, model, text = sdk[name], sides[name]["model"], sides[name]["text"]
+        return _call(client, model, text) if mode == "call" else _stream(client, model)
 
     calls = {name: caller(name) for name in sides}
     for name in sides:  # every connection opened, lazy set-up done, answers checked
-        await _check(name, sdk[name], sides[name]["model"], mode)
+        await _check(name, sdk[name], sides[name]["model"], sides[name]["text"])
         warm = max(2, 40 // concurrency)
         for _ in range(warm):
             await asyncio.gather(*(calls[name]() for _ in range(concurrency)))
@@ -528,7 +547,11 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
             row["ttfc_p50_ms"] = _percentile(first, 0.50) * 1e3
             row["ttfc_p99_ms"] = _percentile(first, 0.99) * 1e3
         out[name] = row
-    return {"sides": out, "requests": requests, "calls": n}
+    served: dict[str, int] = {}
+    for name, count in requests.items():
+        server = sides[name].get("server", name)
+        served[server] = served.get(server, 0) + count
+    return {"sides": out, "requests": served, "calls": n}
 
 
 def _fake_stats(server: str) -> dict[str, Any]:
@@ -539,7 +562,7 @@ def _fake_stats(server: str) -> dict[str, Any]:
         return data
 
 
-def _call(client: Any, model: str) -> Callable[[], Any]:
+def _call(client: Any, model: str, text: str = TEXT) -> Callable[[], Any]:
     create = client.chat.completions.create
     prompt, budget = clients.PROMPT, clients.MAX_TOKENS
 
@@ -547,7 +570,7 @@ def _call(client: Any, model: str) -> Callable[[], Any]:
         started = time.perf_counter()
         completion = await create(model=model, messages=prompt, max_completion_tokens=budget)
         elapsed = time.perf_counter() - started
-        if completion.choices[0].message.content != TEXT:
+        if completion.choices[0].message.content != text:
             raise AssertionError(f"unexpected answer: {completion!r}")
         return elapsed, elapsed
 
@@ -583,17 +606,18 @@ def _stream(client: Any, model: str) -> Callable[[], Any]:
     return stream
 
 
-async def _check(name: str, client: Any, model: str, mode: str) -> None:
+async def _check(name: str, client: Any, model: str, text: str) -> None:
     """One request of each mode with its headers: the side answers what it should (the
     gateway: from the provider, with its cost in the header or the usage chunk)."""
     raw = await client.chat.completions.with_raw_response.create(
         model=model, messages=clients.PROMPT, max_completion_tokens=clients.MAX_TOKENS
     )
     completion = raw.parse()
-    if completion.choices[0].message.content != TEXT:
+    if completion.choices[0].message.content != text:
         raise AssertionError(f"{name}: unexpected answer {completion!r}")
     if name.startswith("gateway"):
-        if raw.headers.get("x-gateway-provider") != "openai" or not raw.headers.get(
+        provider = "fake" if model == LOCAL_ROUTE else "openai"
+        if raw.headers.get("x-gateway-provider") != provider or not raw.headers.get(
             "x-gateway-cost"
         ):
             raise AssertionError(f"{name}: no provider or cost in {dict(raw.headers)}")
@@ -671,6 +695,7 @@ _LABELS = {
     "direct": "direct (no proxy)",
     "passthrough": "passthrough (uvicorn + aiohttp)",
     "gateway": "gateway serve (credits on)",
+    "gateway_local": "gateway serve, fake provider in-process (no upstream call)",
     "gateway_what_if": "gateway serve, what-if (bench/what_if.py)",
     "litellm": f"LiteLLM proxy {LITELLM_VERSION}",
 }
