@@ -621,7 +621,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Command: `{meta['command']}`  ",
         f"When: {meta['when']}; {meta['machine']}; Python {meta['python']}; {meta['versions']}  ",
         f"Client pinned to core {meta['client_core']}, fake server to core {meta['server_core']}; "
-        f"{meta['rounds']} rounds (async, stream, fallback: {max(1, (meta['rounds'] + 1) // 2)}); "
+        f"{meta['rounds']} rounds (async, stream, fallback, proxy: "
+        f"{max(1, (meta['rounds'] + 1) // 2)}); "
         "medians over rounds; CPU = client user+sys per call.  ",
         f"Fake server: {_fmt(meta.get('server_cpu_us_per_request'), 1)} µs CPU per request, "
         f"at most {_fmt(meta.get('server_busy_max_pct'), 0)}% busy during any measurement. "
