@@ -69,7 +69,11 @@ class Billing:
             prices = self.prices
             prices.check_config(config)
             self.service = CreditService(
-                config.credits, prices, clock=clock, payment_method=payment_method
+                config.credits,
+                prices,
+                clock=clock,
+                payment_method=payment_method,
+                webhooks=config.webhooks,
             )
 
     @property
@@ -99,10 +103,17 @@ class Billing:
             from gateway.credits import pricing
 
             self._cost_of, self._worst_case_of = pricing.cost_of, pricing.worst_case_of
-            provider_type = self._config.providers[target.provider].type
-            known = self.prices.price_of(provider_type, target.model, provider=target.provider)
+            known = self.price_of(target)
+            if known is not None and pricing.missing_for(known, "chat") is not None:
+                known = None  # e.g. an embedding model's price: no output rate
             self._target_prices[target.label] = known
         return known  # type: ignore[return-value]
+
+    def price_of(self, target: ResolvedTarget) -> ModelPrice | None:
+        """``target``'s price as the price book has it (None: unknown), whatever it prices:
+        what embeddings and images are priced from (:mod:`gateway._media`)."""
+        provider_type = self._config.providers[target.provider].type
+        return self.prices.price_of(provider_type, target.model, provider=target.provider)
 
     def estimate(
         self, target: ResolvedTarget, input_tokens: int, max_tokens: int | None
@@ -200,9 +211,15 @@ class Billing:
         amount = self.estimate(target, input_tokens, max_tokens)
         if amount is not None:
             return amount
-        from gateway.credits.pricing import unpriced_error
+        from gateway.credits.pricing import missing_for, unpriced_error
 
-        raise unpriced_error(target.label, "a direct call", file=self._config.source)
+        price = self.price_of(target)
+        raise unpriced_error(
+            target.label,
+            "a direct call",
+            file=self._config.source,
+            missing=None if price is None else missing_for(price, "chat"),
+        )
 
     def _local_hold(
         self,
@@ -268,6 +285,105 @@ class Billing:
             account=account,
             tags=tags,
             attempt=attempt,
+            api_key=api_key,
+        )
+
+    def hold(
+        self,
+        target: ResolvedTarget,
+        amount: Decimal | None,
+        *,
+        request_id: str,
+        route: str,
+        account: str | None,
+        tags: Mapping[str, str] | None,
+        attempt: int,
+        operation: str,
+        api_key: ApiKey | None = None,
+    ) -> AttemptBill:
+        """Hold ``amount`` (a worst case the caller computed: embeddings, images) for one try,
+        the way :meth:`bill` holds a chat call's; None (no price) only without a credit
+        account. Raises InsufficientCredits / SpendLimitExceeded before any provider is
+        contacted."""
+        service = self.service
+        started = self._clock.monotonic()
+        if service is None:
+            return AttemptBill(self, target, 0, started)
+        assert amount is not None, "a price is required with a credit account"
+        key_id, key_limits = _key_limits(api_key)
+        spender = service.spender
+        if spender is not None:
+            local = self._media_hold(
+                target, request_id, route, account, amount, tags, attempt, operation, api_key
+            )
+            if not spender.try_hold(local):
+                spender.hold(local, target=target.label)
+            return AttemptBill(self, target, 0, started, local=local)
+        held = service.hold(
+            account=account,
+            request_id=request_id,
+            amount=amount,
+            route=route,
+            provider=target.provider,
+            model=target.model,
+            tags=tags,
+            attempt=attempt,
+            api_key=key_id,
+            key_limits=key_limits,
+            operation=operation,
+        )
+        return AttemptBill(self, target, 0, started, hold=held)
+
+    def _media_hold(
+        self,
+        target: ResolvedTarget,
+        request_id: str,
+        route: str,
+        account: str | None,
+        amount: Decimal,
+        tags: Mapping[str, str] | None,
+        attempt: int,
+        operation: str,
+        api_key: ApiKey | None,
+    ) -> LocalHold:
+        local = self._local_hold(target, request_id, route, account, amount, tags, attempt)
+        local.operation = operation
+        key_id, key_limits = _key_limits(api_key)
+        if key_id is not None:
+            local.api_key, local.key_limits = key_id, key_limits
+        return local
+
+    async def ahold(
+        self,
+        target: ResolvedTarget,
+        amount: Decimal | None,
+        *,
+        request_id: str,
+        route: str,
+        account: str | None,
+        tags: Mapping[str, str] | None,
+        attempt: int,
+        operation: str,
+        api_key: ApiKey | None = None,
+    ) -> AttemptBill:
+        """:meth:`hold` without blocking the event loop on the store."""
+        service = self.service
+        if service is not None and service.spender is not None and amount is not None:
+            local = self._media_hold(
+                target, request_id, route, account, amount, tags, attempt, operation, api_key
+            )
+            if service.spender.try_hold(local):  # against the lease: no store, on the loop
+                return AttemptBill(self, target, 0, self._clock.monotonic(), local=local)
+        return await asyncio.to_thread(
+            self.hold,
+            target,
+            amount,
+            request_id=request_id,
+            route=route,
+            account=account,
+            tags=tags,
+            attempt=attempt,
+            operation=operation,
             api_key=api_key,
         )
 
@@ -338,9 +454,24 @@ class AttemptBill:
         more than the hold."""
         if self._done:
             return self.charged
+        cost = self._billing.cost(self._target, usage)
+        return self.settle_cost(usage, cost, attempts=attempts, status=status, estimated=estimated)
+
+    def settle_cost(
+        self,
+        usage: TokenUsage,
+        cost: Decimal | None,
+        *,
+        attempts: int,
+        status: str = "ok",
+        estimated: bool = False,
+    ) -> Decimal | None:
+        """:meth:`settle` at a ``cost`` the caller computed from ``usage`` (images priced
+        per image, embeddings); None: the price is unknown (the hold is charged)."""
+        if self._done:
+            return self.charged
         self._done = True
         billing = self._billing
-        cost = billing.cost(self._target, usage)
         if estimated and cost is not None:
             held = self._held
             if held is not None:
@@ -382,6 +513,15 @@ class AttemptBill:
             return self.settle(usage, attempts=attempts, status=status, estimated=estimated)
         return await asyncio.to_thread(
             self.settle, usage, attempts=attempts, status=status, estimated=estimated
+        )
+
+    async def asettle_cost(
+        self, usage: TokenUsage, cost: Decimal | None, *, attempts: int, estimated: bool = False
+    ) -> Decimal | None:
+        if self._hold is None or self._done:
+            return self.settle_cost(usage, cost, attempts=attempts, estimated=estimated)
+        return await asyncio.to_thread(
+            self.settle_cost, usage, cost, attempts=attempts, estimated=estimated
         )
 
     def release(self) -> None:

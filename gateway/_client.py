@@ -8,6 +8,7 @@ async clients.
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import threading
@@ -21,6 +22,15 @@ from typing import TYPE_CHECKING, Any, Literal, Self, TypedDict, Unpack, overloa
 from gateway._attempts import GatewayInfo
 from gateway._billing import AttemptBill, Billing
 from gateway._clock import Clock, SystemClock
+from gateway._compat import (
+    IN_PROCESS_API_KEY,
+    AsyncCompletionsWithRawResponse,
+    AsyncModels,
+    ClientOptions,
+    CompletionsWithRawResponse,
+    Models,
+)
+from gateway._openai_errors import IN_PROCESS_BASE_URL, as_openai_error
 from gateway._request import build_request, estimate_prompt_tokens
 from gateway._streams import (
     AsyncGatewayStream,
@@ -30,14 +40,17 @@ from gateway._streams import (
 )
 from gateway.chaos import ChaosMonkey
 from gateway.config import GatewayConfig, load_config, parse_config
-from gateway.errors import ConfigError, InvalidRequest, ProviderError
+from gateway.errors import ConfigError, GatewayError, InvalidRequest, ProviderError
 from gateway.events import EventHook
 from gateway.health import HealthRegistry
 from gateway.providers import load_adapter_class
 from gateway.providers.base import ChatRequest, ProviderAdapter, ProviderResponse
 from gateway.routing import CallPlan, ResolvedTarget, Router, Wait, request_for_target
+from gateway.telemetry import NULL_TRACE, CallTrace, telemetry_for
 
 if TYPE_CHECKING:
+    import httpx2
+    import openai
     from openai.types.chat import (
         ChatCompletionMessageParam,
         ChatCompletionToolChoiceOptionParam,
@@ -48,6 +61,10 @@ if TYPE_CHECKING:
         ChatCompletionStreamOptionsParam,
     )
 
+    from gateway._batches import AsyncBatches, Batches
+    from gateway._embeddings import AsyncEmbeddings, Embeddings
+    from gateway._images import AsyncImages, Images
+    from gateway._parse import GatewayParsedChatCompletion
     from gateway.credits.account import CreditAccount
     from gateway.credits.async_account import AsyncCreditAccount
     from gateway.credits.payment import PaymentMethod
@@ -91,8 +108,10 @@ class _GatewayCore:
         self.health = HealthRegistry()
         self.chaos = ChaosMonkey.from_config(self.config.chaos)
         self.billing = Billing(self.config, self.clock, payment_method)
+        self.telemetry = telemetry_for(self.config, self.clock)  # does nothing unless asked
         self._adapters: dict[str, ProviderAdapter] = {}
         self._lock = threading.Lock()
+        self.drop_hints = self.config.untranslatable_hints == "drop"
         self._keys: Keys | None = None
 
     def keys(self) -> Keys:
@@ -137,6 +156,8 @@ class _GatewayCore:
         tags: Mapping[str, str] | None = args.pop("tags", None)
         api_key: ApiKey | None = args.pop("api_key", None)
         request = build_request(messages=messages, stream=stream, **args)
+        if self.drop_hints:
+            request.drop_hints = True
         if api_key is not None:
             account = self.key_account(api_key, account, model)
         account, tags = self.billing.check_call(account, tags)
@@ -157,7 +178,8 @@ class _GatewayCore:
             cost_of=price,
             on_event=self.on_event,
         )
-        return _Call(request, plan, input_tokens, account, tags, api_key)
+        trace = self.telemetry.start(model, request, plan, account)
+        return _Call(request, plan, input_tokens, account, tags, api_key, trace)
 
     def key_account(self, api_key: ApiKey, account: str | None, model: str) -> str:
         """The account a call made with ``api_key`` is paid from (the key's), after the
@@ -270,6 +292,8 @@ class _Call:
     tags: Mapping[str, str] | None
     #: The gateway API key the call is made with (``gateway serve``), if any.
     api_key: ApiKey | None = None
+    #: The call's telemetry (gateway.telemetry); records nothing unless configured.
+    trace: CallTrace = NULL_TRACE
 
 
 #: Draws request ids: seeded from os.urandom, reseeded in a forked child (which would
@@ -355,8 +379,27 @@ Raises a :class:`~gateway.errors.GatewayError`.
 class Completions:
     """``gw.chat.completions``."""
 
-    def __init__(self, core: _GatewayCore) -> None:
+    def __init__(self, core: _GatewayCore, options: ClientOptions | None = None) -> None:
         self._core = core
+        self._options = options
+
+    @property
+    def with_raw_response(self) -> CompletionsWithRawResponse:
+        """``create`` and ``parse`` returning a raw response: ``.parse()`` is the result,
+        ``.headers`` the headers an OpenAI-compatible answer carries."""
+        return CompletionsWithRawResponse(self.create, self.parse)
+
+    def parse(
+        self, *, messages: Iterable[ChatCompletionMessageParam], model: str, **kwargs: Any
+    ) -> GatewayParsedChatCompletion[Any]:
+        """Structured output, like ``OpenAI().chat.completions.parse``: ``response_format``
+        may be a pydantic model (sent as its strict JSON schema), ``tools`` strict function
+        tools; ``choices[0].message.parsed`` is the model instance."""
+        from gateway._parse import parse_arguments, parsed_completion
+
+        response_format, tools, arguments = parse_arguments(kwargs)
+        completion = self.create(messages=messages, model=model, **arguments)
+        return parsed_completion(completion, response_format, tools)
 
     @overload
     def create(
@@ -386,11 +429,26 @@ class Completions:
         stream: bool = False,
         **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion | GatewayStream:
+        if self._options is not None:
+            kwargs = self._options.apply(kwargs)
+        try:
+            call = self._core.start(model, messages, stream, kwargs)
+        except GatewayError as error:
+            as_openai_error(error)  # also the OpenAI SDK's exception class, when it is loaded
+            raise
+        try:
+            return self._run(call, stream)
+        except BaseException as error:
+            call.trace.failed(error)
+            if isinstance(error, GatewayError):
+                as_openai_error(error, request_id=call.plan.request_id)
+            raise
+
+    def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | GatewayStream:
         core = self._core
-        call = core.start(model, messages, stream, kwargs)
         if call.api_key is not None:
             core.count_key_call(call)
-        request, plan, clock = call.request, call.plan, core.clock
+        request, plan, clock, trace = call.request, call.plan, core.clock, call.trace
         while True:
             action = plan.next_action()
             if isinstance(action, Wait):
@@ -401,6 +459,7 @@ class Completions:
             attempt_request = request_for_target(request, target.config, action.timeout)
             bill = core.bill(call, target, attempt_request)
             plan.started(action)
+            trace.attempt(action)
             started = clock.monotonic()
             try:
                 core.inject_fault(target)
@@ -412,6 +471,7 @@ class Completions:
             except ProviderError as error:
                 bill.release()
                 plan.failed(action, error, clock.monotonic() - started)
+                trace.attempt_failed(error)
                 continue
             except BaseException:
                 bill.release()
@@ -419,9 +479,11 @@ class Completions:
             plan.succeeded(action, clock.monotonic() - started)
             if stream:
                 info = core.info(plan, target, head[0].id if head else None)
-                return GatewayStream(native, head, info, request.include_usage, bill)
+                return GatewayStream(native, head, info, request.include_usage, bill, trace)
             cost = bill.settle(result.usage, attempts=len(plan.attempts))
-            return core.finish(plan, target, result, cost)
+            response = core.finish(plan, target, result, cost)
+            trace.answered(response, result.usage, cost)
+            return response
 
     create.__doc__ = _CREATE_DOC
 
@@ -429,8 +491,25 @@ class Completions:
 class AsyncCompletions:
     """``agw.chat.completions``."""
 
-    def __init__(self, core: _GatewayCore) -> None:
+    def __init__(self, core: _GatewayCore, options: ClientOptions | None = None) -> None:
         self._core = core
+        self._options = options
+
+    @property
+    def with_raw_response(self) -> AsyncCompletionsWithRawResponse:
+        """Awaitable ``create`` and ``parse`` returning a raw response (see
+        :attr:`Completions.with_raw_response`)."""
+        return AsyncCompletionsWithRawResponse(self.create, self.parse)
+
+    async def parse(
+        self, *, messages: Iterable[ChatCompletionMessageParam], model: str, **kwargs: Any
+    ) -> GatewayParsedChatCompletion[Any]:
+        """Structured output (see :meth:`Completions.parse`)."""
+        from gateway._parse import parse_arguments, parsed_completion
+
+        response_format, tools, arguments = parse_arguments(kwargs)
+        completion = await self.create(messages=messages, model=model, **arguments)
+        return parsed_completion(completion, response_format, tools)
 
     @overload
     async def create(
@@ -460,11 +539,26 @@ class AsyncCompletions:
         stream: bool = False,
         **kwargs: Unpack[CreateArgs],
     ) -> GatewayChatCompletion | AsyncGatewayStream:
+        if self._options is not None:
+            kwargs = self._options.apply(kwargs)
+        try:
+            call = self._core.start(model, messages, stream, kwargs)
+        except GatewayError as error:
+            as_openai_error(error)  # also the OpenAI SDK's exception class, when it is loaded
+            raise
+        try:
+            return await self._run(call, stream)
+        except BaseException as error:
+            call.trace.failed(error)
+            if isinstance(error, GatewayError):
+                as_openai_error(error, request_id=call.plan.request_id)
+            raise
+
+    async def _run(self, call: _Call, stream: bool) -> GatewayChatCompletion | AsyncGatewayStream:
         core = self._core
-        call = core.start(model, messages, stream, kwargs)
         if call.api_key is not None:
             await core.acount_key_call(call)
-        request, plan, clock = call.request, call.plan, core.clock
+        request, plan, clock, trace = call.request, call.plan, core.clock, call.trace
         while True:
             action = plan.next_action()
             if isinstance(action, Wait):
@@ -475,6 +569,7 @@ class AsyncCompletions:
             attempt_request = request_for_target(request, target.config, action.timeout)
             bill = await core.abill(call, target, attempt_request)
             plan.started(action)
+            trace.attempt(action)
             started = clock.monotonic()
             try:
                 core.inject_fault(target)
@@ -486,6 +581,7 @@ class AsyncCompletions:
             except ProviderError as error:
                 await bill.arelease()
                 plan.failed(action, error, clock.monotonic() - started)
+                trace.attempt_failed(error)
                 continue
             except BaseException:
                 await bill.arelease()
@@ -493,9 +589,11 @@ class AsyncCompletions:
             plan.succeeded(action, clock.monotonic() - started)
             if stream:
                 info = core.info(plan, target, head[0].id if head else None)
-                return AsyncGatewayStream(native, head, info, request.include_usage, bill)
+                return AsyncGatewayStream(native, head, info, request.include_usage, bill, trace)
             cost = await bill.asettle(result.usage, attempts=len(plan.attempts))
-            return core.finish(plan, target, result, cost)
+            response = core.finish(plan, target, result, cost)
+            trace.answered(response, result.usage, cost)
+            return response
 
     create.__doc__ = _CREATE_DOC
 
@@ -503,15 +601,15 @@ class AsyncCompletions:
 class Chat:
     """``gw.chat``."""
 
-    def __init__(self, core: _GatewayCore) -> None:
-        self.completions = Completions(core)
+    def __init__(self, core: _GatewayCore, options: ClientOptions | None = None) -> None:
+        self.completions = Completions(core, options)
 
 
 class AsyncChat:
     """``agw.chat``."""
 
-    def __init__(self, core: _GatewayCore) -> None:
-        self.completions = AsyncCompletions(core)
+    def __init__(self, core: _GatewayCore, options: ClientOptions | None = None) -> None:
+        self.completions = AsyncCompletions(core, options)
 
 
 class _BaseGateway:
@@ -530,6 +628,7 @@ class _BaseGateway:
         payment_method: PaymentMethod | None = None,
     ) -> None:
         self._core = _GatewayCore(config, clock, rng, on_event, payment_method)
+        self._options: ClientOptions | None = None
         self.chat = self._chat_class(self._core)
 
     @classmethod
@@ -560,6 +659,43 @@ class _BaseGateway:
         """The adapter of a configured provider (e.g. to script the fake provider)."""
         return self._core.adapter(provider)
 
+    # -- what frameworks read on an OpenAI client ---------------------------------------------
+
+    #: Never a provider's key (those stay in the config): a placeholder, as the gateway needs
+    #: none from its caller.
+    api_key = IN_PROCESS_API_KEY
+    #: The SDK's own retries: none (each route's ``retry:`` decides).
+    max_retries = 0
+    #: pydantic-ai hands ``client._client`` back to ``with_options(http_client=...)``.
+    _client = None
+
+    @property
+    def base_url(self) -> httpx2.URL:
+        """A URL that names no server (``https://gateway.invalid/v1/``): calls never leave
+        the process. Frameworks read it to tell OpenAI's own API from others."""
+        import httpx2
+
+        return httpx2.URL(IN_PROCESS_BASE_URL)
+
+    @property
+    def timeout(self) -> Any:
+        """The default ``timeout`` of calls (``with_options(timeout=...)``), or None."""
+        return None if self._options is None else self._options.timeout
+
+    def with_options(self, **options: Any) -> Self:
+        """A client on the same gateway whose calls default to these options, like the
+        OpenAI SDK's ``with_options``: ``timeout`` (seconds or a ``Timeout``),
+        ``default_headers`` / ``set_default_headers`` (sent as ``extra_headers``),
+        ``default_query`` / ``set_default_query``. ``max_retries`` and ``http_client`` are
+        accepted and left aside: the route's ``retry:`` decides, and there is no HTTP client."""
+        current = self._options or ClientOptions()
+        clone = copy.copy(self)
+        clone._options = current.merged(**options)
+        clone.chat = self._chat_class(self._core, clone._options)
+        return clone
+
+    copy = with_options
+
     def __repr__(self) -> str:
         routes = ", ".join(self._core.config.routes) or "none"
         return f"{type(self).__name__}(source={self._core.config.source!r}, routes=[{routes}])"
@@ -578,6 +714,43 @@ class Gateway(_BaseGateway):
 
     chat: Chat
     _chat_class = Chat
+
+    @property
+    def models(self) -> Models:
+        """``models.list()``: the config's routes and targets as OpenAI models."""
+        return Models(self._core.config)
+
+    def openai_client(self, **options: Any) -> openai.OpenAI:
+        """A genuine ``openai.OpenAI`` client served by this gateway in-process: its HTTP
+        transport hands each request to :attr:`chat` and returns the answer as the HTTP
+        response, so every SDK helper (``parse``, ``stream``, raw responses) works, and
+        errors arrive as the SDK's exceptions with OpenAI's status codes (and are also the
+        gateway's errors). ``options`` go to ``openai.OpenAI`` (``max_retries`` is 0 unless
+        given: the gateway retries)."""
+        from gateway._openai_transport import openai_client
+
+        return openai_client(self, **options)
+
+    @property
+    def embeddings(self) -> Embeddings:
+        """``gw.embeddings.create(model=..., input=...)``: vectors, held and billed like chat."""
+        from gateway._embeddings import Embeddings
+
+        return Embeddings(self._core)
+
+    @property
+    def images(self) -> Images:
+        """``gw.images.generate(model=..., prompt=...)``: images, held and billed like chat."""
+        from gateway._images import Images
+
+        return Images(self._core)
+
+    @property
+    def batches(self) -> Batches:
+        """``gw.batches.create(model=..., requests=[...])``: a provider batch at the batch rate."""
+        from gateway._batches import Batches
+
+        return Batches(self._core)
 
     @property
     def credits(self) -> CreditAccount:
@@ -617,6 +790,39 @@ class AsyncGateway(_BaseGateway):
 
     chat: AsyncChat
     _chat_class = AsyncChat
+
+    @property
+    def models(self) -> AsyncModels:
+        """``await models.list()``: the config's routes and targets as OpenAI models."""
+        return AsyncModels(self._core.config)
+
+    def openai_client(self, **options: Any) -> openai.AsyncOpenAI:
+        """A genuine ``openai.AsyncOpenAI`` client served by this gateway in-process (see
+        :meth:`Gateway.openai_client`)."""
+        from gateway._openai_transport import async_openai_client
+
+        return async_openai_client(self, **options)
+
+    @property
+    def embeddings(self) -> AsyncEmbeddings:
+        """``await agw.embeddings.create(model=..., input=...)``."""
+        from gateway._embeddings import AsyncEmbeddings
+
+        return AsyncEmbeddings(self._core)
+
+    @property
+    def images(self) -> AsyncImages:
+        """``await agw.images.generate(model=..., prompt=...)``."""
+        from gateway._images import AsyncImages
+
+        return AsyncImages(self._core)
+
+    @property
+    def batches(self) -> AsyncBatches:
+        """``await agw.batches.create(model=..., requests=[...])``."""
+        from gateway._batches import AsyncBatches
+
+        return AsyncBatches(self._core)
 
     @property
     def credits(self) -> AsyncCreditAccount:

@@ -14,7 +14,7 @@ from typing import Any
 from gateway.errors import InvalidRequest
 from gateway.providers.base import ChatRequest
 
-__all__ = ["MAX_NESTING", "build_request", "estimate_prompt_tokens"]
+__all__ = ["MAX_NESTING", "accepted_arguments", "build_request", "estimate_prompt_tokens"]
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _LOCAL = "gateway"
@@ -39,6 +39,12 @@ def _number(name: str, value: Any, low: float, high: float) -> float | None:
 
 
 def _timeout(value: Any) -> float | None:
+    if not isinstance(value, int | float) and hasattr(value, "read"):
+        # An httpx / httpx2 ``Timeout`` (what the SDKs take): its read timeout, the one the
+        # SDKs apply while waiting for the answer; None there means no limit.
+        value = value.read
+        if value is None:
+            return None
     seconds = _number("timeout", value, 0.0, 86400.0)
     if seconds is not None and seconds <= 0:
         raise _invalid(f"timeout must be more than 0 seconds, got {value}")
@@ -141,7 +147,7 @@ _EXTRAS = _OPENAI_ONLY | {
     "reasoning_effort",
 }
 #: Every argument ``build_request`` takes besides ``messages`` and ``stream``.
-_ACCEPTED = _EXTRAS | {
+_ACCEPTED: frozenset[str] = _EXTRAS | {
     "max_tokens",
     "max_completion_tokens",
     "temperature",
@@ -157,6 +163,13 @@ _ACCEPTED = _EXTRAS | {
     "timeout",
     "extra_body",
 }
+
+
+def accepted_arguments() -> frozenset[str]:
+    """Every argument ``build_request`` takes besides ``messages`` and ``stream``."""
+    return _ACCEPTED
+
+
 #: OpenAI's ``reasoning_effort`` values.
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 #: Type names of the OpenAI and Anthropic SDKs' "not given" sentinels (``NOT_GIVEN``, ``omit``).

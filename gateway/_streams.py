@@ -23,6 +23,7 @@ from gateway._attempts import GatewayInfo
 from gateway._billing import AttemptBill
 from gateway.errors import ProviderError, ProviderUnavailable
 from gateway.providers.base import AsyncChunkStream, ChunkStream, TokenUsage
+from gateway.telemetry import NULL_TRACE, CallTrace
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
@@ -145,12 +146,14 @@ class GatewayStream:
         info: GatewayInfo,
         include_usage: bool,
         bill: AttemptBill,
+        trace: CallTrace = NULL_TRACE,
     ) -> None:
         self._native = native
         self._head = head
         self._bill = bill
         self._relay = _Relay(include_usage)
-        self._iter = self._chunks()
+        self._trace = trace
+        self._iter = trace.stream_opened(head, self._chunks(), native, bill)
         #: Who is answering and the attempts it took to open the stream.
         self.gateway = info
 
@@ -197,6 +200,7 @@ class GatewayStream:
         self._bill.settle_incomplete(
             self._native.usage, self._relay.delivered_chars, attempts=attempts
         )
+        self._trace.stream_closed()
 
     def __enter__(self) -> GatewayStream:
         return self
@@ -225,12 +229,14 @@ class AsyncGatewayStream:
         info: GatewayInfo,
         include_usage: bool,
         bill: AttemptBill,
+        trace: CallTrace = NULL_TRACE,
     ) -> None:
         self._native = native
         self._head = head
         self._bill = bill
         self._relay = _Relay(include_usage)
-        self._iter = self._chunks()
+        self._trace = trace
+        self._iter = trace.astream_opened(head, self._chunks(), native, bill)
         self.gateway = info
 
     @property
@@ -277,6 +283,7 @@ class AsyncGatewayStream:
         await self._bill.asettle_incomplete(
             self._native.usage, self._relay.delivered_chars, attempts=len(self.gateway.attempts)
         )
+        self._trace.stream_closed()
 
     def __del__(self) -> None:
         # A stream dropped unread still pays for what it used. No await is possible here, so
@@ -289,6 +296,7 @@ class AsyncGatewayStream:
                 self._relay.delivered_chars,
                 attempts=len(self.gateway.attempts),
             )
+            self._trace.stream_closed()
 
     async def __aenter__(self) -> AsyncGatewayStream:
         return self

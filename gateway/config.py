@@ -38,6 +38,8 @@ from gateway.chaos import ChaosConfig
 from gateway.errors import ConfigError, register_secret
 
 __all__ = [
+    "WEBHOOK_EVENTS",
+    "AlertsConfig",
     "BreakerConfig",
     "CreditsConfig",
     "GatewayConfig",
@@ -50,6 +52,8 @@ __all__ = [
     "SecretHeaders",
     "ServerConfig",
     "TargetConfig",
+    "TelemetryConfig",
+    "WebhookConfig",
     "load_config",
     "parse_config",
     "parse_model_id",
@@ -62,6 +66,18 @@ FallbackTrigger = Literal[
     "rate_limited", "server_error", "overloaded", "timeout", "connection", "context_length"
 ]
 DEFAULT_FALLBACK_ON: tuple[FallbackTrigger, ...] = get_args(FallbackTrigger)
+
+#: The events a webhook endpoint can receive (docs/ARCHITECTURE.md, "Webhooks").
+WebhookEvent = Literal[
+    "balance.low",
+    "purchase.succeeded",
+    "recharge.succeeded",
+    "recharge.failed",
+    "limit.reached",
+    "credits.expiring",
+    "credits.expired",
+]
+WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEvent)
 
 #: Money is stored in integer units of 1e-9 USD, so no amount may be finer than that.
 MONEY_PLACES = 9
@@ -424,6 +440,10 @@ class TargetConfig(_Model):
     tpm: Annotated[int, Field(gt=0)] | None = None
     #: The model's context window in tokens (for context-length fallback).
     context_window: Annotated[int, Field(gt=0)] | None = None
+    #: Embedding models: the vectors' length, sent as ``dimensions`` when a call names none.
+    #: Targets of different models that declare the same dimensions are declared
+    #: interchangeable, and an embeddings call may fall back from one to another.
+    dimensions: Annotated[int, Field(gt=0, le=65_536)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -505,6 +525,16 @@ class JournalConfig(_Model):
     fsync: bool = False
 
 
+class AlertsConfig(_Model):
+    """When the credit account raises the ``balance.low`` and ``credits.expiring`` webhook
+    events (each off when not set)."""
+
+    #: ``balance.low`` when the posted balance drops below this (once per crossing).
+    balance_below: Money | None = None
+    #: ``credits.expiring`` once per lot of credit, this many days before it expires.
+    expiring_within_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+
 class CreditsConfig(_Model):
     """The credit account: where it is stored and how it behaves."""
 
@@ -512,6 +542,8 @@ class CreditsConfig(_Model):
     mode: Literal["prepaid", "payg"] = "prepaid"
     auto_recharge: AutoRechargeConfig | None = None
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    #: Thresholds of the balance.low and credits.expiring webhook events.
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     expiry_days: Annotated[int, Field(ge=1, le=36500)] = 365
     min_purchase: Money = Decimal("5")
     max_purchase: Money = Decimal("10000")
@@ -574,6 +606,134 @@ class ServerConfig(_Model):
         return value
 
 
+class TelemetryConfig(_Model):
+    """The ``telemetry:`` section: OpenTelemetry spans and metrics (gateway/telemetry)."""
+
+    #: Emit spans and metrics through the OpenTelemetry API (``pip install '.[otel]'``).
+    opentelemetry: bool = False
+    #: Also record prompts and answers on the call's span (they may hold personal data).
+    capture_content: bool = False
+
+
+#: Hosts that are this machine: a webhook to one may use plain http.
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in _LOOPBACK_NAMES or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_webhook_secret(secret: Secret) -> None:
+    """A Standard Webhooks secret: ``whsec_`` and the base64 of 24 to 64 random bytes. The
+    error never shows the value."""
+    import base64
+    import binascii
+
+    value = secret.reveal()
+    if not value.startswith(_WEBHOOK_SECRET_PREFIX):
+        raise ValueError(
+            "the secret must be a Standard Webhooks secret starting with whsec_ (make one "
+            'with: python -c "import base64, os; '
+            "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\")"
+        )
+    register_secret(value.removeprefix(_WEBHOOK_SECRET_PREFIX))
+    try:
+        key = base64.b64decode(value.removeprefix(_WEBHOOK_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the secret after whsec_ is not base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError(
+            f"the secret after whsec_ decodes to {len(key)} bytes; use 24 to 64 random bytes"
+        )
+
+
+class WebhookConfig(_Model):
+    """One endpoint that receives the credit account's events, signed per Standard Webhooks."""
+
+    #: Where events are POSTed: https, or http to this machine (or with ``allow_http``).
+    url: str
+    #: The signing secret, ``whsec_...`` (usually ``${WEBHOOK_SECRET}``).
+    secret: SecretField
+    #: The events it receives (default: all).
+    events: tuple[WebhookEvent, ...] = get_args(WebhookEvent)
+    #: Plain http to a host other than this machine (the events and signatures travel
+    #: readable by anyone on the way).
+    allow_http: bool = False
+    #: Seconds one delivery attempt may take.
+    timeout: Annotated[float, BeforeValidator(_finite_number), Field(gt=0, le=60)] = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        _register_url_credentials(value)  # never shown in an error, a repr or a log line
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ValueError("is not a valid URL") from None
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(
+                f"'{url_without_credentials(value)}' is not an http(s) URL; webhooks are "
+                "sent to https://... (or http:// to this machine)"
+            )
+        if not host:
+            raise ValueError(f"'{url_without_credentials(value)}' names no host")
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: tuple[WebhookEvent, ...]) -> tuple[WebhookEvent, ...]:
+        if not value:
+            raise ValueError("lists no event; leave events: out to receive every event")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: Secret | None) -> Secret:
+        if value is None:
+            raise ValueError("a webhook needs a secret (whsec_...) to sign its events")
+        _check_webhook_secret(value)
+        return value
+
+    @model_validator(mode="after")
+    def _plain_http(self) -> WebhookConfig:
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        if parts.scheme == "http" and not self.allow_http and not _is_loopback(host):
+            raise ValueError(
+                f"'{url_without_credentials(self.url)}' is plain http to another machine: "
+                "anyone on the way can read the events. Use https, or add allow_http: true "
+                "to this endpoint"
+            )
+        return self
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any credentials in it as ``***``."""
+        return url_without_credentials(self.url)
+
+    @field_serializer("url")
+    def _dump_url(self, value: str) -> str:
+        return url_without_credentials(value)
+
+    @field_serializer("secret")
+    def _dump_secret(self, value: Secret) -> str:
+        return value.masked
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, url_without_credentials(value) if name == "url" else value
+
+
 class LongContextPrice(_Model):
     """Prices that apply once the prompt exceeds ``above_input_tokens``."""
 
@@ -584,11 +744,31 @@ class LongContextPrice(_Model):
     cache_write: Money | None = None
 
 
-class ModelPrice(_Model):
-    """USD per 1M tokens for one ``provider/model``."""
+#: A ``per_image`` key: a size (``1024x1024``, ``auto``) or ``*`` (any size), optionally
+#: followed by ``/`` and a quality (``1024x1024/hd``).
+_PER_IMAGE_KEY = re.compile(r"(\*|auto|[1-9][0-9]{0,4}x[1-9][0-9]{0,4})(/[a-z]+)?")
 
-    input: Money
-    output: Money
+
+def _per_image(value: Any) -> Any:
+    if value is None or not isinstance(value, Mapping):
+        return value  # pydantic reports the wrong type
+    if not value:
+        raise ValueError('lists no price; write e.g. per_image: {"1024x1024": "0.04"}')
+    for key in value:
+        if not isinstance(key, str) or not _PER_IMAGE_KEY.fullmatch(key):
+            raise ValueError(
+                f"{key!r} is not an image size; write a size such as 1024x1024, a size and a "
+                'quality such as 1024x1024/hd, or "*" for any size'
+            )
+    return value
+
+
+class ModelPrice(_Model):
+    """USD per 1M tokens for one ``provider/model`` (``input`` and ``output``; ``input`` alone
+    for an embedding model), or per generated image (``per_image``)."""
+
+    input: Money | None = None
+    output: Money | None = None
     cached_input: Money | None = None
     cache_write: Money | None = None
     #: Price of reasoning tokens when it differs from ``output``.
@@ -598,6 +778,24 @@ class ModelPrice(_Model):
     batch_discount: Annotated[Decimal, BeforeValidator(_to_money), Field(le=1)] | None = None
     #: Prices of batch requests, when they are not simply ``batch_discount`` times these.
     batch: ModelPrice | None = None
+    #: Image tokens in a prompt, when they cost other than ``input``.
+    input_image: Money | None = None
+    #: Image tokens generated, when they cost other than ``output`` (gpt-image-1.5, Gemini).
+    output_image: Money | None = None
+    #: USD per generated image, by size (``"1024x1024"``), size and quality
+    #: (``"1024x1024/hd"``) or ``"*"`` (any size); such a model's images cost only this.
+    per_image: Annotated[dict[str, Money], BeforeValidator(_per_image)] | None = None
+
+    @model_validator(mode="after")
+    def _priced(self) -> ModelPrice:
+        if self.input is None and self.per_image is None:
+            raise ValueError(
+                "a price needs input (and, for a chat model, output) in USD per 1M tokens, "
+                'or per_image: e.g. {input: "2.50", output: "10.00"}'
+            )
+        if self.input is None and self.output is not None:
+            raise ValueError("output is priced but input is not; give input too")
+        return self
 
 
 class GatewayConfig(_Model):
@@ -609,8 +807,16 @@ class GatewayConfig(_Model):
     pricing: dict[str, ModelPrice] = Field(default_factory=dict)
     #: Fault injection for staging (off unless ``chaos.enabled``).
     chaos: ChaosConfig | None = None
+    #: An OpenAI argument that only hints at how to answer (``seed``, the penalties,
+    #: ``service_tier``, ``verbosity``, ``prediction``) sent to a target without an equivalent:
+    #: ``drop`` leaves it out; ``refuse`` refuses that target (the call moves on to the next).
+    untranslatable_hints: Literal["drop", "refuse"] = "drop"
     #: ``gateway serve`` (the admin key, body and drain limits).
     server: ServerConfig | None = None
+    #: OpenTelemetry traces and metrics (off unless ``telemetry.opentelemetry``).
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    #: Endpoints that receive the credit account's events (gateway/webhooks).
+    webhooks: tuple[WebhookConfig, ...] = ()
     #: Where it was loaded from, for error messages.
     source: str = "<config>"
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
@@ -766,6 +972,8 @@ def _check_references(config: GatewayConfig, doc: Located) -> None:
                     key=dotted(target_path),
                     fix="add that provider under providers:, or fix the model id",
                 )
+        _check_embedding_route(route_name, route, doc)
+    _check_webhooks(config, doc)
     for model_id in config.pricing:
         try:
             parse_model_id(model_id)
@@ -778,6 +986,51 @@ def _check_references(config: GatewayConfig, doc: Located) -> None:
                 key=dotted(price_path),
                 fix="key each price by provider/model",
             ) from None
+
+
+def _check_webhooks(config: GatewayConfig, doc: Located) -> None:
+    """Webhooks send the credit account's events, from an outbox in its store; each URL once."""
+    seen: set[str] = set()
+    for i, hook in enumerate(config.webhooks):
+        path: tuple[str | int, ...] = ("webhooks", i)
+        if config.credits is None:
+            raise ConfigError(
+                "webhooks: needs a credits: section (the events come from the credit account, "
+                "and their outbox lives in its store)",
+                file=doc.file,
+                line=doc.line_of(path),
+                key="webhooks",
+                fix="add credits: {store: sqlite:///credits.db}, or remove webhooks:",
+            )
+        if hook.url in seen:
+            raise ConfigError(
+                f"the endpoint {hook.display_url} is listed twice",
+                file=doc.file,
+                line=doc.line_of(path),
+                key=dotted(path),
+                fix="list each URL once, with every event it should receive under events:",
+            )
+        seen.add(hook.url)
+
+
+def _check_embedding_route(name: str, route: RouteConfig, doc: Located) -> None:
+    """A route of embedding models falls back only between targets whose vectors may mix."""
+    from gateway.providers.media import EMBEDDING_MIX_FIX, embedding_mix, model_kind
+
+    if len(route.targets) < 2 or any(
+        model_kind(t.model_name) != "embeddings" for t in route.targets
+    ):
+        return
+    problem = embedding_mix([(t.model, t.model_name, t.dimensions) for t in route.targets])
+    if problem is not None:
+        path: tuple[str | int, ...] = ("routes", name, "targets")
+        raise ConfigError(
+            f"route '{name}': {problem}",
+            file=doc.file,
+            line=doc.line_of(path),
+            key=dotted(path),
+            fix=EMBEDDING_MIX_FIX,
+        )
 
 
 def _prepare_providers(data: dict[str, Any], doc: Located) -> dict[str, Any]:

@@ -12,6 +12,8 @@ The tree::
     │   │   └── ProviderConnectionError
     │   ├── ContextTooLong          the prompt does not fit the model's window
     │   ├── InvalidRequest          the request itself is wrong (caller must fix)
+    │   │   └── UnsupportedArgument an OpenAI argument this target has no equivalent for
+    │   │                           (the call moves on to the route's next target)
     │   └── AuthenticationFailed    401 / 403: bad or missing key
     ├── AllProvidersFailed          every target of a route failed; carries the attempts
     │                               (when all failed with one non-retryable class, e.g.
@@ -57,6 +59,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from gateway._attempts import Attempt
 
 __all__ = [
@@ -90,6 +94,7 @@ __all__ = [
     "SpendLimitExceeded",
     "UnknownAccount",
     "UnknownApiKey",
+    "UnsupportedArgument",
     "raise_unchained",
     "redact",
     "register_secret",
@@ -306,6 +311,21 @@ class InvalidRequest(ProviderError):
     kind = "invalid_request"
 
 
+class UnsupportedArgument(InvalidRequest):
+    """The request carries an OpenAI argument this target's provider has no equivalent for
+    (``seed`` on Anthropic, ``logit_bias`` anywhere but OpenAI...), found before the provider
+    was contacted. Not retried, and not counted against the target's health; the call moves on
+    to the route's next target, which may take it. ``arguments`` names them."""
+
+    kind = "unsupported_argument"
+
+    def __init__(
+        self, message: str, *, provider: str, model: str | None, arguments: Sequence[str]
+    ) -> None:
+        self.arguments = tuple(arguments)
+        super().__init__(message, provider=provider, model=model)
+
+
 class AuthenticationFailed(ProviderError):
     """The provider rejected the API key (401) or its permissions (403). Not retried."""
 
@@ -447,13 +467,25 @@ class InsufficientCredits(CreditsError):
 class SpendLimitExceeded(CreditsError):
     """The call would pass a daily or monthly spending cap; no provider was contacted.
 
-    ``limit`` is ``"daily"`` or ``"monthly"``; ``api_key`` is the id of the API key whose
-    own limit it is (None: the account's cap)."""
+    ``limit`` is ``"daily"`` or ``"monthly"``, ``window`` the day or month it applies to
+    (``2026-01-15`` / ``2026-01``, in the account's time zone), ``cap`` the cap and
+    ``committed`` what was already spent or on hold in it (USD; None when not known);
+    ``api_key`` is the id of the API key whose own limit it is (None: the account's cap)."""
 
     def __init__(
-        self, message: str, *, limit: str | None = None, api_key: str | None = None
+        self,
+        message: str,
+        *,
+        limit: str | None = None,
+        window: str | None = None,
+        cap: Decimal | None = None,
+        committed: Decimal | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.limit = limit
+        self.window = window
+        self.cap = cap
+        self.committed = committed
         self.api_key = api_key
         super().__init__(message)
 

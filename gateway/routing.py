@@ -69,12 +69,13 @@ class ResolvedRoute:
     config: RouteConfig
     targets: tuple[ResolvedTarget, ...]
     retry: RetryPolicy
-    #: The error kinds that move a call on to the next target.
+    #: The error kinds that move a call on to the next target: the route's ``fallback_on``,
+    #: plus an argument the target has no equivalent for (another target may take it).
     fallback_on: frozenset[str] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         fallback_on = frozenset(self.config.fallback_on or DEFAULT_FALLBACK_ON)
-        object.__setattr__(self, "fallback_on", fallback_on)
+        object.__setattr__(self, "fallback_on", fallback_on | {"unsupported_argument"})
 
 
 class Router:
@@ -312,6 +313,12 @@ class CallPlan:
     def _skip(self, target: ResolvedTarget, reason: str) -> None:
         self.attempts.append(Attempt(target.provider, target.model, "skipped", reason=reason))
         self._event("skipped", target, reason=reason)
+
+    @property
+    def retry_wait(self) -> float | None:
+        """Seconds the plan waits before retrying the target whose failure it just recorded
+        (None: no retry of it comes next). Read by telemetry for the attempt's span."""
+        return self._retry_wait
 
     # -- what to do next ----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -25,10 +26,11 @@ from openai.types.completion_usage import (
     CompletionUsage,
 )
 
-from gateway.errors import InvalidRequest, ProviderUnavailable
+from gateway.errors import InvalidRequest, ProviderUnavailable, UnsupportedArgument
 from gateway.providers.base import OPENAI_LABELS, ChatRequest, TokenUsage
 
 __all__ = [
+    "DROPPABLE_HINTS",
     "FinishReason",
     "completion_body",
     "completion_data",
@@ -252,6 +254,19 @@ def guess_image_mime(url: str) -> str:
 #: Each ChatRequest field's value when the caller did not give it.
 _UNSET: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ChatRequest)}
 
+#: OpenAI arguments that only hint at how to produce the answer, not at what it means:
+#: best-effort determinism (``seed``), repetition penalties, OpenAI's latency and pricing tier
+#: (``service_tier``), a length hint (``verbosity``) and predicted output (``prediction``, a
+#: speed-up). A target without an equivalent leaves them out when ``ChatRequest.drop_hints``
+#: (the config's ``untranslatable_hints: drop``, the default), and refuses them otherwise.
+#: Every other argument without an equivalent is always refused: leaving it out would change
+#: the answer or its shape (``logit_bias``, ``logprobs``, ``modalities``, ``functions``...).
+DROPPABLE_HINTS = frozenset(
+    {"seed", "frequency_penalty", "presence_penalty", "service_tier", "verbosity", "prediction"}
+)
+
+logger = logging.getLogger("gateway.providers")
+
 
 def refuse_untranslatable(
     request: ChatRequest,
@@ -261,18 +276,27 @@ def refuse_untranslatable(
     provider: str,
     model: str | None,
 ) -> None:
-    """Raise InvalidRequest, before any call, when the request carries an OpenAI argument the
-    provider has no equivalent for: one of ``arguments`` (ChatRequest fields) that is set, or
-    any ``openai_only`` argument that is not a mere label (:data:`OPENAI_LABELS`)."""
+    """Raise UnsupportedArgument, before any call, when the request carries an OpenAI argument
+    the provider has no equivalent for: one of ``arguments`` (ChatRequest fields) that is set,
+    or any ``openai_only`` argument that is not a mere label (:data:`OPENAI_LABELS`). With
+    ``request.drop_hints``, the :data:`DROPPABLE_HINTS` among them are left out instead."""
     names = [name for name in arguments if getattr(request, name) != _UNSET[name]]
     names += [name for name in request.openai_only or () if name not in OPENAI_LABELS]
     if not names:
         return
+    if request.drop_hints:
+        dropped = [name for name in names if name in DROPPABLE_HINTS]
+        if dropped:
+            logger.debug("%s/%s: left out %s (no equivalent)", provider, model, ", ".join(dropped))
+            names = [name for name in names if name not in DROPPABLE_HINTS]
+            if not names:
+                return
     listed = ", ".join(names)
     verb, them = ("has", "it") if len(names) == 1 else ("have", "them")
-    raise InvalidRequest(
+    raise UnsupportedArgument(
         f"{listed} {verb} no equivalent on {target}: leave {them} out for this target, or "
         f"route the call to a target that takes {them} (OpenAI takes every OpenAI argument)",
         provider=provider,
         model=model,
+        arguments=names,
     )

@@ -36,8 +36,9 @@ __all__ = [
 class TokenUsage:
     """Token counts of one call, normalised across providers; what pricing reads.
 
-    ``input_tokens`` is the whole prompt, including the cached part and the part written to
-    the cache. ``output_tokens`` is everything generated, including reasoning.
+    ``input_tokens`` is the whole prompt, including the cached part, the part written to
+    the cache and image tokens. ``output_tokens`` is everything generated, including
+    reasoning and generated images.
     """
 
     input_tokens: int = 0
@@ -48,6 +49,10 @@ class TokenUsage:
     cache_write_tokens: int = 0
     #: Output tokens spent on reasoning / thinking (already inside ``output_tokens``).
     reasoning_tokens: int = 0
+    #: Prompt tokens that are images (already inside ``input_tokens``; an image to edit).
+    input_image_tokens: int = 0
+    #: Output tokens that are generated images (already inside ``output_tokens``).
+    output_image_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -97,6 +102,11 @@ class ChatRequest:
     extra_query: dict[str, Any] | None = None
     #: OpenAI arguments that only OpenAI understands, as given (see :data:`OPENAI_LABELS`).
     openai_only: dict[str, Any] | None = None
+    #: Leave out, rather than refuse, the arguments a provider has no equivalent for that
+    #: only hint at how to produce the answer (``seed``, penalties, ``service_tier``...; see
+    #: ``providers/_common.py``). The gateway sets it from the config's
+    #: ``untranslatable_hints`` (default ``drop``).
+    drop_hints: bool = False
 
 
 #: Keys of ``ChatRequest.openai_only`` that label or route a request at OpenAI without changing

@@ -2,7 +2,9 @@
 
 ``fake/<anything>`` answers every call with a reply derived from the last user message, and
 counts tokens with a fixed rule (about one token per four characters), so the same request
-always costs the same. Script it per adapter::
+always costs the same. It also makes embeddings (deterministic unit vectors) and images (small
+PNGs), see :mod:`gateway.providers._fake_media`; scripted failures apply to those calls too.
+Script it per adapter::
 
     fake = gw.adapter("fake")
     fake.script.fail(429, times=2, retry_after=1)   # the next two calls are rate limited
@@ -53,12 +55,19 @@ from gateway.providers._common import (
     make_tool_call,
     usage_chunk,
 )
+from gateway.providers._fake_media import fake_embeddings, fake_images
 from gateway.providers.base import (
     AsyncChunkStream,
     ChatRequest,
     ChunkStream,
     ProviderResponse,
     TokenUsage,
+)
+from gateway.providers.media import (
+    EmbeddingRequest,
+    EmbeddingResult,
+    ImageRequest,
+    ImageResult,
 )
 from gateway.testing._mock_script import (
     Disconnect,
@@ -94,10 +103,10 @@ def _text_of(message: dict[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class FakeCall:
-    """One request the fake provider received."""
+    """One request the fake provider received (a chat, embeddings or images request)."""
 
     model: str
-    request: ChatRequest
+    request: ChatRequest | EmbeddingRequest | ImageRequest
     stream: bool
 
 
@@ -210,7 +219,24 @@ class FakeAdapter:
             )
         return response_id, reply, None
 
-    def _wait(self, seconds: float, request: ChatRequest, model: str) -> None:
+    def _begin_media(
+        self, model: str, request: EmbeddingRequest | ImageRequest
+    ) -> TokenUsage | None:
+        """Record an embeddings or images call and play its scripted outcome: raise a
+        failure, or return a scripted reply's usage (None: count it)."""
+        with self._lock:
+            self.calls.append(FakeCall(model, request, False))
+        outcome = self.script.next_for(model)
+        if isinstance(outcome, Slow):
+            self._wait(outcome.seconds, request, model)
+            outcome = outcome.reply
+        if isinstance(outcome, Failure | Timeout | Disconnect | OverloadedMidStream):
+            raise self._error(outcome, model)
+        return outcome.usage if outcome is not None else None
+
+    def _wait(
+        self, seconds: float, request: ChatRequest | EmbeddingRequest | ImageRequest, model: str
+    ) -> None:
         """A slow answer: advance the script's clock, or time out at the call's own timeout."""
         if request.timeout is not None and seconds > request.timeout:
             advance_clock(self.script.clock, request.timeout)
@@ -379,6 +405,20 @@ class FakeAdapter:
 
         holder.close_native = aclose
         return holder
+
+    def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResult:
+        """Deterministic unit vectors (see :mod:`gateway.providers._fake_media`)."""
+        return fake_embeddings(model, request, self._begin_media(model, request))
+
+    async def aembed(self, model: str, request: EmbeddingRequest) -> EmbeddingResult:
+        return self.embed(model, request)
+
+    def generate_images(self, model: str, request: ImageRequest) -> ImageResult:
+        """Small generated PNGs (see :mod:`gateway.providers._fake_media`)."""
+        return fake_images(request, self._begin_media(model, request))
+
+    async def agenerate_images(self, model: str, request: ImageRequest) -> ImageResult:
+        return self.generate_images(model, request)
 
     def close(self) -> None:
         return None

@@ -82,6 +82,7 @@ from gateway.errors import (
     raise_unchained,
     register_secret,
 )
+from gateway.providers import _gemini_media as media
 from gateway.providers._common import (
     FinishReason,
     completion_body,
@@ -98,6 +99,7 @@ from gateway.providers.base import (
     ProviderResponse,
     TokenUsage,
 )
+from gateway.providers.media import EmbeddingRequest, EmbeddingResult, ImageRequest, ImageResult
 
 try:  # google-genai uses legacy httpx instead when GOOGLE_GENAI_HTTP_CLIENT=httpx.
     import httpx as _legacy_httpx
@@ -763,6 +765,40 @@ class GeminiAdapter:
         stream.chunks = iterator
         stream.close_native = close_native
         return stream
+
+    # -- embeddings and images (translation in providers/_gemini_media.py) -------------------
+
+    def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResult:
+        client = self._sync_client()
+        with _mapped_errors(self.name, model):
+            response = client.models.embed_content(
+                model=model, contents=list(request.inputs), config=media.embed_config(request)
+            )
+        return media.embedding_result(response, request, provider=self.name, model=model)
+
+    async def aembed(self, model: str, request: EmbeddingRequest) -> EmbeddingResult:
+        client = self._async_client()
+        with _mapped_errors(self.name, model):
+            response = await client.aio.models.embed_content(
+                model=model, contents=list(request.inputs), config=media.embed_config(request)
+            )
+        return media.embedding_result(response, request, provider=self.name, model=model)
+
+    def generate_images(self, model: str, request: ImageRequest) -> ImageResult:
+        client = self._sync_client()
+        with _mapped_errors(self.name, model):
+            response = client.models.generate_content(
+                model=model, contents=request.prompt, config=media.image_config(request)
+            )
+        return media.image_result(response, request, provider=self.name, model=model)
+
+    async def agenerate_images(self, model: str, request: ImageRequest) -> ImageResult:
+        client = self._async_client()
+        with _mapped_errors(self.name, model):
+            response = await client.aio.models.generate_content(
+                model=model, contents=request.prompt, config=media.image_config(request)
+            )
+        return media.image_result(response, request, provider=self.name, model=model)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

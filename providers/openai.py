@@ -60,6 +60,7 @@ from gateway.errors import (
     RateLimited,
     raise_unchained,
 )
+from gateway.providers import _openai_media as media
 from gateway.providers._common import completion_body, retry_after_seconds, usage_chunk
 from gateway.providers.base import (
     AsyncChunkStream,
@@ -68,6 +69,7 @@ from gateway.providers.base import (
     ProviderResponse,
     TokenUsage,
 )
+from gateway.providers.media import EmbeddingRequest, EmbeddingResult, ImageRequest, ImageResult
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIAdapter", "map_error", "native_kwargs", "token_usage"]
 
@@ -440,7 +442,8 @@ async def _arelay(
 
 
 class OpenAIAdapter:
-    """OpenAI chat completions; one sync and one async SDK client, made on first use."""
+    """OpenAI chat completions, embeddings and images; one sync and one async SDK client,
+    made on first use."""
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         #: The provider's configured name (the part before ``/`` in ``provider/model``).
@@ -569,6 +572,57 @@ class OpenAIAdapter:
         out.chunks = chunks
         out.close_native = aclose
         return out
+
+    # -- embeddings and images (translation in providers/_openai_media.py) -------------------
+
+    def _timeout(self, kwargs: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        if timeout is not None:
+            kwargs["timeout"] = httpx2.Timeout(
+                timeout, connect=min(self._config.connect_timeout, timeout)
+            )
+        return kwargs
+
+    def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResult:
+        """``embeddings.create`` with the sync client."""
+        kwargs = self._timeout(media.embedding_kwargs(model, request), request.timeout)
+        try:
+            with _MappedErrors(self.name, model):
+                response = self._sync_client().embeddings.create(**kwargs)
+        except ValueError:  # the SDK's own check of a 200 answer: no vectors in it
+            raise_unchained(self._no_vectors(model))
+        return media.embedding_result(response, request, provider=self.name, model=model)
+
+    def _no_vectors(self, model: str) -> ProviderUnavailable:
+        return ProviderUnavailable(
+            "the response has no embeddings", provider=self.name, model=model
+        )
+
+    async def aembed(self, model: str, request: EmbeddingRequest) -> EmbeddingResult:
+        """``embeddings.create`` with the async client."""
+        kwargs = self._timeout(media.embedding_kwargs(model, request), request.timeout)
+        try:
+            with _MappedErrors(self.name, model):
+                response = await self._async_sdk_client().embeddings.create(**kwargs)
+        except ValueError:
+            raise_unchained(self._no_vectors(model))
+        return media.embedding_result(response, request, provider=self.name, model=model)
+
+    def generate_images(self, model: str, request: ImageRequest) -> ImageResult:
+        """``images.generate`` with the sync client (the body read as sent)."""
+        kwargs = self._timeout(media.image_kwargs(model, request), request.timeout)
+        with _MappedErrors(self.name, model):
+            raw = self._sync_client().images.with_raw_response.generate(**kwargs)
+        body = completion_body(raw.http_response.content, provider=self.name, model=model)
+        return media.image_result(body, request, provider=self.name, model=model)
+
+    async def agenerate_images(self, model: str, request: ImageRequest) -> ImageResult:
+        """``images.generate`` with the async client."""
+        kwargs = self._timeout(media.image_kwargs(model, request), request.timeout)
+        with _MappedErrors(self.name, model):
+            client = self._async_sdk_client()
+            raw = await client.images.with_raw_response.generate(**kwargs)
+        body = completion_body(raw.http_response.content, provider=self.name, model=model)
+        return media.image_result(body, request, provider=self.name, model=model)
 
     def close(self) -> None:
         """Close the sync client, if one was made."""

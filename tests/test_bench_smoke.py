@@ -148,3 +148,21 @@ def test_stats_endpoint_counts_requests(server: str) -> None:
     stats = server_stats(server)
     assert stats["total"] >= 1
     assert stats["cpu_s"] >= 0
+
+
+@pytest.mark.slow
+def test_the_openai_client_benchmark_runs() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "bench" / "openai_client.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--calls", "10", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| sync call")]
+    assert len(rows) == 1 and rows[0].count("|") == 7

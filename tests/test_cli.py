@@ -617,11 +617,11 @@ def test_credits_migrate(tmp_path: Path) -> None:
         first = invoke("credits", "migrate")
         assert first.exit_code == 0, first.output
         ledger = tmp_path / "gateway-demo.db"  # relative to the config file's folder
-        assert f"Migrated the credit store sqlite:///{ledger} from schema 0 to 3" in flat(
+        assert f"Migrated the credit store sqlite:///{ledger} from schema 0 to 7" in flat(
             first.stdout
         )
         again = invoke("credits", "migrate")
-        assert "is up to date (schema 3)" in flat(again.stdout)  # a long path wraps the line
+        assert "is up to date (schema 7)" in flat(again.stdout)  # a long path wraps the line
 
 
 def test_credits_migrate_without_a_credits_section_is_one_line(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_example_is_covered_here() -> None:
     covered = {
         "quickstart.py",
+        "media.py",
         "async_fanout.py",
         "per_customer_credits.py",
         "test_my_app_fallback.py",
@@ -80,6 +81,17 @@ def test_quickstart(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "[openai/gpt-4o] You said: Hello!" in out
     assert "answered by openai gpt-4o after 1 attempt(s); cost 0.0000" in out
+
+
+def test_media_bills_one_embedding_and_one_image(capsys: pytest.CaptureFixture[str]) -> None:
+    run_example("media.py")
+    out = capsys.readouterr().out
+    # 7 tokens (13 and 10 characters, one token per four) at $0.02 per 1M.
+    assert "embeddings: 2 vectors of 1536 numbers, 7 tokens, cost $0.00000014" in out
+    # 4 prompt tokens at $5 and 272 low-quality 1024x1024 image tokens at $40 per 1M.
+    assert "image: a " in out and "-byte PNG, 272 image tokens, cost $0.0109" in out
+    assert "embeddings: 1 call(s), $0.00000014" in out
+    assert "    images: 1 call(s), $0.0109" in out
 
 
 def test_per_customer_credits(capsys: pytest.CaptureFixture[str]) -> None:

@@ -685,9 +685,10 @@ async def test_real_async_sleep_under_a_mock_warns(monkeypatch: pytest.MonkeyPat
         mock.openai.fail(429, retry_after=3, times=1)
         agw = AsyncGateway(config=CONFIG)
         monkeypatch.setattr(asyncio, "sleep", fake_sleep)
-        with pytest.warns(RealSleepWarning, match="sleep 3s for real"):
+        with pytest.warns(RealSleepWarning, match="sleep 3s for real") as seen:
             await agw.chat.completions.create(model="smart", messages=HELLO)
         monkeypatch.undo()
+        assert seen[0].filename == __file__  # the awaited call, past the gateway's frames
         await agw.close()
     assert slept == [3.0]
 

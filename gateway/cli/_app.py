@@ -16,7 +16,7 @@ from typing import Any
 import click
 from rich.text import Text
 
-from gateway.cli import chat, config, credits, demo, keys, serve, usage
+from gateway.cli import chat, config, credits, demo, keys, serve, usage, webhooks
 from gateway.cli._common import (
     CONFIG_ENV,
     CliState,
@@ -152,6 +152,7 @@ cli.add_command(usage.usage)
 cli.add_command(config.config)
 cli.add_command(keys.keys)
 cli.add_command(serve.serve)
+cli.add_command(webhooks.webhooks)
 
 
 def run() -> None:

@@ -124,6 +124,8 @@ def _routes_table(cfg: GatewayConfig, prices: PriceBook) -> Table:
 def _price(price: ModelPrice | None) -> str:
     if price is None:
         return "unknown price"
+    if price.per_image is not None and price.input is None:
+        return "per image: " + ", ".join(f"{k} {usd(v)}" for k, v in price.per_image.items())
     cached = usd(price.cached_input) if price.cached_input is not None else "–"
     return f"{usd(price.input)} / {usd(price.output)} / {cached}"
 
@@ -170,22 +172,30 @@ def _env_findings(cfg: GatewayConfig) -> list[_Finding]:
 
 
 def _price_findings(cfg: GatewayConfig, prices: PriceBook, located: Located) -> list[_Finding]:
+    from gateway.credits.pricing import missing_for
+    from gateway.providers.media import model_kind
+
     findings = []
     for route_name, route in cfg.routes.items():
         for i, target in enumerate(route.targets):
             provider = cfg.providers[target.provider]
-            if prices.price_of(provider.type, target.model_name, provider=target.provider):
+            price = prices.price_of(provider.type, target.model_name, provider=target.provider)
+            operation = model_kind(target.model_name)
+            if price is not None and missing_for(price, operation) is None:
                 continue
             path: tuple[str | int, ...] = ("routes", route_name, "targets", i)
             credits_on = cfg.credits is not None
-            message = f"'{target.model}' has no known price; " + (
+            known = "no known price" if price is None else f"no {missing_for(price, operation)}"
+            message = f"'{target.model}' has {known}; " + (
                 "the credit account refuses unpriced targets. "
                 if credits_on
                 else "calls to it report usage.cost = None. "
             )
-            message += (
-                f'Add it under pricing:, e.g. {target.model}: {{input: "1.00", output: "2.00"}}'
-            )
+            example = {
+                "embeddings": '{input: "0.02"}',
+                "images": '{per_image: {"1024x1024": "0.04"}}',
+            }.get(operation, '{input: "1.00", output: "2.00"}')
+            message += f"Add it under pricing:, e.g. {target.model}: {example}"
             findings.append(
                 _Finding(
                     located.line_of(path),

@@ -1,5 +1,5 @@
-"""``gateway usage``: spend grouped by model, provider, route, account, tag or day, as a table
-(with a bar chart of spend per day), CSV or JSON."""
+"""``gateway usage``: spend grouped by model, provider, route, account, operation, tag or
+day, as a table (with a bar chart of spend per day), CSV or JSON."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["spend_chart", "usage", "usage_table"]
 
-_KEYS = ("model", "provider", "route", "account", "status", "day", "month")
+_KEYS = ("model", "provider", "route", "account", "status", "operation", "day", "month")
 _BAR_WIDTH = 32
 _MAX_DAYS = 31
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -60,7 +60,8 @@ def _group_keys(text: str, ctx: click.Context) -> list[str]:
     default="model",
     show_default=True,
     metavar="KEY[,KEY...]",
-    help="Group by model, provider, route, account, status, day, month or tag:NAME.",
+    help="Group by model, provider, route, account, status, operation (chat, embeddings, "
+    "images, batch), day, month or tag:NAME.",
 )
 @click.option(
     "--since",

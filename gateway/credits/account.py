@@ -236,7 +236,8 @@ class CreditAccount:
         all_accounts: bool = False,
     ) -> list[UsageRow]:
         """Usage summed by ``group_by``: ``model``, ``provider``, ``route``, ``account``,
-        ``status``, ``day``, ``month`` or ``tag:<name>`` (or a list of them). The rows add up
+        ``status``, ``operation`` (``chat``, ``embeddings``, ``images``, ``batch``), ``day``,
+        ``month`` or ``tag:<name>`` (or a list of them). The rows add up
         exactly to the usage in the ledger. ``since``/``until`` take a datetime or a date
         (midnight in the configured time zone); ``until`` is exclusive."""
         rows = self.requests(since=since, until=until, tags=tags, all_accounts=all_accounts)

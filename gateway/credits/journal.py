@@ -33,7 +33,10 @@ middle of a write, is ignored because its call was never answered)::
     ["a", account]                               this process leased from the account
     ["c", lease_id | null, request_id, hold_id, account, at_us, route, provider, model,
      input, output, cached_input, cache_write, reasoning, cost_nanos, latency_us,
-     attempts, status, {tags}]                   one settled call
+     attempts, status, {tags}, operation]        one settled call
+
+``operation`` came last when it was added; a journal written before (a record of 19
+values, ending with the tags) still replays, its calls as ``chat``.
 """
 
 from __future__ import annotations
@@ -216,12 +219,14 @@ def parse(lines: Iterator[bytes]) -> tuple[str | None, list[str], list[JournalCa
             if record[0] == _ACCOUNT:
                 accounts.append(str(record[1]))
                 continue
-            if record[0] != _CALL or len(record) != 19:
+            if record[0] != _CALL or len(record) not in (19, 20):
                 raise ValueError(record[0])
             lease_id = record[1]
             if not isinstance(record[18], dict):
                 raise TypeError("tags")
-            row = RequestRow(*record[2:19])
+            if len(record) == 20 and not isinstance(record[19], str):
+                raise TypeError("operation")
+            row = RequestRow(*record[2:])
             calls.append(JournalCall(lease_id, row))
         except (ValueError, TypeError, IndexError, KeyError):
             pending_bad = 1  # forgiven only if it is the last line

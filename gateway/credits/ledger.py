@@ -800,7 +800,11 @@ def place_hold(
                 f"on hold and {call} may cost up to {format_usd(amount)}. No provider was "
                 f"called. Raise the cap with set_limits({label}=...) or wait for the next "
                 f"{'day' if label == 'daily' else 'month'}",
+                # what the limit.reached webhook event reports (gateway/webhooks/events.py)
                 limit=label,
+                window=key,
+                cap=from_nanos(cap),
+                committed=from_nanos(committed),
             )
     if api_key is not None and key_limits is not None:
         key_held = _key_held(state, now_us, api_key)
@@ -815,6 +819,9 @@ def place_hold(
                     f"the next {'day' if label == 'daily' else 'month'}, or use a key with a "
                     "higher limit",
                     limit=label,
+                    window=key,
+                    cap=from_nanos(cap),
+                    committed=from_nanos(committed),
                     api_key=api_key,
                 )
     entry_meta = {"deadline_us": now_us + ttl_us, **(meta or {})}

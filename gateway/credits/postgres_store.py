@@ -59,6 +59,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from gateway.credits.batch_store import m007_batches
 from gateway.credits.key_store import KEY_TABLES
 from gateway.credits.ledger import AccountState, LedgerEntry
 from gateway.credits.store import (
@@ -77,6 +78,9 @@ from gateway.errors import (
     redact,
     register_secret,
 )
+from gateway.webhooks._postgres import INSERT_CTE as OUTBOX_INSERT_CTE
+from gateway.webhooks._postgres import event_row, m005_webhook_outbox
+from gateway.webhooks.outbox import OutboxRow
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -89,7 +93,7 @@ _ENTRY_COLUMNS = (
 _REQUEST_COLUMNS = (
     "request_id, hold_id, account, at_us, route, provider, model, input_tokens, output_tokens, "
     "cached_input_tokens, cache_write_tokens, reasoning_tokens, cost, latency_us, attempts, "
-    "status, tags"
+    "status, tags, operation"
 )
 #: RequestRow's fields, in the order of the columns above (``cost`` is ``cost_nanos``).
 _LOCK = "SELECT state, version FROM accounts WHERE name = %s FOR UPDATE"
@@ -112,19 +116,23 @@ WITH new_entries AS (
 ), new_requests AS (
     INSERT INTO requests (request_id, hold_id, account, at_us, route, provider, model,
                           input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
-                          reasoning_tokens, cost, latency_us, attempts, status, tags)
+                          reasoning_tokens, cost, latency_us, attempts, status, tags,
+                          operation)
     SELECT r->>0, r->>1, r->>2, (r->>3)::bigint, r->>4, r->>5, r->>6, (r->>7)::bigint,
            (r->>8)::bigint, (r->>9)::bigint, (r->>10)::bigint, (r->>11)::bigint,
-           (r->>12)::bigint, (r->>13)::bigint, (r->>14)::integer, r->>15, r->16
+           (r->>12)::bigint, (r->>13)::bigint, (r->>14)::integer, r->>15, r->16, r->>17
     FROM json_array_elements(%(requests)s::json) WITH ORDINALITY AS t(r, n)
     ORDER BY n
 ), new_commit AS (
     INSERT INTO commits (account, version, tx) VALUES (%(account)s, %(version)s, %(tx)s)
-)
+){events}
 UPDATE accounts SET state = COALESCE(%(state)s, state), version = %(version)s
 WHERE name = %(account)s AND version = %(version)s - 1
 RETURNING (SELECT array_agg(id ORDER BY id) FROM new_entries)
 """
+#: The same, with the webhook events the transaction caused (gateway/webhooks/_postgres.py).
+_FLUSH_WITH_EVENTS = _FLUSH.format(events=", " + OUTBOX_INSERT_CTE)
+_FLUSH = _FLUSH.format(events="")
 #: First argument of the advisory lock that serialises migrations (the second is the schema).
 _MIGRATION_LOCK = 0x6774_6372  # "gtcr"
 #: URL options the gateway reads itself; libpq never sees them.
@@ -243,11 +251,20 @@ def m003_api_keys(conn: Connection) -> None:
     )
 
 
+def m004_requests_operation(conn: Connection) -> None:
+    # What kind of call a row is (chat, embeddings, images, batch); rows before it were chat.
+    # A constant default: PostgreSQL adds the column without rewriting the table.
+    conn.execute("ALTER TABLE requests ADD COLUMN operation TEXT NOT NULL DEFAULT 'chat'")
+
+
 #: Numbered schema migrations, applied in order, each recorded in ``schema_migrations``.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "initial", m001_initial),
     (2, "requests_unique_hold", m002_requests_unique_hold),
     (3, "api_keys", m003_api_keys),
+    (4, "requests_operation", m004_requests_operation),
+    (5, "webhook_outbox", m005_webhook_outbox),
+    (7, "batches", lambda conn: m007_batches(conn, postgres=True)),
 )
 
 
@@ -453,6 +470,12 @@ class PostgresStore:
                 self._checkin(conn)
             return result
 
+    def run(self, work: Callable[[Connection], T], *, what: str) -> T:
+        """``work(conn)`` on a pooled autocommit connection, for tables beside the accounts
+        (the webhook outbox): reconnects and tries again on transient failures for up to
+        ``wait_ms``; errors come out as the gateway's own (see :meth:`_run`)."""
+        return self._run(work, what=what)
+
     def close(self) -> None:
         with self._guard:
             pool, self._pool, self._closed = self._pool, None, True
@@ -464,7 +487,9 @@ class PostgresStore:
     def _migrate(self, conn: Connection) -> list[str]:
         """Apply the migrations this database lacks (once, whoever else starts now)."""
         newest = max(version for version, _, _ in MIGRATIONS)
-        if _schema_version(conn) == newest:
+        # Every migration, not only the newest: numbers are not always applied in order
+        # (005 may land before 003 and 004 in a database made by a branch).
+        if _applied_versions(conn) == {version for version, _, _ in MIGRATIONS}:
             self._ready = True
             return []
         applied: list[str] = []
@@ -620,6 +645,7 @@ class _Transaction:
         self._id = uuid.uuid4()
         self._entries: list[LedgerEntry] = []
         self._requests: list[RequestRow] = []
+        self._events: list[OutboxRow] = []
         self._saved: AccountState | None = None
         self._saved_text: str | None = None
         self._recoveries = 0
@@ -705,6 +731,9 @@ class _Transaction:
     def add_request(self, row: RequestRow) -> None:
         self._requests.append(row)
 
+    def add_events(self, rows: Sequence[OutboxRow]) -> None:
+        self._events.extend(rows)
+
     def save(self, state: AccountState) -> None:
         self._saved = state
         self._saved_text = None
@@ -719,7 +748,7 @@ class _Transaction:
         """Send the buffered writes and commit; survive a lost connection without writing
         anything twice (see the module docstring)."""
         try:
-            if not (self._entries or self._requests or self._saved):
+            if not (self._entries or self._requests or self._saved or self._events):
                 return  # nothing to write: the release rolls back, which frees the lock
             while True:
                 conn = self._connection()
@@ -747,7 +776,11 @@ class _Transaction:
             "entries": _dumps([_entry_row(e) for e in self._entries]),
             "requests": _dumps([_request_row(r) for r in self._requests]),
         }
-        row = conn.execute(_FLUSH, params).fetchone()
+        statement = _FLUSH
+        if self._events:
+            params["events"] = _dumps([event_row(e) for e in self._events])
+            statement = _FLUSH_WITH_EVENTS
+        row = conn.execute(statement, params).fetchone()
         if row is None:  # impossible while the row lock is held
             raise CreditsError(f"account '{self._account}' changed under its lock")
         # Set before COMMIT: if its reply is lost but it happened, these ids are the ones.
@@ -838,6 +871,13 @@ def _schema_version(conn: Connection) -> int:
         return 0
     row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
     return int(row[0] or 0) if row is not None else 0
+
+
+def _applied_versions(conn: Connection) -> set[int]:
+    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if row is None or not row[0]:
+        return set()
+    return {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
 
 
 def _transient(exc: BaseException, conn: Connection) -> bool:

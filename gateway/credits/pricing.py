@@ -25,7 +25,15 @@ How a cost is computed from :class:`~gateway.providers.base.TokenUsage` (prices 
   (standard tier only; otherwise the tier's ``output``);
 * a batch call uses the ``batch`` prices when given, else the whole cost times
   ``batch_discount``, else times :data:`DEFAULT_BATCH_MULTIPLIER` (OpenAI, Anthropic and
-  Google all bill batch requests at 50%).
+  Google all bill batch requests at 50%);
+* image tokens (inside the input and output counts) at ``input_image`` / ``output_image``
+  when given, else at ``input`` / ``output``; an embedding model has an ``input`` price only;
+* a model with ``per_image`` prices is charged per generated image instead of per token
+  (:func:`image_cost`: the price of the image's size and quality, see
+  :func:`per_image_price`).
+
+What a price must have depends on the call (:func:`missing_for`): embeddings an ``input``
+rate; images ``per_image`` or token rates; chat ``input`` and ``output``.
 
 Every step is exact Decimal arithmetic (an ``Inexact`` trap proves it); the result is
 rounded only when it is written to the ledger (:mod:`gateway.credits.money`).
@@ -57,10 +65,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BATCH_MULTIPLIER",
+    "DEFAULT_IMAGE_SIZE",
     "FAKE_PRICE",
     "PriceBook",
     "PriceSource",
     "Rates",
+    "image_cost",
+    "image_worst_case",
+    "missing_for",
+    "per_image_price",
 ]
 
 logger = logging.getLogger("gateway.credits")
@@ -113,12 +126,15 @@ class Rates:
 
     @classmethod
     def standard(cls, price: ModelPrice) -> Rates:
+        # A rate not given is 0 here: a price lacking what an operation needs (``output``
+        # for chat) was refused before the call (:func:`missing_for`).
+        input, output = _or(price.input, _ZERO), _or(price.output, _ZERO)
         return cls.of(
-            price.input,
-            price.output,
-            _or(price.cached_input, price.input),
-            _or(price.cache_write, price.input),
-            _or(price.reasoning, price.output),
+            input,
+            output,
+            _or(price.cached_input, input),
+            _or(price.cache_write, input),
+            _or(price.reasoning, output),
         )
 
     @classmethod
@@ -256,18 +272,34 @@ class PriceBook:
         return None, None
 
     def require(
-        self, provider_type: str, model: str, *, label: str, provider: str | None = None
+        self,
+        provider_type: str,
+        model: str,
+        *,
+        label: str,
+        provider: str | None = None,
+        operation: str = "chat",
     ) -> None:
-        """Raise :class:`~gateway.errors.ConfigError` (with the YAML to add) if unpriced.
+        """Raise :class:`~gateway.errors.ConfigError` (with the YAML to add) if unpriced, or
+        priced without what an ``operation`` call needs (:func:`missing_for`).
 
         ``label`` says where the model is used, e.g. ``route 'smart', target 1``.
         """
-        if self.price_of(provider_type, model, provider=provider) is not None:
+        price = self.price_of(provider_type, model, provider=provider)
+        missing = "a price" if price is None else missing_for(price, operation)
+        if missing is None:
             return
-        raise unpriced_error(f"{provider or provider_type}/{model}", label)
+        model_id = f"{provider or provider_type}/{model}"
+        raise unpriced_error(
+            model_id, label, operation=operation, missing=None if price is None else missing
+        )
 
     def check_config(self, config: GatewayConfig) -> None:
-        """:meth:`require` a price for every route target of ``config``."""
+        """:meth:`require` a price for every route target of ``config``, for what its model
+        is for (an embedding model needs an input price, an image model per-image or token
+        prices, any other model input and output prices)."""
+        from gateway.providers.media import model_kind
+
         for route_name, route in config.routes.items():
             for i, target in enumerate(route.targets):
                 settings = config.providers.get(target.provider)
@@ -278,6 +310,7 @@ class PriceBook:
                         target.model_name,
                         provider=target.provider,
                         label=f"route '{route_name}', target {i + 1}",
+                        operation=model_kind(target.model_name),
                     )
                 except ConfigError as exc:
                     raise ConfigError(
@@ -371,20 +404,146 @@ class PriceBook:
             updater.stop()
 
 
-def unpriced_error(model_id: str, label: str, *, file: str | None = None) -> ConfigError:
-    """The error for ``model_id`` (``provider/model``) having no known price, with the YAML to
-    add. ``label`` says where the model is used."""
+#: What the ``fix`` of an unpriced model shows, per operation.
+_PRICE_EXAMPLES = {
+    "chat": ("in USD per 1M tokens", '{input: "1.00", output: "2.00", cached_input: "0.50"}'),
+    "embeddings": ("in USD per 1M input tokens", '{input: "0.02"}'),
+    "images": (
+        "per image, by size (or size/quality), or in USD per 1M tokens",
+        '{per_image: {"1024x1024": "0.04", "1024x1024/hd": "0.08"}}',
+    ),
+}
+
+
+def unpriced_error(
+    model_id: str,
+    label: str,
+    *,
+    file: str | None = None,
+    operation: str = "chat",
+    missing: str | None = None,
+) -> ConfigError:
+    """The error for ``model_id`` (``provider/model``) having no known price (or, with
+    ``missing``, a price that lacks what an ``operation`` call needs), with the YAML to add.
+    ``label`` says where the model is used."""
+    unit, example = _PRICE_EXAMPLES.get(operation, _PRICE_EXAMPLES["chat"])
+    if missing is None:
+        problem = f"{label} uses '{model_id}', which has no known price"
+    else:
+        problem = f"{label} uses '{model_id}' for {operation}, but its price has no {missing}"
     return ConfigError(
-        f"{label} uses '{model_id}', which has no known price (the credit account never "
-        "treats an unknown price as free)",
+        f"{problem} (the credit account never treats an unknown price as free)",
         file=file,
         key="pricing",
-        fix=(
-            "add its price in USD per 1M tokens to the YAML:\n"
-            "pricing:\n"
-            f'  {model_id}: {{input: "1.00", output: "2.00", cached_input: "0.50"}}'
-        ),
+        fix=f"add its price {unit} to the YAML:\npricing:\n  {model_id}: {example}",
     )
+
+
+def missing_for(price: ModelPrice, operation: str) -> str | None:
+    """What ``price`` lacks to price an ``operation`` call, in words; None when it has enough.
+
+    Embeddings need ``input``; images ``per_image``, or ``input`` and an output rate; chat
+    (and anything else) ``input`` and ``output``."""
+    if operation == "embeddings":
+        return None if price.input is not None else "input price per 1M tokens"
+    if operation == "images":
+        if price.per_image is not None or (
+            price.input is not None and (price.output is not None or price.output_image is not None)
+        ):
+            return None
+        return "per_image price, nor input and output prices per 1M tokens"
+    if price.input is not None and price.output is not None:
+        return None
+    return "output price per 1M tokens" if price.input is not None else "input price"
+
+
+# -- images ----------------------------------------------------------------------------------
+
+#: What OpenAI makes when a call names no size (dall-e-2, dall-e-3); an image whose size is
+#: not known is charged at this size's per-image price.
+DEFAULT_IMAGE_SIZE = "1024x1024"
+
+
+def _per_image_matches(
+    table: Mapping[str, Decimal], size: str | None, quality: str | None
+) -> list[Decimal]:
+    """The ``per_image`` prices that may apply to an image of ``size`` and ``quality`` (None:
+    any): a key's size is that size or ``*``, its quality that quality or none."""
+    found = []
+    for key, value in table.items():
+        key_size, _, key_quality = key.partition("/")
+        if size is not None and key_size not in (size, "*"):
+            continue
+        if quality is not None and key_quality not in (quality, ""):
+            continue
+        found.append(value)
+    return found
+
+
+def per_image_worst_case(
+    price: ModelPrice, size: str | None, quality: str | None
+) -> Decimal | None:
+    """The most one image of ``size`` and ``quality`` (None: not named) can cost at ``price``'s
+    ``per_image`` prices; None when no price applies to that size."""
+    assert price.per_image is not None
+    found = _per_image_matches(price.per_image, size, quality)
+    return max(found) if found else None
+
+
+def per_image_price(price: ModelPrice, size: str | None, quality: str | None) -> Decimal:
+    """What one image costs at ``price``'s ``per_image`` prices: the most specific key
+    (``size/quality``, ``size``, ``*/quality``, ``*``); when the quality is not named (or not
+    listed), the lowest price of that size (a provider's default quality is its cheapest). A
+    size not known is :data:`DEFAULT_IMAGE_SIZE`. Raises LookupError when nothing applies."""
+    table = price.per_image
+    assert table is not None
+    size = size or DEFAULT_IMAGE_SIZE
+    keys = [size, "*"]
+    if quality:
+        keys = [f"{size}/{quality}", size, f"*/{quality}", "*"]
+    for key in keys:
+        if key in table:
+            return table[key]
+    found = _per_image_matches(table, size, None)
+    if not found:
+        raise LookupError(f"no per_image price for {size}")
+    return min(found)
+
+
+def image_worst_case(
+    price: ModelPrice,
+    *,
+    input_tokens: int,
+    images: int,
+    size: str | None,
+    quality: str | None,
+    tokens_per_image: int,
+) -> Decimal | None:
+    """The most a call for ``images`` images can cost: per image (the dearest price that may
+    apply), or the prompt at the dearest input rate plus ``tokens_per_image`` output tokens
+    per image at the image output rate. None when no per-image price applies to the size."""
+    if price.per_image is not None:
+        each = per_image_worst_case(price, size, quality)
+        return None if each is None else _EXACT.multiply(each, images)
+    rates = _rates_for(price, input_tokens)
+    output_rate = _or(price.output_image, rates.output)
+    return _exact_price(
+        (
+            (input_tokens, max(rates.input, rates.cache_write, rates.cached_input)),
+            (images * tokens_per_image, max(output_rate, rates.output)),
+        ),
+        Decimal(1),
+    )
+
+
+def image_cost(
+    price: ModelPrice, usage: TokenUsage, *, images: int, size: str | None, quality: str | None
+) -> Decimal:
+    """The exact cost of an image call: ``images`` times the per-image price when the model
+    has ``per_image`` prices (its tokens are then not charged), else its token ``usage``."""
+    if price.per_image is not None:
+        return _EXACT.multiply(per_image_price(price, size, quality), images)
+    return cost_of(price, usage)
 
 
 def cost_of(price: ModelPrice, usage: TokenUsage, *, batch: bool = False) -> Decimal:
@@ -394,6 +553,9 @@ def cost_of(price: ModelPrice, usage: TokenUsage, *, batch: bool = False) -> Dec
             raise ValueError(f"usage.{field} is negative: {usage}")
     if usage.cache_write_tokens < 0 or usage.reasoning_tokens < 0:
         raise ValueError(f"usage has a negative token count: {usage}")
+    input_images, output_images = usage.input_image_tokens, usage.output_image_tokens
+    if input_images < 0 or output_images < 0:
+        raise ValueError(f"usage has a negative image token count: {usage}")
     multiplier = Decimal(1)
     if batch:
         if price.batch is not None:
@@ -403,27 +565,37 @@ def cost_of(price: ModelPrice, usage: TokenUsage, *, batch: bool = False) -> Dec
     rates = _rates_for(price, usage.input_tokens)
     # Providers' counts include the cached and reasoning parts; a count that does not add up
     # is still charged in full (never below the total) rather than refused after the call.
-    uncached = max(0, usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens)
-    visible_output = max(0, usage.output_tokens - usage.reasoning_tokens)
+    uncached = max(
+        0, usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens - input_images
+    )
+    visible_output = max(0, usage.output_tokens - usage.reasoning_tokens - output_images)
     nanos = rates.nanos
     if nanos is not None and not batch:
-        return _from_nanos(
+        cost = _from_nanos(
             uncached * nanos[0]
             + visible_output * nanos[1]
             + usage.cached_input_tokens * nanos[2]
             + usage.cache_write_tokens * nanos[3]
             + usage.reasoning_tokens * nanos[4]
         )
-    return _exact_price(
-        (
-            (uncached, rates.input),
-            (usage.cached_input_tokens, rates.cached_input),
-            (usage.cache_write_tokens, rates.cache_write),
-            (visible_output, rates.output),
-            (usage.reasoning_tokens, rates.reasoning),
-        ),
-        multiplier,
-    )
+    else:
+        cost = _exact_price(
+            (
+                (uncached, rates.input),
+                (usage.cached_input_tokens, rates.cached_input),
+                (usage.cache_write_tokens, rates.cache_write),
+                (visible_output, rates.output),
+                (usage.reasoning_tokens, rates.reasoning),
+            ),
+            multiplier,
+        )
+    if input_images or output_images:  # images in or out: at their own rates, if any
+        image_terms = (
+            (input_images, _or(price.input_image, rates.input)),
+            (output_images, _or(price.output_image, rates.output)),
+        )
+        cost = _EXACT.add(cost, _exact_price(image_terms, multiplier))
+    return cost
 
 
 def worst_case_of(
@@ -483,14 +655,18 @@ def _convert(genai_price: Any) -> ModelPrice:
         ("cached_input", "cache_read_mtok"),
         ("cache_write", "cache_write_mtok"),
         ("reasoning", "output_reasoning_mtok"),
+        ("input_image", "input_image_mtok"),
+        ("output_image", "output_image_mtok"),
     ):
         base, tier = split(theirs)
         if base is not None:
             fields[ours] = base
         if tier is not None:
             tiers[ours] = tier
-    if "input" not in fields or "output" not in fields:
-        raise _Unrepresentable("no input or output token price")
+    if "input" not in fields:  # no output price: an embedding model (input only)
+        raise _Unrepresentable("no input token price")
+    if tiers.keys() & {"input_image", "output_image"}:
+        raise _Unrepresentable("tiered image prices")
     if tiers:
         starts = {start for start, _ in tiers.values()}
         if len(starts) != 1 or "input" not in tiers or "output" not in tiers:
@@ -500,20 +676,29 @@ def _convert(genai_price: Any) -> ModelPrice:
         fields["long_context"] = LongContextPrice(
             above_input_tokens=starts.pop(), **{k: price for k, (_, price) in tiers.items()}
         )
-    if "reasoning" in fields and fields["reasoning"] == fields["output"]:
+    if "reasoning" in fields and fields["reasoning"] == fields.get("output"):
         del fields["reasoning"]
     return ModelPrice(**fields)
 
 
 def describe(price: ModelPrice) -> str:
     """One line for messages and docs: ``input $2.50, output $10 per 1M tokens, ...``."""
-    parts = [f"input ${price.input}", f"output ${price.output}"]
+    if price.per_image is not None and price.input is None:
+        each = ", ".join(f"{key} ${value}" for key, value in price.per_image.items())
+        return f"per image: {each}"
+    parts = [f"input ${price.input}"]
+    if price.output is not None:
+        parts.append(f"output ${price.output}")
     if price.cached_input is not None:
         parts.append(f"cached input ${price.cached_input}")
     if price.cache_write is not None:
         parts.append(f"cache write ${price.cache_write}")
     if price.reasoning is not None:
         parts.append(f"reasoning ${price.reasoning}")
+    if price.input_image is not None:
+        parts.append(f"image input ${price.input_image}")
+    if price.output_image is not None:
+        parts.append(f"image output ${price.output_image}")
     text = ", ".join(parts) + " per 1M tokens"
     if price.long_context is not None:
         text += f" (above {price.long_context.above_input_tokens:,} prompt tokens: "

@@ -5,8 +5,9 @@ cost is the exact integer of nano-dollars its settlement wrote to the ledger, so
 any grouping add up to the ledger's usage entries to the nano-dollar.
 
 ``group_by`` keys: ``model`` (``provider/model``, e.g. ``openai/gpt-4o``), ``provider``,
-``route``, ``account``, ``status``, ``day`` (calendar day in the configured time zone),
-``month``, and ``tag:<name>`` (the value of one tag; None when a request has no such tag).
+``route``, ``account``, ``status``, ``operation`` (``chat``, ``embeddings``, ``images`` or
+``batch``), ``day`` (calendar day in the configured time zone), ``month``, and ``tag:<name>``
+(the value of one tag; None when a request has no such tag).
 
 CSV is written for spreadsheets, so text that one would run as a formula (a tag value such
 as ``=1+1`` or ``@SUM(A1)``: any cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a
@@ -90,12 +91,23 @@ def _key_functions(calendar: Calendar) -> dict[str, Callable[[RequestRow], str |
         "route": lambda r: r.route,
         "account": lambda r: r.account,
         "status": lambda r: r.status,
+        "operation": lambda r: r.operation,
         "day": lambda r: calendar.day_key(r.at_us),
         "month": lambda r: calendar.month_key(r.at_us),
     }
 
 
-GROUP_KEYS = ("model", "provider", "route", "account", "status", "day", "month", "tag:<name>")
+GROUP_KEYS = (
+    "model",
+    "provider",
+    "route",
+    "account",
+    "status",
+    "operation",
+    "day",
+    "month",
+    "tag:<name>",
+)
 
 
 def _grouping(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
 from gateway._clock import Clock, SystemClock
-from gateway.config import CreditsConfig
+from gateway.config import CreditsConfig, WebhookConfig
 from gateway.credits import ledger
 from gateway.credits.ledger import AccountState, Calendar, LedgerEntry, Limits, RechargeRule
 from gateway.credits.money import MAX_AMOUNT, from_micros, from_nanos, to_micros, to_nanos
 from gateway.credits.payment import PaymentMethod, PaymentResult, charged_nanos
 from gateway.credits.pricing import PriceBook
 from gateway.credits.store import (
+    OPERATIONS,
     UNSTORABLE_TEXT,
     Store,
     StoreTransaction,
@@ -50,6 +51,7 @@ from gateway.errors import (
     InvalidAccount,
     InvalidAmount,
     InvalidCreditsInput,
+    SpendLimitExceeded,
     UnknownAccount,
 )
 
@@ -58,6 +60,9 @@ if TYPE_CHECKING:
     from gateway.credits.journal import Recovery
     from gateway.credits.spender import Spender
     from gateway.providers.base import TokenUsage
+    from gateway.webhooks.events import Alerts
+    from gateway.webhooks.outbox import OutboxRow
+    from gateway.webhooks.sender import AsyncSender, Sender
 
 __all__ = ["CreditService", "Hold"]
 
@@ -90,6 +95,8 @@ class Hold:
     tags: dict[str, str] = field(default_factory=dict)
     #: The API key the call was made with, when the key has spend limits (its id).
     api_key: str | None = None
+    #: ``chat``, ``embeddings``, ``images`` or ``batch`` (the request row's ``operation``).
+    operation: str = "chat"
 
     @property
     def amount(self) -> Decimal:
@@ -107,6 +114,9 @@ class _Step:
     entries: list[LedgerEntry] = field(default_factory=list)
     #: Auto-recharge even without a crossing (the rule was just switched on below threshold).
     force_recharge: bool = False
+    #: A cap refused a call in this write (the batched path commits its refusal): its
+    #: limit.reached webhook event goes with the write.
+    refusal: SpendLimitExceeded | None = None
 
     def add(self, entries: list[LedgerEntry]) -> list[LedgerEntry]:
         for entry in entries:
@@ -135,6 +145,8 @@ class CreditService:
         payment_method: PaymentMethod | None = None,
         store: Store | None = None,
         background_flush: bool | None = None,
+        webhooks: Sequence[WebhookConfig] = (),
+        webhook_sender: bool | None = None,
     ) -> None:
         self.config = config
         self.prices = prices
@@ -188,6 +200,23 @@ class CreditService:
                 if background_flush is None
                 else background_flush,
             )
+        #: The endpoints of the config's ``webhooks:`` section.
+        self.webhooks = tuple(webhooks)
+        #: Which webhook events this gateway's writes raise (None: no webhooks configured).
+        self.alerts: Alerts | None = None
+        #: What delivers them from a background thread: with webhooks configured, on the real
+        #: clock unless ``webhook_sender`` says otherwise (see gateway/webhooks/sender.py).
+        self.webhook_sender: Sender | AsyncSender | None = None
+        if self.webhooks:
+            from gateway.webhooks.events import Alerts
+
+            self.alerts = Alerts(config.alerts, self.webhooks)
+            if isinstance(clock, SystemClock) if webhook_sender is None else webhook_sender:
+                from gateway.webhooks.sender import Sender
+
+                sender = Sender(self)
+                sender.start()
+                self.webhook_sender = sender
 
     def __repr__(self) -> str:
         return f"CreditService(store={self.store!r}, mode={self.config.mode!r})"
@@ -243,12 +272,17 @@ class CreditService:
         return bool(getattr(self._writing, "depth", 0))
 
     def close(self) -> None:
-        """Write what is batched, then close the store's connections."""
+        """Write what is batched, stop the webhook sender, then close the store's
+        connections (undelivered events stay in the outbox for the next sender)."""
         try:
             if self.spender is not None:
                 self.spender.close()
         finally:
-            self.store.close()
+            try:
+                if self.webhook_sender is not None:
+                    self.webhook_sender.stop()
+            finally:
+                self.store.close()
 
     # -- the per-call path ------------------------------------------------------------------
 
@@ -265,6 +299,7 @@ class CreditService:
         attempt: int | None = None,
         api_key: str | None = None,
         key_limits: Limits | None = None,
+        operation: str = "chat",
     ) -> Hold:
         """Set ``amount`` (the call's worst case) aside before calling a provider.
 
@@ -272,12 +307,15 @@ class CreditService:
         number is taken. Holding an ``attempt`` that exists returns the existing hold.
         ``api_key`` (an API key's id) and ``key_limits`` (its spend limits, nano-dollars):
         the hold counts towards that key's spend and is refused past its limits.
+        ``operation`` is what kind of call it is (``chat``, ``embeddings``, ``images``).
         Raises InsufficientCredits or SpendLimitExceeded, having written nothing; an unknown
         named account raises UnknownAccount (in prepaid mode).
         """
         name = self.account_name(account)
         nanos = _hold_nanos(amount)
         clean_tags = check_tags(tags)
+        if operation not in OPERATIONS:
+            raise InvalidCreditsInput(f"operation must be one of {OPERATIONS}, not {operation!r}")
         _check_text(request_id, "request_id")
         if attempt is not None and (not isinstance(attempt, int) or attempt < 1):
             raise InvalidCreditsInput(f"attempt must be a positive integer, not {attempt!r}")
@@ -302,6 +340,8 @@ class CreditService:
                 "tags": clean_tags,
                 "target": f"{provider}/{model}",
             }
+            if operation != "chat":  # a chat hold's entry stays as it always was
+                meta["operation"] = operation
             (entry,) = step.add(
                 ledger.place_hold(
                     step.state,
@@ -411,6 +451,7 @@ class CreditService:
         attempt: int | None = None,
         api_key: str | None = None,
         key_limits: Limits | None = None,
+        operation: str = "chat",
     ) -> Hold:
         """:meth:`hold` in a worker thread."""
         import asyncio
@@ -427,6 +468,7 @@ class CreditService:
                 attempt=attempt,
                 api_key=api_key,
                 key_limits=key_limits,
+                operation=operation,
             )
         )
 
@@ -491,11 +533,13 @@ class CreditService:
         moves no money, so that the write which does move it judges the auto-recharge
         threshold on the expiry and its own change together, as one write did before the
         record existed). After it: an auto-recharge is requested if the balance just crossed
-        its threshold; the payment runs after the commit, outside the lock. If ``decide``
-        raises, nothing is written.
+        its threshold; the payment runs after the commit, outside the lock; the webhook
+        events of the write go to the outbox with it. If ``decide`` raises, nothing is
+        written (but for the ``limit.reached`` event of a SpendLimitExceeded refusal).
         """
         now = self.now_us()
         recharges: list[tuple[str, int]] = []
+        events: list[OutboxRow] = []
         writing = self._writing
         writing.depth = getattr(writing, "depth", 0) + 1
         try:
@@ -505,6 +549,7 @@ class CreditService:
                 create=create,
                 now=now,
                 recharges=recharges,
+                events=events,
                 housekeeping=housekeeping,
             )
         finally:
@@ -524,8 +569,10 @@ class CreditService:
         create: bool,
         now: int,
         recharges: list[tuple[str, int]],
+        events: list[OutboxRow],
         housekeeping: bool,
     ) -> T:
+        refused: SpendLimitExceeded | None = None
         with self.store.transaction(name) as tx:
             state = tx.state
             if state is None:
@@ -541,31 +588,70 @@ class CreditService:
             posted_before = state.posted
             if housekeeping:
                 step.add(ledger.housekeeping(state, now))
-            result = decide(step)
-            # A recharge left unanswered for a hold TTL (its process died mid-payment) is
-            # asked again with the same idempotency key, so it is never paid twice.
-            recharges += [
-                (key, int(pending["amount"]))
-                for key, pending in state.pending_recharges.items()
-                if int(pending["requested_us"]) + self.hold_ttl_us <= now
-            ]
-            rule = ledger.effective_recharge(state, self.default_recharge)
-            for entry in step.add(
-                ledger.recharge_due(
-                    state,
-                    posted_before,
-                    now,
-                    rule=rule,
-                    key=lambda: f"recharge-{uuid.uuid4().hex}",
-                    force=step.force_recharge,
-                )
-            ):
-                if entry.kind == ledger.RECHARGE_REQUESTED and entry.key is not None:
-                    recharges.append((entry.key, int(entry.meta["amount"])))
-            if step.entries:
-                tx.append(step.entries)
-                tx.save(state)
+            try:
+                result = decide(step)
+            except SpendLimitExceeded as exc:
+                # A refused call writes nothing to the ledger, but the webhook event of the
+                # cap it hit (limit.reached, once per window) is committed, on its own.
+                if self.alerts is None or tx.state is None:
+                    raise
+                events += self.alerts.rows(self.alerts.limit_reached(name, exc, now))
+                if not events:
+                    raise
+                tx.add_events(events)
+                refused = exc
+            else:
+                # A recharge left unanswered for a hold TTL (its process died mid-payment) is
+                # asked again with the same idempotency key, so it is never paid twice.
+                recharges += [
+                    (key, int(pending["amount"]))
+                    for key, pending in state.pending_recharges.items()
+                    if int(pending["requested_us"]) + self.hold_ttl_us <= now
+                ]
+                rule = ledger.effective_recharge(state, self.default_recharge)
+                for entry in step.add(
+                    ledger.recharge_due(
+                        state,
+                        posted_before,
+                        now,
+                        rule=rule,
+                        key=lambda: f"recharge-{uuid.uuid4().hex}",
+                        force=step.force_recharge,
+                    )
+                ):
+                    if entry.kind == ledger.RECHARGE_REQUESTED and entry.key is not None:
+                        recharges.append((entry.key, int(entry.meta["amount"])))
+                if self.alerts is not None:
+                    events += self._events_of(step, posted_before)
+                    if events:
+                        tx.add_events(events)
+                if step.entries:
+                    tx.append(step.entries)
+                    tx.save(state)
+        if events:  # committed
+            self._outboxed(events)
+        if refused is not None:
+            raise refused
         return result
+
+    def _events_of(self, step: _Step, posted_before: int) -> list[OutboxRow]:
+        """The webhook events of a write, as outbox rows to commit with its entries
+        (gateway/webhooks/events.py decides which)."""
+        alerts = self.alerts
+        assert alerts is not None
+        state = step.state
+        found = alerts.after_write(state, step.entries, posted_before, step.now_us)
+        if step.refusal is not None:
+            found += alerts.limit_reached(state.name, step.refusal, step.now_us)
+        return alerts.rows(found)
+
+    def _outboxed(self, rows: list[OutboxRow]) -> None:
+        """After a commit with webhook events: remember its once-only events and wake the
+        sender, so that they go out now rather than at its next look at the outbox."""
+        if self.alerts is not None:
+            self.alerts.committed(rows)
+        if self.webhook_sender is not None:
+            self.webhook_sender.wake()
 
     def _pay_recharge(self, name: str, key: str, amount: int) -> None:
         """Pay a requested recharge and credit what was charged. The request (its key and
@@ -720,4 +806,5 @@ def _hold_from_entry(entry: LedgerEntry) -> Hold:
         model=str(meta["model"]),
         tags=dict(meta["tags"]),
         api_key=meta.get("api_key"),
+        operation=str(meta.get("operation", "chat")),
     )

@@ -92,6 +92,8 @@ class LocalHold:
     #: limits (nano-dollars): such calls are held against a lease of their own per key.
     api_key: str | None = None
     key_limits: Limits | None = None
+    #: ``chat``, ``embeddings``, ``images`` or ``batch`` (the request row's ``operation``).
+    operation: str = "chat"
 
     @property
     def amount(self) -> Decimal:
@@ -493,6 +495,8 @@ class Spender:
                     )
                 except (InsufficientCredits, SpendLimitExceeded) as exc:
                     error = exc
+                    if isinstance(exc, SpendLimitExceeded):
+                        step.refusal = exc  # its limit.reached webhook event is written too
             return _Written(new_id if size > 0 else None, size, error)
 
         create = lease.account == service.default_account or not prepaid

@@ -27,10 +27,11 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from gateway.credits.batch_store import m007_batches
 from gateway.credits.key_store import KEY_TABLES
 from gateway.credits.ledger import AccountState, LedgerEntry, compact_json
 from gateway.credits.sqlite_file import prepare_ledger_file, store_error
@@ -42,6 +43,8 @@ from gateway.credits.store import (
     entry_from_row,
 )
 from gateway.errors import ConfigError, CreditsError
+from gateway.webhooks._sqlite import insert_rows, m005_webhook_outbox
+from gateway.webhooks.outbox import OutboxRow
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -53,7 +56,7 @@ _ENTRY_COLUMNS = (
 _REQUEST_COLUMNS = (
     "request_id, hold_id, account, at_us, route, provider, model, input_tokens, output_tokens, "
     "cached_input_tokens, cache_write_tokens, reasoning_tokens, cost, latency_us, attempts, "
-    "status, tags"
+    "status, tags, operation"
 )
 
 
@@ -152,11 +155,19 @@ def m003_api_keys(conn: sqlite3.Connection) -> None:
     )
 
 
+def m004_requests_operation(conn: sqlite3.Connection) -> None:
+    # What kind of call a row is (chat, embeddings, images, batch); rows before it were chat.
+    conn.execute("ALTER TABLE requests ADD COLUMN operation TEXT NOT NULL DEFAULT 'chat'")
+
+
 #: Numbered schema migrations, applied in order, each recorded in ``schema_migrations``.
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = (
     (1, "initial", m001_initial),
     (2, "requests_unique_hold", m002_requests_unique_hold),
     (3, "api_keys", m003_api_keys),
+    (4, "requests_operation", m004_requests_operation),
+    (5, "webhook_outbox", m005_webhook_outbox),
+    (7, "batches", m007_batches),
 )
 
 
@@ -248,6 +259,30 @@ class SQLiteStore:
                 yield self._conn()
         except sqlite3.Error as exc:
             raise store_error(exc, self.path) from exc
+
+    def reading(self) -> AbstractContextManager[sqlite3.Connection]:
+        """This thread's connection, for reading tables beside the accounts (the webhook
+        outbox); sqlite3 errors come out as CreditStoreError."""
+        return self._reading()
+
+    @contextmanager
+    def immediate(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on tables beside the accounts (the webhook outbox): taken
+        after this process's other writers, ``BEGIN IMMEDIATE``, committed at the end of the
+        block (rolled back if it raises)."""
+        with self._lock:
+            try:
+                conn = self._conn()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise store_error(exc, self.path) from exc
 
     def close(self) -> None:
         with self._registry:
@@ -441,9 +476,12 @@ class _Transaction:
     def add_request(self, row: RequestRow) -> None:
         self._conn.execute(
             f"INSERT INTO requests ({_REQUEST_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*row.values()[:-1], compact_json(row.tags) if row.tags else "{}"),
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*row.values()[:-2], compact_json(row.tags) if row.tags else "{}", row.operation),
         )
+
+    def add_events(self, rows: Sequence[OutboxRow]) -> None:
+        insert_rows(self._conn, rows)
 
     def save(self, state: AccountState) -> None:
         text = state.to_json()
@@ -521,5 +559,5 @@ def _find_entry(conn: sqlite3.Connection, account: str, key: str) -> LedgerEntry
 
 def _request(row: Sequence[Any]) -> RequestRow:
     values = list(row)
-    values[-1] = json.loads(values[-1])
+    values[-2] = json.loads(values[-2])  # tags, before operation
     return RequestRow(*values)

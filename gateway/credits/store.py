@@ -1,17 +1,20 @@
 """What the credit account needs from a database: the :class:`Store` protocol.
 
-A store keeps three things and decides nothing:
+A store keeps four things and decides nothing:
 
 * the append-only ledger entries of every account (:class:`~.ledger.LedgerEntry`);
 * a snapshot of each account's :class:`~.ledger.AccountState` (derivable from its entries;
   kept so that a call does not replay history);
-* one :class:`RequestRow` per settled call, for reports.
+* one :class:`RequestRow` per settled call, for reports;
+* the webhook outbox: the events its writes caused, one row per endpoint
+  (:class:`~gateway.webhooks.outbox.OutboxRow`), written in the same transaction as the
+  entries that caused them (see :mod:`gateway.webhooks`).
 
 All writes to one account happen inside :meth:`Store.transaction`, which holds that
 account's lock from the read of the snapshot to the commit (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: ``SELECT ... FOR UPDATE`` on the account's row). The ledger's rules run in
 between, in Python, identically for every store. Both stores (:mod:`.sqlite_store`,
-:mod:`.postgres_store`) implement these methods (seven on the store, seven on a transaction)
+:mod:`.postgres_store`) implement these methods (seven on the store, eight on a transaction)
 and nothing else.
 """
 
@@ -35,8 +38,10 @@ if TYPE_CHECKING:
     from gateway.credits.service import Hold
     from gateway.credits.spender import LocalHold
     from gateway.providers.base import TokenUsage
+    from gateway.webhooks.outbox import OutboxRow
 
 __all__ = [
+    "OPERATIONS",
     "UNSTORABLE_TEXT",
     "Migrated",
     "RequestRow",
@@ -56,6 +61,9 @@ __all__ = [
 #: Characters no credit store keeps faithfully: C0/C1 controls (PostgreSQL refuses NUL) and
 #: lone surrogates (not encodable as UTF-8). Refused in tags; see service.check_tags.
 UNSTORABLE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+#: The kinds of call a request row records (its ``operation``), as usage reports group them.
+OPERATIONS = ("chat", "embeddings", "images", "batch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,9 @@ class RequestRow:
     attempts: int
     status: str
     tags: dict[str, str] = field(default_factory=dict)
+    #: What kind of call it was: one of :data:`OPERATIONS` (``chat`` for rows written before
+    #: the column existed).
+    operation: str = "chat"
 
     @property
     def cost(self) -> Decimal:
@@ -96,8 +107,8 @@ class RequestRow:
         return Decimal(self.latency_us).scaleb(-3)
 
     def values(self) -> tuple[Any, ...]:
-        """Every field in declaration order (``tags`` last, as the dict): how a store or the
-        journal writes the row, and ``RequestRow(*values)`` reads it back."""
+        """Every field in declaration order (``tags`` as the dict, then ``operation``): how a
+        store or the journal writes the row, and ``RequestRow(*values)`` reads it back."""
         return (
             self.request_id,
             self.hold_id,
@@ -116,6 +127,7 @@ class RequestRow:
             self.attempts,
             self.status,
             self.tags,
+            self.operation,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -137,6 +149,7 @@ class RequestRow:
             "latency_ms": plain_decimal(self.latency_ms),
             "attempts": self.attempts,
             "status": self.status,
+            "operation": self.operation,
             "tags": dict(self.tags),
         }
 
@@ -170,6 +183,7 @@ def request_row(
         attempts=attempts,
         status=status,
         tags=dict(hold.tags),
+        operation=hold.operation,
     )
 
 
@@ -226,6 +240,12 @@ class StoreTransaction(Protocol):
 
     def add_request(self, row: RequestRow) -> None:
         """Record a settled call."""
+        ...
+
+    def add_events(self, rows: Sequence[OutboxRow]) -> None:
+        """Write webhook events to the outbox, committed with this transaction's entries; a
+        row whose ``once_key`` the outbox already holds (for its account and endpoint) is
+        left out."""
         ...
 
     def save(self, state: AccountState) -> None:
@@ -449,31 +469,33 @@ def migrate(url: str) -> Migrated:
             postgres.close()
     from gateway.credits.sqlite_store import MIGRATIONS, SQLiteStore
 
-    before = _sqlite_schema_version(url)
+    done = _sqlite_versions(url)
     sqlite = open_store(url)  # SQLite applies its migrations on opening
     assert isinstance(sqlite, SQLiteStore)
     try:
         after = sqlite.schema_version()
     finally:
         sqlite.close()
-    names = tuple(f"{v:03d}_{name}" for v, name, _ in MIGRATIONS if before < v <= after)
-    return Migrated(before, after, names)
+    # By the versions each had, not by range: a lower number can land after a higher one.
+    names = tuple(f"{v:03d}_{name}" for v, name, _ in MIGRATIONS if v not in done and v <= after)
+    return Migrated(max(done, default=0), after, names)
 
 
-def _sqlite_schema_version(url: str) -> int:
-    """The version of an SQLite file before opening it (0 if new, in memory or unreadable)."""
+def _sqlite_versions(url: str) -> set[int]:
+    """The migrations an SQLite file had before opening it (none if new, in memory or
+    unreadable)."""
     import sqlite3
     from pathlib import Path
 
     path = url[len("sqlite:///") :].partition("?")[0] if url.startswith("sqlite:///") else ""
     if not path or path == ":memory:" or not Path(path).exists():
-        return 0
+        return set()
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+            rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
         finally:
             conn.close()
     except sqlite3.Error:
-        return 0
-    return int(row[0] or 0)
+        return set()
+    return {int(row[0]) for row in rows}

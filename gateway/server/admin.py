@@ -15,6 +15,7 @@ Money is given as a decimal string (or an integer), never a JSON float.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from gateway.credits.ledger import LedgerEntry
     from gateway.keys import ApiKey
     from gateway.server.state import AsyncAccount, ServerState
+    from gateway.webhooks import AsyncSender
 
 __all__ = ["routes"]
 
@@ -247,6 +249,61 @@ async def one_key(request: Request) -> Response:
     return json_response(_key(key))
 
 
+_DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+def _webhook_sender(state: ServerState) -> AsyncSender:
+    sender = state.webhook_sender
+    if sender is None:
+        raise ApiError(
+            404, "no_webhooks", "this gateway sends no webhooks (its config has no webhooks:)"
+        )
+    return sender
+
+
+async def webhook_deliveries(request: Request) -> Response:
+    """The outbox, newest first: ``?status=pending|delivered|failed&account=...&limit=50``."""
+    state = await _admin(request)
+    sender = _webhook_sender(state)
+    query = request.query_params
+    status = query.get("status") or None
+    if status is not None and status not in _DELIVERY_STATUSES:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"status must be one of {', '.join(_DELIVERY_STATUSES)}",
+            param="status",
+        )
+    try:
+        limit = int(query.get("limit", "50"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 500:
+        raise ApiError(400, "invalid_request", "limit must be 1 to 500", param="limit")
+    rows = await asyncio.to_thread(
+        sender.outbox.deliveries,
+        status=status,  # type: ignore[arg-type]
+        account=query.get("account") or None,
+        limit=limit,
+    )
+    return json_response({"object": "list", "data": [row.as_dict() for row in rows]})
+
+
+async def retry_webhook_delivery(request: Request) -> Response:
+    """Make a delivery due again now (its endpoint re-enabled); this worker sends it."""
+    state = await _admin(request)
+    sender = _webhook_sender(state)
+    try:
+        delivery_id = int(request.path_params["delivery_id"])
+    except ValueError:
+        delivery_id = -1
+    row = await asyncio.to_thread(sender.retry, delivery_id) if delivery_id > 0 else None
+    if row is None:
+        raise ApiError(404, "delivery_not_found", "there is no such webhook delivery")
+    sender.wake()
+    return json_response(row.as_dict())
+
+
 routes = [
     Route("/v1/admin/accounts", list_accounts, methods=["GET"]),
     Route("/v1/admin/accounts/{account}", get_account, methods=["GET"]),
@@ -256,4 +313,10 @@ routes = [
     Route("/v1/admin/keys", list_keys, methods=["GET"]),
     Route("/v1/admin/keys", create_key, methods=["POST"]),
     Route("/v1/admin/keys/{key_id}", one_key, methods=["GET", "DELETE"]),
+    Route("/v1/admin/webhooks/deliveries", webhook_deliveries, methods=["GET"]),
+    Route(
+        "/v1/admin/webhooks/deliveries/{delivery_id}/retry",
+        retry_webhook_delivery,
+        methods=["POST"],
+    ),
 ]

@@ -8,7 +8,7 @@ result; billing and routing stay in the library):
 * :mod:`.account`: ``GET /v1/credits``, ``GET /v1/usage``;
 * :mod:`.admin`: ``/v1/admin/...``;
 * :mod:`.health`: ``GET /healthz``, ``GET /readyz``;
-* :mod:`.not_yet`: ``POST /v1/embeddings``, ``POST /v1/images/generations`` (501 for now).
+* :mod:`.media`: ``POST /v1/embeddings``, ``POST /v1/images/generations``.
 
 Every response carries ``x-gateway-request-id`` (the gateway's request id for a chat call,
 which is also the ledger's; a fresh one otherwise). Errors: :mod:`.errors`, the one place.
@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import GatewayConfig, load_config, parse_config
 from gateway.errors import GatewayError
-from gateway.server import account, admin, chat, health, models, not_yet
+from gateway.server import account, admin, chat, health, media, models
 from gateway.server.errors import ApiError, api_error, error_response, handle_error
 from gateway.server.state import ServerState
 
@@ -103,8 +103,8 @@ def _routes() -> list[Route]:
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/credits", account.credits, methods=["GET"]),
         Route("/v1/usage", account.usage, methods=["GET"]),
-        Route("/v1/embeddings", not_yet.embeddings, methods=["POST"]),
-        Route("/v1/images/generations", not_yet.images, methods=["POST"]),
+        Route("/v1/embeddings", media.embeddings, methods=["POST"]),
+        Route("/v1/images/generations", media.images, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         *admin.routes,
@@ -133,11 +133,23 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.gateway  # noqa: B018  (made now, in the worker's own process and loop)
+        gw = state.gateway  # made now, in the worker's own process and loop
+        # Webhooks are delivered from this worker's event loop (it takes over from the
+        # gateway's own sender thread); an outbox shared by workers is leased per event.
+        sender: asyncio.Task[None] | None = None
+        stop = asyncio.Event()
+        if loaded.webhooks and loaded.credits is not None:
+            from gateway.webhooks import AsyncSender
+
+            state.webhook_sender = AsyncSender(gw)
+            sender = asyncio.create_task(state.webhook_sender.run_forever(stop))
         try:
             yield
         finally:
+            stop.set()
             await _shut_down(state)
+            if sender is not None:
+                await asyncio.wait([sender], timeout=_SETTLE_GRACE_S)
 
     app = Starlette(
         routes=_routes(),

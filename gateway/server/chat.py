@@ -17,6 +17,7 @@ from gateway.server.auth import authenticate
 from gateway.server.body import read_json, require
 from gateway.server.errors import ApiError
 from gateway.server.streaming import SSEResponse
+from gateway.server.tracing import incoming_trace
 
 if TYPE_CHECKING:
     from gateway import GatewayInfo
@@ -75,10 +76,11 @@ async def chat_completions(request: Request) -> Response:
         args["account"] = caller.account
     args["tags"] = {"api_key": caller.tag}
     create = state.gateway.chat.completions.create
-    if stream:
-        streamed = await create(model=model, messages=messages, stream=True, **args)
-        return SSEResponse(streamed, gateway_headers(streamed.gateway))
-    completion = await create(model=model, messages=messages, **args)
+    with incoming_trace(request, enabled=state.config.telemetry.opentelemetry):
+        if stream:
+            streamed = await create(model=model, messages=messages, stream=True, **args)
+            return SSEResponse(streamed, gateway_headers(streamed.gateway))
+        completion = await create(model=model, messages=messages, **args)
     headers = gateway_headers(completion.gateway)
     cost = completion.usage.cost if completion.usage is not None else None
     if cost is not None:

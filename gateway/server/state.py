@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from gateway.credits.payment import PaymentMethod
     from gateway.keys import ApiKey
     from gateway.server.auth import Caller
+    from gateway.webhooks import AsyncSender
 
 __all__ = ["AsyncAccount", "ServerState"]
 
@@ -44,6 +45,8 @@ class ServerState:
         self.accepting = True
         #: The requests being served (the shutdown lets them settle first).
         self.inflight: set[asyncio.Task[Any]] = set()
+        #: This worker's webhook sender (set by the lifespan when the config has webhooks).
+        self.webhook_sender: AsyncSender | None = None
         self._router = Router(config)
 
     @property

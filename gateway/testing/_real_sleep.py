@@ -8,6 +8,8 @@ sleeps for real, and the test is slow for no reason. While a mock is active, the
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -52,8 +54,22 @@ def _warn(seconds: float) -> None:
             "with clock=gateway_clock (or the ManualClock given to mock_providers) and every "
             "wait is instant. (Said once per mock.)",
             RealSleepWarning,
-            stacklevel=4,
+            stacklevel=_first_frame_outside_gateway(),
         )
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _first_frame_outside_gateway() -> int:
+    """The ``stacklevel`` that points the warning at the caller's line (the call in the test),
+    however many gateway frames are between."""
+    frame = sys._getframe(1)  # _warn, the function that warns: stacklevel 1
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _install() -> None:

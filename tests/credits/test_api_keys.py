@@ -138,11 +138,12 @@ def test_migration_003_upgrades_a_store_made_before_it(
     else:
         module = sqlite_store  # type: ignore[assignment]
     with monkeypatch.context() as patch:
-        patch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:2])
+        # every migration but 003 (a later one, 004, landed first on another branch)
+        patch.setattr(module, "MIGRATIONS", tuple(m for m in module.MIGRATIONS if m[0] != 3))
         old = Gateway(config=config(store_url), clock=clock)
         old.credits.grant(D("3"))
         old.close()
-    assert migrate(store_url).applied == ("003_api_keys",)
+    assert "003_api_keys" in migrate(store_url).applied
     gw = Gateway(config=config(store_url), clock=clock)
     assert gw.credits.balance().available == D("3")
     new = gw.keys.create(account="default", name="after")

@@ -88,9 +88,18 @@ def kinds(service: CreditService) -> list[str]:
 def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> None:
     fresh = pg.new_url()
     assert migrate(fresh) == Migrated(
-        before=0, after=3, applied=("001_initial", "002_requests_unique_hold", "003_api_keys")
+        before=0,
+        after=7,
+        applied=(
+            "001_initial",
+            "002_requests_unique_hold",
+            "003_api_keys",
+            "004_requests_operation",
+            "005_webhook_outbox",
+            "007_batches",
+        ),
     )
-    assert migrate(fresh) == Migrated(before=3, after=3, applied=())
+    assert migrate(fresh) == Migrated(before=7, after=7, applied=())
 
     # Many processes (here: stores) starting at once on an empty database apply it once.
     empty = pg.new_url()
@@ -106,7 +115,7 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
         t.start()
     for t in threads:
         t.join()
-    assert [s.schema_version() for s in stores] == [3] * 6
+    assert [s.schema_version() for s in stores] == [7] * 6
     for s in stores:
         s.close()
     with psycopg.connect(empty, autocommit=True) as conn:
@@ -114,6 +123,9 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
             (1, "initial"),
             (2, "requests_unique_hold"),
             (3, "api_keys"),
+            (4, "requests_operation"),
+            (5, "webhook_outbox"),
+            (7, "batches"),
         ]
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')")
     with pytest.raises(CreditsError, match="schema version 99, newer"):
@@ -123,9 +135,18 @@ def test_migrations_are_numbered_recorded_and_applied_once(pg: TestDatabase) -> 
 def test_sqlite_migrate_reports_the_same_way(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     assert migrate(url) == Migrated(
-        before=0, after=3, applied=("001_initial", "002_requests_unique_hold", "003_api_keys")
+        before=0,
+        after=7,
+        applied=(
+            "001_initial",
+            "002_requests_unique_hold",
+            "003_api_keys",
+            "004_requests_operation",
+            "005_webhook_outbox",
+            "007_batches",
+        ),
     )
-    assert migrate(url) == Migrated(before=3, after=3, applied=())
+    assert migrate(url) == Migrated(before=7, after=7, applied=())
 
 
 def test_store_urls_options_and_the_password(pg: TestDatabase) -> None:

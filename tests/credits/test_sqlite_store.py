@@ -22,13 +22,16 @@ def test_migrations_are_numbered_recorded_and_run_once(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     SQLiteStore(str(path)).close()
     store = SQLiteStore(str(path))  # reopening applies nothing twice
-    assert store.schema_version() == len(MIGRATIONS) == 3
+    assert store.schema_version() == MIGRATIONS[-1][0] == 7
     store.close()
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT version, name FROM schema_migrations").fetchall() == [
         (1, "initial"),
         (2, "requests_unique_hold"),
         (3, "api_keys"),
+        (4, "requests_operation"),
+        (5, "webhook_outbox"),
+        (7, "batches"),
     ]
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.execute("INSERT INTO schema_migrations VALUES (99, 'from the future')")

@@ -27,6 +27,7 @@ def server_config(store: str, upstream: Upstream, **server: Any) -> dict[str, An
     return {
         "providers": {
             "fake": {},
+            "openai": {"type": "fake"},  # offline, priced as OpenAI's models (genai-prices)
             "up": {**upstream_provider, "base_url": upstream.base_url},
             "down": {**upstream_provider, "base_url": closed},
         },
@@ -36,6 +37,8 @@ def server_config(store: str, upstream: Upstream, **server: Any) -> dict[str, An
             "slow": {"targets": ["up/gated"]},
             "long": {"targets": ["up/too-long"]},
             "broken": {"targets": ["down/m"], "retry": {"attempts": 1}},
+            "embed": {"targets": ["openai/text-embedding-3-small"]},
+            "draw": {"targets": ["openai/gpt-image-1"]},
         },
         "credits": {"store": store},
         "pricing": {

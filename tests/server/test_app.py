@@ -77,6 +77,7 @@ def test_the_server_section_is_checked_like_the_rest_of_the_config() -> None:
 
 async def call(app: Any, method: str, path: str, key: str | None = ADMIN, **kw: Any) -> Any:
     headers = {"authorization": f"Bearer {key}"} if key else {}
+    headers.update(kw.pop("headers", {}))
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://gw") as http:
         return await http.request(method, path, headers=headers, **kw)
@@ -162,3 +163,42 @@ def test_each_error_class_has_its_status_and_code(
                 "seconds": 0.25,
             }
         ]
+
+
+async def test_an_incoming_traceparent_is_the_parent_of_the_call_span() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from gateway.telemetry._otel import OpenTelemetry
+
+    app = create_app({**NO_CREDITS, "telemetry": {"opentelemetry": True}})
+    gw = app.state.server.gateway
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    gw._core.telemetry = OpenTelemetry(  # this test's providers, not the global ones
+        gw.config, gw._core.clock, tracer_provider=tracer_provider, meter_provider=MeterProvider()
+    )
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    body = {"model": "r", "messages": HELLO}
+    for stream in (False, True):
+        answer = await call(
+            app,
+            "POST",
+            "/v1/chat/completions",
+            json={**body, "stream": stream},
+            headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        )
+        assert answer.status_code == 200
+    untraced = await call(app, "POST", "/v1/chat/completions", json=body)
+    assert untraced.status_code == 200
+    calls = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert len(calls) == 3
+    for span in calls[:2]:
+        assert span.context.trace_id == int(trace_id, 16)
+        assert span.parent is not None and span.parent.span_id == 0x00F067AA0BA902B7
+    assert calls[2].context.trace_id != int(trace_id, 16) and calls[2].parent is None
+    await app.state.server.close()

@@ -173,12 +173,29 @@ def test_a_prompt_too_long_is_400_context_length_exceeded(server: Served, module
     )
 
 
-def test_embeddings_and_images_say_not_supported_yet(server: Served, module_dir: Path) -> None:
+def test_bad_embeddings_and_image_requests(server: Served, module_dir: Path) -> None:
     with server.client() as http:
-        for path in ("/v1/embeddings", "/v1/images/generations"):
-            answer = http.post(path, json={"model": "x", "input": "a", "prompt": "b"})
-            error = check_shape(answer, 501, "not_supported", module_dir)
-            assert "not supported by this gateway yet" in error["message"]
+        cases = [
+            ("/v1/embeddings", {"model": "embed"}, 400, "invalid_request", "'input' is required"),
+            (
+                "/v1/embeddings",
+                {"model": "embed", "input": "a", "tags": {}},
+                400,
+                "invalid_request",
+                "unknown parameter 'tags'",
+            ),
+            ("/v1/embeddings", {"model": "nope", "input": "a"}, 404, "model_not_found", ""),
+            (
+                "/v1/images/generations",
+                {"model": "draw", "prompt": ["a"]},
+                400,
+                "invalid_request",
+                "'prompt' must be a string",
+            ),
+        ]
+        for path, body, status, code, words in cases:
+            error = check_shape(http.post(path, json=body), status, code, module_dir)
+            assert words in error["message"], (path, body, error)
 
 
 def test_unknown_paths_and_methods(server: Served, module_dir: Path) -> None:

@@ -86,5 +86,29 @@ def test_models_lists_the_routes_and_their_targets(server: Served, key: str) -> 
     ids = [model.id for model in listed]
     routes = {"r": "fake/m", "other": "fake/o", "slow": "up/gated", "long": "up/too-long"}
     routes["broken"] = "down/m"
+    routes["embed"] = "openai/text-embedding-3-small"
+    routes["draw"] = "openai/gpt-image-1"
     assert sorted(ids) == sorted([*routes, *routes.values()])
     assert {model.owned_by for model in listed if model.id == "up/gated"} == {"up"}
+
+
+def test_embeddings_and_images_are_served_and_billed(server: Served, key: str) -> None:
+    import base64
+
+    openai_client = client(server, key)
+    raw = openai_client.embeddings.with_raw_response.create(model="embed", input=["a", "bc"])
+    vectors = raw.parse()
+    assert len(vectors.data) == 2 and len(vectors.data[0].embedding) > 0
+    assert Decimal(raw.headers["x-gateway-cost"]) > 0
+    assert raw.headers["x-gateway-model"] == "text-embedding-3-small"
+    drawn = openai_client.images.with_raw_response.generate(
+        model="draw", prompt="a red bicycle", size="1024x1024", quality="low"
+    )
+    image = drawn.parse()
+    assert image.data is not None and image.data[0].b64_json is not None
+    assert base64.b64decode(image.data[0].b64_json).startswith(b"\x89PNG")
+    assert Decimal(drawn.headers["x-gateway-cost"]) > 0
+    with server.client(key) as http:
+        rows = http.get("/v1/usage", params={"group_by": "operation"}).json()["data"]
+    by_operation = {row["operation"]: row for row in rows}
+    assert {"embeddings", "images"} <= set(by_operation)
