@@ -3,6 +3,8 @@
     python bench/profile.py --provider openai --side gateway --calls 3000
     python bench/profile.py --provider gemini --side raw --scenario stream
     python bench/profile.py --ledger --calls 3000        # CreditService.hold + settle alone
+    python bench/profile.py --serve --calls 5000        # `gateway serve` under the OpenAI SDK
+    python bench/profile.py --serve --scenario stream --calls 1000
 
 Starts the fake server, runs ``--calls`` calls of one side (as bench/workers.py builds it) in
 a child process under ``py-spy record --format raw`` (py-spy only samples a thread while it is
@@ -10,6 +12,15 @@ on the CPU, so samples measure CPU time), then prints the samples as a tree: eac
 frame of ``gateway/`` or ``providers/``, or the first library frame below one (``[openai]``,
 ``[pydantic]``, ...), with everything deeper folded into it. ``µs/call`` is samples x sampling
 interval / calls. Only samples inside a measured call are counted (set-up is not).
+
+``--serve`` profiles the ``gateway serve`` process of bench/proxy.py (credit account on),
+pinned to the fake server's core, while a client process on the other core sends ``--calls``
+requests (``--scenario sync``: non-streamed; ``stream``: 50-chunk streams) with the OpenAI SDK,
+``--concurrency`` in flight: cProfile on the CPU clock (``time.process_time``) in the event
+loop's thread, the ``--top`` functions by cumulative and by own time. py-spy is not used there:
+on this machine it counted threads blocked in a wait as running. cProfile's own cost per call
+inflates code made of many small calls (typing, the SDKs' transforms), so read the shares
+as an upper bound for such code, and confirm a fix with the unprofiled figure.
 
 Needs py-spy (``pip install -e '.[bench]'``) and permission to ptrace the child (root here).
 """
@@ -20,6 +31,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -222,12 +234,80 @@ def child(args: argparse.Namespace) -> None:
     print(f"child: {cpu / args.calls * 1e6:,.0f} µs CPU per call (unprofiled figure is lower)")
 
 
+def serve_child(out: str, argv: list[str]) -> None:
+    """``gateway serve`` (``argv``) whose event-loop thread cProfile measures, on the CPU clock,
+    from SIGUSR1 to SIGUSR2 (then the stats are written to ``out``)."""
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # stdlib `profile`
+    import cProfile
+
+    profiler = cProfile.Profile(time.process_time)
+    signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
+
+    def dump(*_: object) -> None:
+        profiler.disable()
+        profiler.dump_stats(out)
+
+    signal.signal(signal.SIGUSR2, dump)
+    from gateway.cli import main as gateway_main
+
+    sys.argv = ["gateway", *argv]
+    gateway_main()
+
+
+def profile_server(args: argparse.Namespace) -> int:
+    """cProfile of ``gateway serve`` (bench/proxy.py's, credit account on) under the SDK."""
+    import pstats
+
+    from bench import proxy
+    from bench.run import Cores, Runner, fake_server
+
+    mode = "stream" if args.scenario == "stream" else "call"
+    cores = Cores.pick(True)
+    with tempfile.TemporaryDirectory() as tmp, fake_server(cores) as fake:
+        workdir = Path(tmp)
+        out = Path(args.raw_out or workdir / "serve.prof")
+        launcher = [sys.executable, str(Path(__file__).resolve()), "--serve-child", str(out)]
+        gateway = proxy.start_gateway(fake, cores.server, workdir, launcher=launcher)
+        try:
+            side = {
+                "name": "gateway",
+                "base_url": gateway.base_url,
+                "api_key": gateway.api_key,
+                "model": gateway.model,
+                "pids": gateway.pids(),
+            }
+            spec = {"scenario": "proxy", "mode": mode, "sides": [side]}
+            spec["concurrency"] = args.concurrency
+            runner = Runner(fake, cores)
+            bare = runner.worker({**spec, "calls": args.calls, "block": args.calls})
+            gateway.process.send_signal(signal.SIGUSR1)
+            result = runner.worker({**spec, "calls": args.calls, "block": args.calls})
+            gateway.process.send_signal(signal.SIGUSR2)
+            deadline = time.monotonic() + 30
+            while not out.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1.0)  # written
+        finally:
+            gateway.stop()
+        print(
+            f"server: {bare['sides']['gateway']['proxy_cpu_us']:,.0f} µs CPU per request "
+            f"unprofiled, {result['sides']['gateway']['proxy_cpu_us']:,.0f} profiled "
+            f"({mode}, {args.concurrency} in flight; the event loop's thread only below)"
+        )
+        stats = pstats.Stats(str(out))
+        stats.sort_stats("cumulative").print_stats(args.top)
+        stats.sort_stats("tottime").print_stats(args.top)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--provider", default="openai")
     parser.add_argument("--side", default="gateway", help="raw, gateway, gateway_credits, ...")
     parser.add_argument("--scenario", default="sync", choices=("sync", "async", "stream"))
     parser.add_argument("--ledger", action="store_true", help="profile hold + settle alone")
+    parser.add_argument("--serve", action="store_true", help="profile `gateway serve`")
+    parser.add_argument("--top", type=int, default=40, help="--serve: functions listed")
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
@@ -237,7 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--server", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve-child"]:  # the server process of --serve
+        serve_child(argv[1], argv[2:])
+        return 0
     args = parser.parse_args(argv)
+    if args.serve:
+        return profile_server(args)
     if args.child:
         child(args)
         return 0

@@ -33,7 +33,7 @@ ROOT = HERE.parent
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(ROOT))
 
-from bench import ledger  # noqa: E402
+from bench import ledger, proxy  # noqa: E402
 from bench.clients import PROVIDERS  # noqa: E402
 
 SDKS = ("openai", "anthropic", "google.genai", "httpx2", "pydantic")
@@ -66,6 +66,13 @@ class Plan:
     ledger_rounds: int
     memory_checkpoints: tuple[int, int]
     memory_providers: tuple[str, ...]
+    proxy_calls: int
+    proxy_block: int
+    proxy_streams: int
+    proxy_stream_block: int
+    proxy_sequential: int
+    #: Also run bench/what_if.py's side in the proxy scenario (``--what-if``).
+    proxy_what_if: bool = False
 
 
 FULL = Plan(
@@ -85,6 +92,11 @@ FULL = Plan(
     ledger_rounds=3,
     memory_checkpoints=(1_000, 20_000),
     memory_providers=PROVIDERS,
+    proxy_calls=2000,
+    proxy_block=500,
+    proxy_streams=400,
+    proxy_stream_block=100,
+    proxy_sequential=300,
 )
 QUICK = Plan(
     rounds=1,
@@ -103,6 +115,11 @@ QUICK = Plan(
     ledger_rounds=1,
     memory_checkpoints=(500, 2_000),
     memory_providers=("openai",),
+    proxy_calls=300,
+    proxy_block=150,
+    proxy_streams=100,
+    proxy_stream_block=50,
+    proxy_sequential=100,
 )
 
 
@@ -591,6 +608,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": growth is not None and growth < RSS_GROWTH_MB_MAX if full else None,
                 }
             )
+    if results.get("proxy"):
+        rows += proxy.target_rows(results["proxy"])
     return rows
 
 
@@ -602,7 +621,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Command: `{meta['command']}`  ",
         f"When: {meta['when']}; {meta['machine']}; Python {meta['python']}; {meta['versions']}  ",
         f"Client pinned to core {meta['client_core']}, fake server to core {meta['server_core']}; "
-        f"{meta['rounds']} rounds (async, stream, fallback: {max(1, (meta['rounds'] + 1) // 2)}); "
+        f"{meta['rounds']} rounds (async, stream, fallback, proxy: "
+        f"{max(1, (meta['rounds'] + 1) // 2)}); "
         "medians over rounds; CPU = client user+sys per call.  ",
         f"Fake server: {_fmt(meta.get('server_cpu_us_per_request'), 1)} µs CPU per request, "
         f"at most {_fmt(meta.get('server_busy_max_pct'), 0)}% busy during any measurement. "
@@ -736,6 +756,8 @@ def markdown(results: dict[str, Any]) -> str:
                 for side, row in sides.items()
             ),
         )
+    if results.get("proxy"):
+        lines += proxy.markdown(results["proxy"], _table)
     return "\n".join(lines) + "\n"
 
 
@@ -813,7 +835,7 @@ def _versions() -> str:
     return ", ".join(f"{n} {version(n)}" for n in names)
 
 
-ALL = ("import", "sync", "async", "stream", "fallback", "ledger", "memory")
+ALL = ("import", "sync", "async", "stream", "fallback", "ledger", "memory", "proxy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -823,10 +845,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="override the plan's rounds")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--out", default=None, help="output stem (default results/latest)")
+    parser.add_argument(
+        "--what-if", action="store_true", help="proxy: also a gateway with bench/what_if.py"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.rounds:
         plan = Plan(**{**plan.__dict__, "rounds": args.rounds})
+    if args.what_if:
+        plan = Plan(**{**plan.__dict__, "proxy_what_if": True})
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - set(ALL)
     if unknown:
@@ -844,13 +871,14 @@ def main(argv: list[str] | None = None) -> int:
         "stream": stream_scenario,
         "fallback": fallback_scenario,
         "memory": memory_scenario,
+        "proxy": proxy.scenario,
     }
     if "import" in only:
         log("import cost")
         results["import"] = import_cost(plan, cores)
     with fake_server(cores) as server:
         runner = Runner(server, cores)
-        for name in ("sync", "async", "stream", "fallback", "memory"):
+        for name in ("sync", "async", "stream", "fallback", "memory", "proxy"):
             if name in only:
                 log(name)
                 results[name] = steps[name](runner, plan)

@@ -330,12 +330,20 @@ def memory(spec: dict[str, Any]) -> dict[str, Any]:
     return {"sides": {name: {"rss_mb": rss}}, "pending": pending}
 
 
+def proxy(spec: dict[str, Any]) -> dict[str, Any]:
+    """The client of scenario 8: every proxy side in turns (bench/proxy.py)."""
+    from bench import proxy as proxy_scenario
+
+    return proxy_scenario.measure(spec)
+
+
 SCENARIOS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "sync": sync_calls,
     "fallback": sync_calls,
     "async": async_calls,
     "stream": streams,
     "memory": memory,
+    "proxy": proxy,
 }
 
 
