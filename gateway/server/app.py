@@ -148,9 +148,9 @@ def create_app(
             yield
         finally:
             stop.set()
-            await _shut_down(state)
-            if sender is not None:
+            if sender is not None:  # done with the store before the gateway closes it
                 await asyncio.wait([sender], timeout=_SETTLE_GRACE_S)
+            await _shut_down(state)
 
     app = Starlette(
         routes=[*_routes(), *dashboard.routes(state)],

@@ -50,13 +50,23 @@ async def test_the_lifespan_delivers_webhooks_and_the_admin_api_resends_one(
             service = gw._core.billing.service
             assert isinstance(service.webhook_sender, AsyncSender), "the loop's sender"
 
-            listed = await admin(app, "GET", "/v1/admin/webhooks/deliveries")
-            (row,) = listed.json()["data"]
+            # The receiver has it; the sender records the answer just after: wait for that.
+            for _ in range(500):
+                listed = await admin(app, "GET", "/v1/admin/webhooks/deliveries")
+                (row,) = listed.json()["data"]
+                if row["status"] == "delivered":
+                    break
+                await asyncio.sleep(0.01)
             assert (row["type"], row["status"]) == ("purchase.succeeded", "delivered")
             resent = await admin(app, "POST", f"/v1/admin/webhooks/deliveries/{row['id']}/retry")
             assert resent.status_code == 200 and resent.json()["status"] == "pending"
             again = await asyncio.to_thread(receiver.wait_for, 2)
             assert again[1].event_id == again[0].event_id, "the same webhook-id: dedupe on it"
+            for _ in range(500):  # let the sender record the second answer before stopping
+                listed = await admin(app, "GET", "/v1/admin/webhooks/deliveries")
+                if listed.json()["data"][0]["status"] == "delivered":
+                    break
+                await asyncio.sleep(0.01)
 
             bad = await admin(app, "GET", "/v1/admin/webhooks/deliveries?status=lost")
             assert (bad.status_code, bad.json()["error"]["param"]) == (400, "status")
