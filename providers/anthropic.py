@@ -39,6 +39,7 @@ import anthropic
 import httpx2
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import (
+    Choice,
     ChoiceDelta,
     ChoiceDeltaToolCall,
     ChoiceDeltaToolCallFunction,
@@ -64,11 +65,11 @@ from gateway.providers._common import (
     FinishReason,
     completion_body,
     completion_data,
-    make_chunk,
     make_tool_call,
     retry_after_seconds,
     usage_chunk,
 )
+from gateway.providers._construct import construct
 from gateway.providers.base import (
     AsyncChunkStream,
     ChatRequest,
@@ -318,12 +319,16 @@ class _StreamTranslator:
         self._tools_without_arguments: set[int] = set()
 
     def _chunk(self, delta: ChoiceDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
-        return make_chunk(
-            response_id=self.response_id,
-            model=self.model,
+        # The OpenAI SDK's types, built without validating what we just made (make_chunk's
+        # validation was ~13 µs per chunk, see _construct).
+        choice = construct(Choice, index=0, delta=delta, finish_reason=finish, logprobs=None)
+        return construct(
+            ChatCompletionChunk,
+            id=self.response_id,
+            object="chat.completion.chunk",
             created=self.created,
-            delta=delta,
-            finish_reason=finish,
+            model=self.model,
+            choices=[choice],
         )
 
     def _take_usage(self, usage: Any) -> None:
@@ -365,7 +370,7 @@ class _StreamTranslator:
                 if not delta.text:
                     return None
                 self.state.content_chunks += 1
-                return self._chunk(ChoiceDelta(content=delta.text))
+                return self._chunk(construct(ChoiceDelta, content=delta.text))
             if delta.type == "input_json_delta":
                 tool_index = self._tool_index.get(event.index)
                 if tool_index is None or not delta.partial_json:
@@ -390,21 +395,21 @@ class _StreamTranslator:
                 return self._chunk(ChoiceDelta(tool_calls=[call]))
             if block.type == "text" and block.text:
                 self.state.content_chunks += 1
-                return self._chunk(ChoiceDelta(content=block.text))
+                return self._chunk(construct(ChoiceDelta, content=block.text))
             return None
         if kind == "message_start":
             message = event.message
             self.response_id = message.id
             self.model = message.model or self.model
             self._take_usage(message.usage)
-            return self._chunk(ChoiceDelta(role="assistant", content=""))
+            return self._chunk(construct(ChoiceDelta, role="assistant", content=""))
         if kind == "message_delta":
             self._take_usage(event.usage)
             stop_reason = event.delta.stop_reason
             self.finish_reason = _finish_reason(stop_reason)
             self.state.usage = self.usage()
             refusal = REFUSAL_MESSAGE if stop_reason == "refusal" else None
-            return self._chunk(ChoiceDelta(refusal=refusal), self.finish_reason)
+            return self._chunk(construct(ChoiceDelta, refusal=refusal), self.finish_reason)
         if kind == "message_stop":
             return self.usage_chunk()
         if kind == "content_block_stop" and event.index in self._tools_without_arguments:

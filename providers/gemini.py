@@ -83,6 +83,7 @@ from gateway.errors import (
     register_secret,
 )
 from gateway.providers import _gemini_media as media
+from gateway.providers import _gemini_wire as wire
 from gateway.providers._common import (
     FinishReason,
     completion_body,
@@ -561,6 +562,9 @@ class GeminiAdapter:
         # is garbage-collected (and closes its HTTP client) in the middle of a call.
         self._client: genai.Client | None = None
         self._aclient: genai.Client | None = None
+        # The request fields of each config, converted once per client (see _gemini_wire).
+        self._fragments: wire.ConfigFragments | None = None
+        self._afragments: wire.ConfigFragments | None = None
 
     def __repr__(self) -> str:
         return f"GeminiAdapter(name={self.name!r})"
@@ -640,24 +644,35 @@ class GeminiAdapter:
     # -- calls ----------------------------------------------------------------------------------
 
     def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
-        contents, config = build_request(request, provider=self.name, model=model, raw_body=True)
-        client = self._sync_client()
+        contents, config = build_request(request, provider=self.name, model=model)
+        api = self._sync_client()._api_client
+        fragments = self._fragments
+        if fragments is None:
+            fragments = self._fragments = wire.ConfigFragments(api)
         with _mapped_errors(self.name, model):
-            response = client.models.generate_content(
-                model=model,
-                contents=contents,
-                config=config,
+            # generate_content without its per-call conversion (see _gemini_wire).
+            response = api.request(
+                "post",
+                wire.model_path(api, model),
+                wire.body(contents, fragments.get(config)),
+                config.http_options,
             )
-        return to_response(_body_of(response, self.name, model), model)
+        return to_response(completion_body(response.body, provider=self.name, model=model), model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
-        contents, config = build_request(request, provider=self.name, model=model, raw_body=True)
-        client = self._async_client()
+        contents, config = build_request(request, provider=self.name, model=model)
+        api = self._async_client()._api_client
+        fragments = self._afragments
+        if fragments is None:
+            fragments = self._afragments = wire.ConfigFragments(api)
         with _mapped_errors(self.name, model):
-            response = await client.aio.models.generate_content(
-                model=model, contents=contents, config=config
+            response = await api.async_request(
+                "post",
+                wire.model_path(api, model),
+                wire.body(contents, fragments.get(config)),
+                config.http_options,
             )
-        return to_response(_body_of(response, self.name, model), model)
+        return to_response(completion_body(response.body, provider=self.name, model=model), model)
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
         contents, config = build_request(request, provider=self.name, model=model)
@@ -805,11 +820,13 @@ class GeminiAdapter:
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
+            self._fragments = None
         if client is not None:
             client.close()
 
     async def aclose(self) -> None:
         with self._lock:
             client, self._aclient = self._aclient, None
+            self._afragments = None
         if client is not None:
             await client.aio.aclose()
