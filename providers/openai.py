@@ -24,6 +24,13 @@ Request, :class:`~gateway.providers.base.ChatRequest` -> ``chat.completions.crea
 - ``timeout`` -> the SDK's per-call ``timeout`` (an httpx timeout: it bounds connect, each
   read and each write, not the whole call; the gateway enforces its own deadline around it).
 
+The keyword arguments go out through ``client.post("/chat/completions", ...)``, the layer under
+``chat.completions.create`` (:func:`post_arguments`): ``create`` only adds a recursive transform
+of every argument against its TypedDicts (~230 µs a call), which leaves the JSON values the
+gateway builds as they are. Headers, auth, timeouts, retries (off), errors and streams are the
+client's, as before; ``tests/providers/test_openai_wire.py`` checks the request on the wire
+equals ``create``'s for each request shape.
+
 Responses are returned as the SDK parsed them; :func:`token_usage` reads the usage. A stream
 yields the SDK's chunks as they come and ends with OpenAI's own usage chunk; if the server
 sent none (some OpenAI-compatible servers behind ``base_url``), a zero usage chunk is made up.
@@ -42,7 +49,9 @@ from typing import Any
 import httpx2
 import openai
 from openai import AsyncOpenAI, AsyncStream, OpenAI, Stream
-from openai.types.chat import ChatCompletionChunk
+from openai._base_client import make_request_options
+from openai._types import RequestOptions
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
 
 from gateway.config import ProviderConfig, url_without_credentials
@@ -71,7 +80,15 @@ from gateway.providers.base import (
 )
 from gateway.providers.media import EmbeddingRequest, EmbeddingResult, ImageRequest, ImageResult
 
-__all__ = ["DEFAULT_BASE_URL", "OpenAIAdapter", "map_error", "native_kwargs", "token_usage"]
+__all__ = [
+    "CHAT_COMPLETIONS_PATH",
+    "DEFAULT_BASE_URL",
+    "OpenAIAdapter",
+    "map_error",
+    "native_kwargs",
+    "post_arguments",
+    "token_usage",
+]
 
 #: Where requests go when the config has no ``base_url`` (the SDK's own default).
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -320,6 +337,29 @@ def native_kwargs(model: str, request: ChatRequest, *, stream: bool) -> dict[str
     return kwargs
 
 
+#: The path ``chat.completions.create`` posts to (relative to the client's base URL).
+CHAT_COMPLETIONS_PATH = "/chat/completions"
+#: What ``create`` asks of the client's auth for this endpoint (its bearer key).
+_SECURITY: Any = {"bearer_auth": True}
+
+
+def post_arguments(kwargs: dict[str, Any]) -> tuple[dict[str, Any], RequestOptions]:
+    """What ``chat.completions.create(**kwargs)`` hands ``client.post``: the JSON body and the
+    request options (extra headers, query, body, timeout, auth). Takes ``kwargs`` apart."""
+    extra_headers = kwargs.pop("extra_headers", None)
+    extra_query = kwargs.pop("extra_query", None)
+    extra_body = kwargs.pop("extra_body", None)
+    timeout = kwargs.pop("timeout", openai.not_given)
+    options = make_request_options(
+        extra_headers=extra_headers,
+        extra_query=extra_query,
+        extra_body=extra_body,
+        timeout=timeout,
+        security=_SECURITY,
+    )
+    return kwargs, options
+
+
 def token_usage(usage: CompletionUsage | None) -> TokenUsage:
     """OpenAI's usage as :class:`TokenUsage` (zeros when the response carried none).
 
@@ -512,18 +552,22 @@ class OpenAIAdapter:
 
     def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
         """Send a non-streamed call with the sync client."""
-        kwargs = self._call_options(model, request, stream=False)
+        body, options = post_arguments(self._call_options(model, request, stream=False))
         with _MappedErrors(self.name, model):
-            raw = self._sync_client().chat.completions.with_raw_response.create(**kwargs)
-        return self._response(raw.http_response, model)
+            response = self._sync_client().post(
+                CHAT_COMPLETIONS_PATH, body=body, options=options, cast_to=httpx2.Response
+            )
+        return self._response(response, model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
         """Send a non-streamed call with the async client."""
-        kwargs = self._call_options(model, request, stream=False)
+        body, options = post_arguments(self._call_options(model, request, stream=False))
         with _MappedErrors(self.name, model):
             client = self._async_sdk_client()
-            raw = await client.chat.completions.with_raw_response.create(**kwargs)
-        return self._response(raw.http_response, model)
+            response = await client.post(
+                CHAT_COMPLETIONS_PATH, body=body, options=options, cast_to=httpx2.Response
+            )
+        return self._response(response, model)
 
     def _response(self, http_response: httpx2.Response, model: str) -> ProviderResponse:
         """The completion as its JSON body, validated once into the gateway's own type later
@@ -534,10 +578,15 @@ class OpenAIAdapter:
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
         """Open a stream with the sync client; an HTTP error status raises here."""
-        kwargs = self._call_options(model, request, stream=True)
+        body, options = post_arguments(self._call_options(model, request, stream=True))
         with _MappedErrors(self.name, model):
-            sdk_stream: Stream[ChatCompletionChunk] = self._sync_client().chat.completions.create(
-                **kwargs
+            sdk_stream = self._sync_client().post(
+                CHAT_COMPLETIONS_PATH,
+                body=body,
+                options=options,
+                cast_to=ChatCompletion,
+                stream=True,
+                stream_cls=Stream[ChatCompletionChunk],
             )
         out = ChunkStream()
         chunks = _relay(sdk_stream, out, self.name, model)
@@ -554,11 +603,16 @@ class OpenAIAdapter:
 
     async def astream(self, model: str, request: ChatRequest) -> AsyncChunkStream:
         """Open a stream with the async client; an HTTP error status raises here."""
-        kwargs = self._call_options(model, request, stream=True)
+        body, options = post_arguments(self._call_options(model, request, stream=True))
         client = self._async_sdk_client()
         with _MappedErrors(self.name, model):
-            sdk_stream: AsyncStream[ChatCompletionChunk] = await client.chat.completions.create(
-                **kwargs
+            sdk_stream = await client.post(
+                CHAT_COMPLETIONS_PATH,
+                body=body,
+                options=options,
+                cast_to=ChatCompletion,
+                stream=True,
+                stream_cls=AsyncStream[ChatCompletionChunk],
             )
         out = AsyncChunkStream()
         chunks = _arelay(sdk_stream, out, self.name, model)
