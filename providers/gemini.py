@@ -1,7 +1,9 @@
 """Gemini through the official ``google-genai`` SDK: OpenAI chat shape in, OpenAI types out.
 
 Request translation (``ChatRequest`` -> ``generateContent``) is in
-:mod:`gateway.providers._gemini_request`; :func:`build_request` is re-exported here.
+:mod:`gateway.providers._gemini_request`; :func:`build_request` is re-exported here. Calls and
+streams send the body :mod:`gateway.providers._gemini_wire` builds through the client's request
+layer, and read responses and stream events from their JSON (not the SDK's models of them).
 
 Response translation:
 
@@ -38,7 +40,6 @@ forever; we use 600 s, the other SDKs' default. Without ``api_key`` in the confi
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -281,7 +282,9 @@ class _mapped_errors:
 def _stream_failure(
     exc: Exception, *, provider: str, model: str, stream: ChunkStream | AsyncChunkStream
 ) -> BaseException:
-    mapped = map_error(exc, provider=provider, model=model)
+    mapped = (
+        exc if isinstance(exc, GatewayError) else map_error(exc, provider=provider, model=model)
+    )
     if mapped is None:
         return exc
     if isinstance(mapped, ProviderUnavailable):
@@ -357,18 +360,6 @@ def _call_identity(gemini_id: str | None, signature: str | None) -> tuple[str, d
     return call_id, {"extra_content": {"google": google}} if google else {}
 
 
-def _call_fields(part: types.Part) -> tuple[str, str, str, dict[str, Any]]:
-    """(id, name, arguments JSON, extra fields) of the OpenAI tool call for a functionCall part."""
-    call = part.function_call
-    assert call is not None
-    arguments = json.dumps(call.args or {}, separators=(",", ":"), ensure_ascii=False)
-    signature = (
-        base64.b64encode(part.thought_signature).decode("ascii") if part.thought_signature else None
-    )
-    call_id, extra = _call_identity(call.id, signature)
-    return call_id, call.name or "", arguments, extra
-
-
 def _new_response_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
@@ -442,26 +433,29 @@ def to_response(body: Mapping[str, Any], model: str) -> ProviderResponse:
     return ProviderResponse.from_data(data, usage)
 
 
-def _body_of(response: types.GenerateContentResponse, provider: str, model: str) -> dict[str, Any]:
-    """The JSON body the SDK handed back unparsed (``should_return_http_response``)."""
-    raw = response.sdk_http_response
-    return completion_body(raw.body if raw is not None else None, provider=provider, model=model)
+def _event_of(response: Any, provider: str, model: str) -> dict[str, Any]:
+    """One stream event's JSON (the SDK's ``request_streamed`` hands it over as text)."""
+    return completion_body(response.body, provider=provider, model=model)
 
 
 class _StreamTranslator:
-    """Turns Gemini stream events into OpenAI chunks; one per stream."""
+    """Turns Gemini stream events (their JSON) into OpenAI chunks; one per stream.
+
+    Read from the JSON as :func:`to_response` reads a whole response: the SDK's conversion of
+    each event into a ``GenerateContentResponse`` cost more than the rest of the chunk's path.
+    """
 
     __slots__ = ("blocked", "created", "finish", "model", "response_id", "tool_calls", "usage_meta")
 
-    def __init__(self, first: types.GenerateContentResponse | None, model: str) -> None:
-        self.response_id = (first.response_id if first else None) or _new_response_id()
-        self.model = (first.model_version if first else None) or model
+    def __init__(self, first: Mapping[str, Any] | None, model: str) -> None:
+        self.response_id = (first.get("responseId") if first else None) or _new_response_id()
+        self.model = (first.get("modelVersion") if first else None) or model
         self.created = int(time.time())
         self.tool_calls = 0
         self.finish: Any = None
         #: The refusal for a blocked prompt (see _block_message), None while not blocked.
         self.blocked: str | None = None
-        self.usage_meta: types.GenerateContentResponseUsageMetadata | None = None
+        self.usage_meta: Mapping[str, Any] | None = None
 
     def _chunk(self, delta: ChoiceDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
         return make_chunk(
@@ -475,49 +469,55 @@ class _StreamTranslator:
     def opening(self) -> ChatCompletionChunk:
         return self._chunk(ChoiceDelta(role="assistant", content=""))
 
-    def feed(self, event: types.GenerateContentResponse) -> list[ChatCompletionChunk]:
+    def feed(self, event: Mapping[str, Any]) -> list[ChatCompletionChunk]:
         """The content chunks of one event (text, whole tool calls); records finish and usage."""
-        if event.usage_metadata is not None:
-            self.usage_meta = event.usage_metadata
-        feedback = event.prompt_feedback
-        if feedback is not None and feedback.block_reason is not None:
-            self.blocked = _block_message(
-                feedback.model_dump(mode="json", by_alias=True, exclude_none=True)
-            )
-        if not event.candidates:
+        usage_meta = event.get("usageMetadata")
+        if usage_meta is not None:
+            self.usage_meta = usage_meta
+        feedback = event.get("promptFeedback")
+        if feedback and feedback.get("blockReason") is not None:
+            self.blocked = _block_message(feedback)
+        candidates = event.get("candidates")
+        if not candidates:
             return []
-        candidate = event.candidates[0]
-        if candidate.finish_reason is not None:
-            self.finish = candidate.finish_reason
-        parts = candidate.content.parts if candidate.content is not None else None
+        candidate = candidates[0]
+        if candidate.get("finishReason") is not None:
+            self.finish = candidate["finishReason"]
+        content = candidate.get("content")
+        parts = content.get("parts") if content else None
         if not parts:
             return []
         chunks: list[ChatCompletionChunk] = []
         text = ""
         for part in parts:
-            if part.function_call is not None:
+            call = part.get("functionCall")
+            if call is not None:
                 if text:
                     chunks.append(self._chunk(ChoiceDelta(content=text)))
                     text = ""
-                call_id, name, arguments, extra = _call_fields(part)
+                # The signature is base64 on the wire, as the OpenAI shape wants it.
+                call_id, extra = _call_identity(call.get("id"), part.get("thoughtSignature"))
+                arguments = json.dumps(
+                    call.get("args") or {}, separators=(",", ":"), ensure_ascii=False
+                )
                 delta_call = ChoiceDeltaToolCall(
                     index=self.tool_calls,
                     id=call_id,
                     type="function",
-                    function=ChoiceDeltaToolCallFunction(name=name, arguments=arguments),
+                    function=ChoiceDeltaToolCallFunction(
+                        name=call.get("name") or "", arguments=arguments
+                    ),
                     **extra,
                 )
                 self.tool_calls += 1
                 chunks.append(self._chunk(ChoiceDelta(tool_calls=[delta_call])))
-            elif part.text and not part.thought:
-                text += part.text
+            elif part.get("text") and not part.get("thought"):
+                text += part["text"]
         if text:
             chunk = self._chunk(ChoiceDelta(content=text))
-            if candidate.logprobs_result is not None:
-                result = candidate.logprobs_result.model_dump(
-                    mode="json", by_alias=True, exclude_none=True
-                )
-                chunk.choices[0].logprobs = ChoiceLogprobs.model_validate(_logprobs(result))
+            logprobs = _logprobs(candidate.get("logprobsResult"))
+            if logprobs is not None:
+                chunk.choices[0].logprobs = ChoiceLogprobs.model_validate(logprobs)
             chunks.append(chunk)
         return chunks
 
@@ -528,8 +528,7 @@ class _StreamTranslator:
         return self._chunk(ChoiceDelta(refusal=self.blocked), finish)
 
     def final_usage(self) -> TokenUsage:
-        meta = self.usage_meta
-        return _usage(meta.model_dump(by_alias=True, exclude_none=True) if meta else {})
+        return _usage(self.usage_meta or {})
 
     def usage_chunk(self, usage: TokenUsage) -> ChatCompletionChunk:
         return usage_chunk(
@@ -646,9 +645,7 @@ class GeminiAdapter:
     def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
         contents, config = build_request(request, provider=self.name, model=model)
         api = self._sync_client()._api_client
-        fragments = self._fragments
-        if fragments is None:
-            fragments = self._fragments = wire.ConfigFragments(api)
+        fragments = self._fragments_of(api, sync=True)
         with _mapped_errors(self.name, model):
             # generate_content without its per-call conversion (see _gemini_wire).
             response = api.request(
@@ -662,9 +659,7 @@ class GeminiAdapter:
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
         contents, config = build_request(request, provider=self.name, model=model)
         api = self._async_client()._api_client
-        fragments = self._afragments
-        if fragments is None:
-            fragments = self._afragments = wire.ConfigFragments(api)
+        fragments = self._fragments_of(api, sync=False)
         with _mapped_errors(self.name, model):
             response = await api.async_request(
                 "post",
@@ -674,20 +669,34 @@ class GeminiAdapter:
             )
         return to_response(completion_body(response.body, provider=self.name, model=model), model)
 
+    def _fragments_of(self, api: Any, *, sync: bool) -> wire.ConfigFragments:
+        fragments = self._fragments if sync else self._afragments
+        if fragments is None:
+            fragments = wire.ConfigFragments(api)
+            if sync:
+                self._fragments = fragments
+            else:
+                self._afragments = fragments
+        return fragments
+
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
         contents, config = build_request(request, provider=self.name, model=model)
-        client = self._sync_client()
+        api = self._sync_client()._api_client
+        fragments = self._fragments_of(api, sync=True)
         http_responses: list[Any] = []
         token = _OPENING_STREAM.set(http_responses)
         try:
             with _mapped_errors(self.name, model):
-                native = client.models.generate_content_stream(
-                    model=model,
-                    contents=contents,
-                    config=config,
+                # generate_content_stream without its per-call conversions (see _gemini_wire).
+                native = api.request_streamed(
+                    "post",
+                    wire.model_path(api, model, stream=True),
+                    wire.body(contents, fragments.get(config)),
+                    config.http_options,
                 )
                 # The request is sent on the first next(): an HTTP error raises here.
-                first = next(native, None)
+                response = next(native, None)
+                first = None if response is None else _event_of(response, self.name, model)
         except BaseException:
             for http_response in http_responses:
                 http_response.close()
@@ -706,7 +715,8 @@ class GeminiAdapter:
                     stream.content_chunks += 1
                     yield chunk
                 try:
-                    event = next(native, None)
+                    response = next(native, None)
+                    event = None if response is None else _event_of(response, self.name, model)
                 except Exception as exc:
                     raise_unchained(
                         _stream_failure(exc, provider=self.name, model=model, stream=stream)
@@ -731,15 +741,20 @@ class GeminiAdapter:
 
     async def astream(self, model: str, request: ChatRequest) -> AsyncChunkStream:
         contents, config = build_request(request, provider=self.name, model=model)
-        client = self._async_client()
+        api = self._async_client()._api_client
+        fragments = self._fragments_of(api, sync=False)
         http_responses: list[Any] = []
         token = _OPENING_STREAM.set(http_responses)
         try:
             with _mapped_errors(self.name, model):
-                native = await client.aio.models.generate_content_stream(
-                    model=model, contents=contents, config=config
+                native = await api.async_request_streamed(
+                    "post",
+                    wire.model_path(api, model, stream=True),
+                    wire.body(contents, fragments.get(config)),
+                    config.http_options,
                 )
-                first = await anext(native, None)
+                response = await anext(native, None)
+                first = None if response is None else _event_of(response, self.name, model)
         except BaseException:
             for http_response in http_responses:
                 await http_response.aclose()
@@ -758,7 +773,8 @@ class GeminiAdapter:
                     stream.content_chunks += 1
                     yield chunk
                 try:
-                    event = await anext(native, None)
+                    response = await anext(native, None)
+                    event = None if response is None else _event_of(response, self.name, model)
                 except Exception as exc:
                     raise_unchained(
                         _stream_failure(exc, provider=self.name, model=model, stream=stream)

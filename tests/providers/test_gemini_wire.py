@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 import pytest
@@ -103,3 +104,57 @@ def test_model_path() -> None:
     assert wire.model_path(api, "gemini-2.5-flash") == "models/gemini-2.5-flash:generateContent"
     with pytest.raises(ValueError):
         wire.model_path(api, "../x")
+
+
+def test_stream_model_path() -> None:
+    api = genai.Client(vertexai=False, api_key="AIza-test")._api_client
+    assert (
+        wire.model_path(api, "gemini-2.5-flash", stream=True)
+        == "models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    )
+
+
+def _counting_converter(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    convert = wire._config_to_mldev
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return convert(*args)
+
+    monkeypatch.setattr(wire, "_config_to_mldev", counted)
+    return calls
+
+
+def test_a_config_made_per_call_is_converted_once_per_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tools and response_format make a new config each call; the same shape converts once."""
+    calls = _counting_converter(monkeypatch)
+    api = genai.Client(vertexai=False, api_key="AIza-test")._api_client
+    fragments = wire.ConfigFragments(api)
+    _, first = build_request(REQUESTS["tools"], provider="gemini", model="m")
+    _, again = build_request(REQUESTS["tools"], provider="gemini", model="m")
+    assert first is not again
+
+    assert fragments.get(again) is fragments.get(first)
+    assert len(calls) == 1
+    # Another shape (one more tool) is converted on its own, and sent as the SDK sends it.
+    other = dataclasses.replace(
+        REQUESTS["tools"], tools=[TOOL, {**TOOL, "function": {"name": "other"}}]
+    )
+    contents, config = build_request(other, provider="gemini", model="m")
+    assert fragments.get(config) is not fragments.get(first)
+    assert len(calls) == 2
+    assert wire.body(contents, fragments.get(config)) == _sdk_body(api, contents, config)
+
+
+def test_the_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "_MAX_FRAGMENTS", 4)
+    api = genai.Client(vertexai=False, api_key="AIza-test")._api_client
+    fragments = wire.ConfigFragments(api)
+    for seed in range(10):
+        request = ChatRequest(messages=[{"role": "user", "content": "Hi"}], seed=seed)
+        fragments.get(build_request(request, provider="gemini", model="m")[1])
+    assert len(fragments._fragments) <= 4
+    assert len(fragments._by_shape) <= 4
