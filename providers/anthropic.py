@@ -377,9 +377,9 @@ class _StreamTranslator:
                     return None
                 self._tools_without_arguments.discard(event.index)
                 self.state.content_chunks += 1
-                function = ChoiceDeltaToolCallFunction(arguments=delta.partial_json)
-                call = ChoiceDeltaToolCall(index=tool_index, function=function)
-                return self._chunk(ChoiceDelta(tool_calls=[call]))
+                function = construct(ChoiceDeltaToolCallFunction, arguments=delta.partial_json)
+                call = construct(ChoiceDeltaToolCall, index=tool_index, function=function)
+                return self._chunk(construct(ChoiceDelta, tool_calls=[call]))
             return None  # thinking, signature and citation deltas
         if kind == "content_block_start":
             block = event.content_block
@@ -388,11 +388,15 @@ class _StreamTranslator:
                 self._tool_index[event.index] = tool_index
                 self._tools_without_arguments.add(event.index)
                 self.state.content_chunks += 1
-                function = ChoiceDeltaToolCallFunction(name=block.name, arguments="")
-                call = ChoiceDeltaToolCall(
-                    index=tool_index, id=block.id, type="function", function=function
+                function = construct(ChoiceDeltaToolCallFunction, name=block.name, arguments="")
+                call = construct(
+                    ChoiceDeltaToolCall,
+                    index=tool_index,
+                    id=block.id,
+                    type="function",
+                    function=function,
                 )
-                return self._chunk(ChoiceDelta(tool_calls=[call]))
+                return self._chunk(construct(ChoiceDelta, tool_calls=[call]))
             if block.type == "text" and block.text:
                 self.state.content_chunks += 1
                 return self._chunk(construct(ChoiceDelta, content=block.text))
@@ -416,9 +420,11 @@ class _StreamTranslator:
             # A call without arguments streams none (not even "{}"), but OpenAI's are always
             # JSON: send "{}" so json.loads and the SDK's own accumulator work.
             self._tools_without_arguments.discard(event.index)
-            function = ChoiceDeltaToolCallFunction(arguments="{}")
-            call = ChoiceDeltaToolCall(index=self._tool_index[event.index], function=function)
-            return self._chunk(ChoiceDelta(tool_calls=[call]))
+            function = construct(ChoiceDeltaToolCallFunction, arguments="{}")
+            call = construct(
+                ChoiceDeltaToolCall, index=self._tool_index[event.index], function=function
+            )
+            return self._chunk(construct(ChoiceDelta, tool_calls=[call]))
         return None  # event types newer than this adapter
 
     def end(self, provider: str) -> ChatCompletionChunk | None:

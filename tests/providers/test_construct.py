@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -116,6 +117,87 @@ async def test_anthropic_stream_chunks_skip_validation(
             assert ChatCompletionChunk.model_validate(dump) == chunk
     adapter.close()
     await adapter.aclose()
+
+
+TOOL_CALLS: list[dict[str, Any]] = [
+    {"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": ""}},
+    {"index": 1, "function": {"arguments": '{"city": "Par'}},
+    {"index": 0, "function": {"arguments": "{}"}},
+]
+
+
+@pytest.mark.parametrize("fields", TOOL_CALLS)
+def test_tool_call_delta_equals_the_validated_one(fields: dict[str, Any]) -> None:
+    validated = ChoiceDelta(
+        tool_calls=[
+            ChoiceDeltaToolCall(
+                **{k: v for k, v in fields.items() if k != "function"},
+                function=ChoiceDeltaToolCallFunction(**fields["function"]),
+            )
+        ]
+    )
+    call = construct(
+        ChoiceDeltaToolCall,
+        **{k: v for k, v in fields.items() if k != "function"},
+        function=construct(ChoiceDeltaToolCallFunction, **fields["function"]),
+    )
+    built = construct(ChoiceDelta, tool_calls=[call])
+    assert built == validated
+    assert built.model_dump(exclude_unset=True) == validated.model_dump(exclude_unset=True)
+    assert built.model_dump_json() == validated.model_dump_json()
+    assert call.model_fields_set == validated.tool_calls[0].model_fields_set  # type: ignore[index]
+
+
+async def test_anthropic_tool_call_stream_chunks_skip_validation(
+    httpx2_mock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tool-call deltas of a Claude stream are built without validation too, and equal what
+    validating their own dump gives."""
+    body = wire.stream_body(
+        tool_uses=[
+            wire.ToolUse(id="toolu_1", name="get_weather", input={"city": "Paris"}),
+            wire.ToolUse(id="toolu_2", name="now"),  # no arguments: "{}" sent at its end
+        ]
+    )
+    httpx2_mock.post(wire.MESSAGES_URL).mock(
+        return_value=httpx.Response(200, content=body, headers=wire.SSE_HEADERS)
+    )
+    adapter = AnthropicAdapter(
+        "anthropic", ProviderConfig(type="anthropic", name="anthropic", api_key=CANARY_KEY)
+    )
+    validated: list[str] = []
+    for cls in (ChoiceDelta, ChoiceDeltaToolCall, ChoiceDeltaToolCallFunction):
+        real = cls.__pydantic_validator__
+
+        class Counting:
+            def __init__(self, real: Any, name: str) -> None:
+                self.real, self.name = real, name
+
+            def validate_python(self, *args: Any, **kwargs: Any) -> Any:
+                validated.append(self.name)
+                return self.real.validate_python(*args, **kwargs)
+
+        monkeypatch.setattr(cls, "__pydantic_validator__", Counting(real, cls.__name__))
+    request = ChatRequest(messages=[{"role": "user", "content": "Hi"}])
+    chunks = list(adapter.stream("claude-haiku-4-5", request))
+    monkeypatch.undo()
+    adapter.close()
+    deltas = [
+        call
+        for chunk in chunks
+        if chunk.choices
+        for call in chunk.choices[0].delta.tool_calls or ()
+    ]
+    assert validated == []
+    names = {d.index: d.function.name for d in deltas if d.function and d.function.name}
+    assert names == {0: "get_weather", 1: "now"}
+    arguments = {index: "" for index in names}
+    for d in deltas:
+        arguments[d.index] += d.function.arguments or "" if d.function else ""
+    assert {i: json.loads(a) for i, a in arguments.items()} == {0: {"city": "Paris"}, 1: {}}
+    for chunk in chunks:
+        dump = chunk.model_dump(exclude_unset=True)
+        assert ChatCompletionChunk.model_validate(dump) == chunk
 
 
 def test_tool_call_delta_is_kept() -> None:
