@@ -7,7 +7,8 @@ FEATURES is a comma list (bench/proxy.py's ``--what-if`` side runs ``all``):
 - ``post``: a non-streamed call is ``client.post("/chat/completions", body=...)`` (the SDK's
   public way to call an endpoint with a body it does not transform) instead of
   ``chat.completions.with_raw_response.create``, whose recursive TypedDict transform of the
-  arguments costs ~230 µs per call here;
+  arguments costs ~230 µs per call here (the adapter itself does this since branch
+  perf-paths, streams included: the feature changes nothing on such a tree);
 - ``chunks``: each chunk of a stream is ``ChatCompletionChunk.model_validate(data)``
   (pydantic-core) instead of the SDK's pure-Python ``construct_type`` (~100 µs per chunk),
   falling back to the SDK's lenient construction when the chunk does not validate;
