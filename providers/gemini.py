@@ -469,8 +469,20 @@ class _StreamTranslator:
     def opening(self) -> ChatCompletionChunk:
         return self._chunk(ChoiceDelta(role="assistant", content=""))
 
-    def feed(self, event: Mapping[str, Any]) -> list[ChatCompletionChunk]:
-        """The content chunks of one event (text, whole tool calls); records finish and usage."""
+    def feed(self, event: Mapping[str, Any], provider: str) -> list[ChatCompletionChunk]:
+        """The content chunks of one event (text, whole tool calls); records finish and usage.
+
+        An event whose fields are not of the types Gemini sends is a ProviderUnavailable."""
+        try:
+            return self._feed(event)
+        except (AttributeError, TypeError, KeyError, IndexError) as exc:
+            raise ProviderUnavailable(
+                f"unreadable stream event ({type(exc).__name__})",
+                provider=provider,
+                model=self.model,
+            ) from None
+
+    def _feed(self, event: Mapping[str, Any]) -> list[ChatCompletionChunk]:
         usage_meta = event.get("usageMetadata")
         if usage_meta is not None:
             self.usage_meta = usage_meta
@@ -711,7 +723,13 @@ class GeminiAdapter:
             yield translator.opening()
             event = first
             while event is not None:
-                for chunk in translator.feed(event):
+                try:
+                    content = translator.feed(event, self.name)
+                except ProviderUnavailable as exc:
+                    raise_unchained(
+                        _stream_failure(exc, provider=self.name, model=model, stream=stream)
+                    )
+                for chunk in content:
                     stream.content_chunks += 1
                     yield chunk
                 try:
@@ -769,7 +787,13 @@ class GeminiAdapter:
             yield translator.opening()
             event = first
             while event is not None:
-                for chunk in translator.feed(event):
+                try:
+                    content = translator.feed(event, self.name)
+                except ProviderUnavailable as exc:
+                    raise_unchained(
+                        _stream_failure(exc, provider=self.name, model=model, stream=stream)
+                    )
+                for chunk in content:
                     stream.content_chunks += 1
                     yield chunk
                 try:

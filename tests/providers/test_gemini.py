@@ -1163,6 +1163,29 @@ async def test_stream_event_that_is_not_a_json_object_is_a_provider_failure(
     assert error.chunks_received == 1
 
 
+async def test_stream_event_of_the_wrong_shape_is_a_provider_failure(
+    httpx2_mock: Any, adapter: GeminiAdapter, mode: str
+) -> None:
+    first_event = wire.sse_body(wire.stream_events(["Hel", "lo"])[:1])
+    respond_stream(httpx2_mock, first_event + b'data: {"candidates": "oops"}\r\n\r\n')
+
+    stream = await open_stream(adapter, mode, ChatRequest(messages=HELLO))
+    received: list[Any] = []
+
+    async def read_all() -> None:
+        if isinstance(stream, ChunkStream):
+            received.extend(stream)
+        else:
+            async for chunk in stream:
+                received.append(chunk)
+
+    error = await raised(read_all())
+
+    assert type(error) is ProviderUnavailable
+    assert "unreadable stream event" in error.message
+    assert error.chunks_received == 1
+
+
 async def test_connection_lost_mid_stream(
     httpx2_mock: Any, adapter: GeminiAdapter, mode: str
 ) -> None:
