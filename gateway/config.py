@@ -81,7 +81,9 @@ WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEvent)
 
 #: Money is stored in integer units of 1e-9 USD, so no amount may be finer than that.
 MONEY_PLACES = 9
-_MAX_MONEY = Decimal("1e12")
+#: The largest amount the config and the ledger accept ($1e9; the ledger's ``MAX_AMOUNT``):
+#: every stored integer and every per-account sum stays far inside int64.
+MAX_MONEY = Decimal(1_000_000_000)
 #: What a repr or a dump of the config shows instead of a secret.
 _MASK = "**********"
 
@@ -243,10 +245,11 @@ def _exact_amount(value: Any) -> Decimal:
 
 
 def _to_money(value: Any) -> Decimal:
-    """An amount of USD in the config, exactly (see :func:`_exact_amount`), below $1e12."""
+    """An amount of USD in the config, exactly (see :func:`_exact_amount`), below $1e9 (the
+    ledger's limit: a cap or a grant the ledger would refuse is refused at load)."""
     amount = _exact_amount(value)
-    if amount >= _MAX_MONEY:
-        raise ValueError(f"{value} is absurdly large (the limit is below ${_MAX_MONEY:,f})")
+    if amount >= MAX_MONEY:
+        raise ValueError(f"{value} is absurdly large (the limit is below ${MAX_MONEY:,})")
     return amount
 
 
