@@ -144,7 +144,7 @@ def _batch_failure(batch: Batch) -> str:
 
 def _line_error(line: dict[str, Any]) -> str:
     """What OpenAI said went wrong with one item: the line's ``error``, else the error in the
-    response body, with the HTTP status."""
+    response body, with the HTTP status and OpenAI's ``code`` (or ``type``)."""
     error = line.get("error")
     response = line.get("response")
     status = response.get("status_code") if isinstance(response, dict) else None
@@ -152,7 +152,7 @@ def _line_error(line: dict[str, Any]) -> str:
         body = response.get("body")
         error = body.get("error") if isinstance(body, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
+    code = (error.get("code") or error.get("type")) if isinstance(error, dict) else None
     text = message if isinstance(message, str) and message else "the request failed"
     details = [f"HTTP {status}" if isinstance(status, int) else None]
     details.append(code if isinstance(code, str) and code else None)
