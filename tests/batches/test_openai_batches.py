@@ -6,6 +6,7 @@ call's, and the money through ``gw.batches`` on SQLite."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import Gateway
+from gateway import AsyncGateway, Gateway
 from gateway.config import ProviderConfig
 from gateway.errors import (
     AuthenticationFailed,
@@ -511,14 +512,17 @@ def test_the_adapter_refuses_another_providers_adapter() -> None:
 # Money through gw.batches, on SQLite
 
 
-def gateway(tmp_path: Path) -> Gateway:
-    config = {
+def config(tmp_path: Path) -> dict[str, Any]:
+    return {
         "providers": {"openai": {"api_key": CANARY_KEY}},
         "routes": {"nightly": {"targets": [f"openai/{MODEL}"]}},
         "credits": {"store": f"sqlite:///{tmp_path / 'credits.db'}"},
         "pricing": {f"openai/{MODEL}": PRICES},
     }
-    return Gateway(config=config, clock=ManualClock())
+
+
+def gateway(tmp_path: Path) -> Gateway:
+    return Gateway(config=config(tmp_path), clock=ManualClock())
 
 
 def requests(n: int) -> list[dict[str, Any]]:
@@ -533,11 +537,13 @@ def requests(n: int) -> list[dict[str, Any]]:
 
 def batch_cost(usage: dict[str, Any]) -> Decimal:
     """One item's cost at half the config's prices."""
-    cached = usage["prompt_tokens_details"]["cached_tokens"]
+    cached: int = usage["prompt_tokens_details"]["cached_tokens"]
+    prompt: int = usage["prompt_tokens"]
+    output: int = usage["completion_tokens"]
     full = (
-        (usage["prompt_tokens"] - cached) * D(PRICES["input"])
+        (prompt - cached) * D(PRICES["input"])
         + cached * D(PRICES["cached_input"])
-        + usage["completion_tokens"] * D(PRICES["output"])
+        + output * D(PRICES["output"])
     ) / M
     return full / 2
 
@@ -583,8 +589,10 @@ def test_a_batch_with_one_errored_item_bills_two_items_at_half_price(
         expected = [batch_cost(USAGE_0), D(0), batch_cost(USAGE_2)]
         assert expected[0] == D("0.0002625")  # (1000×0.15 + 1000×0.075 + 500×0.60) / 1M / 2
         assert [i.cost for i in items] == expected
-        assert items[0].response is not None and items[0].response.usage.cost == expected[0]
-        assert items[0].response.choices[0].message.content == "a"
+        answer = items[0].response
+        assert answer is not None and answer.usage is not None
+        assert answer.usage.cost == expected[0]
+        assert answer.choices[0].message.content == "a"
         assert items[1].response is None and "maximum context length" in (items[1].error or "")
         balance = gw.credits.balance()
         assert balance.held == 0
@@ -665,3 +673,25 @@ def test_a_batch_the_account_cannot_cover_uploads_nothing(
         with pytest.raises(InsufficientCredits):
             gw.batches.create(model="nightly", requests=requests(3))
         assert not server.upload.called and gw.batches.list() == []
+
+
+def test_the_async_surface_runs_an_openai_batch(server: OpenAIBatchServer, tmp_path: Path) -> None:
+    async def main() -> list[Any]:
+        agw = AsyncGateway(config=config(tmp_path), clock=ManualClock())
+        try:
+            await agw.credits.grant(D("1"))
+            batch = await agw.batches.create(model="nightly", requests=requests(2))
+            server.end(
+                "completed",
+                output=[ok_line("q1", wire.chat_completion(usage=USAGE_2))],
+                errors=[http_error_line("q0", wire.server_error())],
+                total=2,
+            )
+            assert (await agw.batches.retrieve(batch.id)).status == "ended"
+            return await agw.batches.results(batch.id)
+        finally:
+            await agw.close()
+
+    items = asyncio.run(main())
+    expected = [("errored", 0), ("succeeded", batch_cost(USAGE_2))]
+    assert [(i.outcome, i.cost) for i in items] == expected
