@@ -249,6 +249,12 @@ class OpenAIBatches:
         self, handle: BatchHandle, items: Sequence[BatchItem]
     ) -> list[BatchItemResult]:
         batch = self._retrieve(handle)
+        if _STATES[batch.status] != "ended":  # no item may be released while it can still run
+            raise InvalidRequest(
+                f"OpenAI batch {batch.id} has not ended (status {batch.status})",
+                provider=self.adapter.name,
+                model=handle.model,
+            )
         if batch.status == "failed":
             message = _batch_failure(batch)
             return [BatchItemResult(item.custom_id, "errored", error=message) for item in items]

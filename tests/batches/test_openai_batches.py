@@ -426,6 +426,16 @@ def test_a_batch_that_failed_validation_errors_every_item_with_its_message(
     assert not server.content.called
 
 
+@pytest.mark.parametrize("status", ["validating", "in_progress", "finalizing", "cancelling"])
+def test_results_of_a_batch_that_has_not_ended_are_refused(
+    server: OpenAIBatchServer, batches: OpenAIBatches, status: str
+) -> None:
+    server.batch = batch_object(status, completed=1, output_file_id=OUTPUT_FILE)
+    with pytest.raises(InvalidRequest, match=f"has not ended \\(status {status}\\)"):
+        batches.batch_results(handle(), ITEMS)
+    assert not server.content.called
+
+
 def test_a_result_line_that_is_not_json_is_a_provider_error(
     server: OpenAIBatchServer, batches: OpenAIBatches
 ) -> None:
