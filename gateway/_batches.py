@@ -114,6 +114,10 @@ def batch_adapter(core: _GatewayCore, provider: str) -> BatchAdapter:
         adapter = core.adapter(provider)
         assert isinstance(adapter, FakeAdapter)
         return FakeBatches(adapter)
+    if provider_type == "openai":
+        from gateway.providers._openai_batch import OpenAIBatches
+
+        return OpenAIBatches(core.adapter(provider))
     raise InvalidRequest(
         f"batches at {provider_type} are not supported by this gateway yet",
         provider=provider,

@@ -71,7 +71,14 @@ from gateway.providers.base import (
 )
 from gateway.providers.media import EmbeddingRequest, EmbeddingResult, ImageRequest, ImageResult
 
-__all__ = ["DEFAULT_BASE_URL", "OpenAIAdapter", "map_error", "native_kwargs", "token_usage"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "OpenAIAdapter",
+    "map_error",
+    "native_kwargs",
+    "response_of_body",
+    "token_usage",
+]
 
 #: Where requests go when the config has no ``base_url`` (the SDK's own default).
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -344,6 +351,11 @@ def usage_of_body(usage: Any) -> TokenUsage:
     )
 
 
+def response_of_body(body: dict[str, Any]) -> ProviderResponse:
+    """A chat completion's JSON body as the adapter's answer (a chat call's, a batch item's)."""
+    return ProviderResponse.from_data(body, usage_of_body(body.get("usage")))
+
+
 # ---------------------------------------------------------------------------------------------
 # Streams
 
@@ -530,7 +542,7 @@ class OpenAIAdapter:
         (the SDK's ``ChatCompletion.construct`` of the same body, built only to be copied into
         that type, cost ~700 Python calls per call)."""
         body = completion_body(http_response.content, provider=self.name, model=model)
-        return ProviderResponse.from_data(body, usage_of_body(body.get("usage")))
+        return response_of_body(body)
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
         """Open a stream with the sync client; an HTTP error status raises here."""
