@@ -114,6 +114,13 @@ def batch_adapter(core: _GatewayCore, provider: str) -> BatchAdapter:
         adapter = core.adapter(provider)
         assert isinstance(adapter, FakeAdapter)
         return FakeBatches(adapter)
+    if provider_type == "anthropic":
+        from gateway.providers._anthropic_batch import AnthropicBatches
+        from gateway.providers.anthropic import AnthropicAdapter
+
+        anthropic_adapter = core.adapter(provider)
+        assert isinstance(anthropic_adapter, AnthropicAdapter)
+        return AnthropicBatches(anthropic_adapter)
     raise InvalidRequest(
         f"batches at {provider_type} are not supported by this gateway yet",
         provider=provider,
