@@ -549,3 +549,32 @@ def test_a_failed_submission_holds_nothing(store_url: str, httpx2_mock: Any) -> 
             gw.batches.create(model="claude", requests=requests(2))
         assert gw.batches.list() == []
         assert gw.credits.balance().held == 0
+
+
+def test_custom_ids_anthropic_refuses_come_back_as_the_callers(
+    store_url: str, httpx2_mock: Any
+) -> None:
+    create = httpx2_mock.post(BATCHES_URL).mock(return_value=ok(batch_body(processing=2)))
+    httpx2_mock.get(BATCH_URL).mock(return_value=ok(batch_body("ended", succeeded=2)))
+    httpx2_mock.get(RESULTS_URL).mock(
+        return_value=jsonl(
+            [
+                succeeded("item-1", **wire.message(text="two", usage=USAGE_2)),
+                succeeded("item-0", **wire.message(text="one", usage=USAGE_0)),
+            ]
+        )
+    )
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}
+    ids = ["user:42/question 1", "user:42/question 2"]
+    with Gateway(config=config(store_url), clock=ManualClock()) as gw:
+        gw.credits.grant(D("1"))
+        batch = gw.batches.create(
+            model="claude", requests=[{"custom_id": i, "body": body} for i in ids]
+        )
+        assert [r["custom_id"] for r in sent(create)["requests"]] == ["item-0", "item-1"]
+        items = list(gw.batches.results(batch.id))
+    assert [(i.custom_id, i.cost) for i in items] == [
+        (ids[0], batch_cost(USAGE_0)),
+        (ids[1], batch_cost(USAGE_2)),
+    ]
+    assert [i.response.choices[0].message.content for i in items if i.response] == ["one", "two"]
