@@ -164,8 +164,9 @@ class AnthropicBatches:
         found: dict[str, BatchItemResult] = {}
         for line in lines:
             item = by_wire_id.get(str(line.get("custom_id")))
-            if item is not None:
-                found[item.custom_id] = self._result(handle, item, line.get("result") or {})
+            result = line.get("result")
+            if item is not None and isinstance(result, Mapping):
+                found[item.custom_id] = self._result(handle, item, result)
         return [
             found.get(item.custom_id)
             or BatchItemResult(item.custom_id, "errored", error=MISSING_MESSAGE)
@@ -182,7 +183,8 @@ class AnthropicBatches:
                 _mapped_errors(name, model),
                 client.messages.batches.with_streaming_response.results(handle.id) as response,
             ):
-                return [json.loads(line) for line in response.iter_lines() if line.strip()]
+                lines = (json.loads(line) for line in response.iter_lines() if line.strip())
+                return [line for line in lines if isinstance(line, dict)]
         except anthropic.AnthropicError:  # not an API error: the SDK found no results_url
             raise_unchained(
                 InvalidRequest(

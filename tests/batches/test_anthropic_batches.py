@@ -257,6 +257,7 @@ def test_results_map_each_outcome_and_read_answers_as_a_chat_call_does(httpx2_mo
                 succeeded("ok", **message),
                 ended_without_answer("late", "expired"),
                 succeeded("stranger", **message),  # not ours: ignored
+                {"custom_id": "lost", "result": None},  # malformed: as if missing
             ]
         )
     )
