@@ -118,6 +118,13 @@ def batch_adapter(core: _GatewayCore, provider: str) -> BatchAdapter:
         from gateway.providers._openai_batch import OpenAIBatches
 
         return OpenAIBatches(core.adapter(provider))
+    if provider_type == "anthropic":
+        from gateway.providers._anthropic_batch import AnthropicBatches
+        from gateway.providers.anthropic import AnthropicAdapter
+
+        anthropic_adapter = core.adapter(provider)
+        assert isinstance(anthropic_adapter, AnthropicAdapter)
+        return AnthropicBatches(anthropic_adapter)
     raise InvalidRequest(
         f"batches at {provider_type} are not supported by this gateway yet",
         provider=provider,
