@@ -125,6 +125,13 @@ def batch_adapter(core: _GatewayCore, provider: str) -> BatchAdapter:
         anthropic_adapter = core.adapter(provider)
         assert isinstance(anthropic_adapter, AnthropicAdapter)
         return AnthropicBatches(anthropic_adapter)
+    if provider_type == "gemini":
+        from gateway.providers._gemini_batch import GeminiBatches
+        from gateway.providers.gemini import GeminiAdapter
+
+        gemini = core.adapter(provider)
+        assert isinstance(gemini, GeminiAdapter)
+        return GeminiBatches(gemini)
     raise InvalidRequest(
         f"batches at {provider_type} are not supported by this gateway yet",
         provider=provider,

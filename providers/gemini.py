@@ -643,20 +643,23 @@ class GeminiAdapter:
 
     # -- calls ----------------------------------------------------------------------------------
 
-    def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
+    def request_body(
+        self, model: str, request: ChatRequest
+    ) -> tuple[dict[str, Any], types.HttpOptions | None]:
+        """The ``generateContent`` JSON body of ``request`` and the call's own HTTP options:
+        what :meth:`complete` sends, and each item of a batch (``_gemini_batch``)."""
         contents, config = build_request(request, provider=self.name, model=model)
-        api = self._sync_client()._api_client
         fragments = self._fragments
         if fragments is None:
-            fragments = self._fragments = wire.ConfigFragments(api)
+            fragments = self._fragments = wire.ConfigFragments(self._sync_client()._api_client)
+        return wire.body(contents, fragments.get(config)), config.http_options
+
+    def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
+        body, http_options = self.request_body(model, request)
+        api = self._sync_client()._api_client
         with _mapped_errors(self.name, model):
             # generate_content without its per-call conversion (see _gemini_wire).
-            response = api.request(
-                "post",
-                wire.model_path(api, model),
-                wire.body(contents, fragments.get(config)),
-                config.http_options,
-            )
+            response = api.request("post", wire.model_path(api, model), body, http_options)
         return to_response(completion_body(response.body, provider=self.name, model=model), model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
