@@ -118,7 +118,7 @@ def test_submit_status_results_bill_each_item_once_at_half_price(
     assert shown.exit_code == 0, shown.output
     text = flat(shown.stdout)
     assert "3 request(s) to fake/small for account 'default'" in text
-    assert "on hold" in text
+    assert "On hold on the account now: $" in text
     batch_id = text.split("Submitted batch ")[1].split(":")[0]
     _, held, _ = ledger(folder)
     assert held > 0  # every item's worst case, before anything ran

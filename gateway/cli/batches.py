@@ -121,7 +121,13 @@ def submit(
         ),
         soft_wrap=True,
     )
-    out.print(Text(f"  {usd(held)} is on hold on the account until its results are collected."))
+    out.print(
+        Text(
+            f"  On hold on the account now: {usd(held)} (each item's worst case at the batch "
+            "rate is held until its result is collected)."
+        ),
+        soft_wrap=True,
+    )
     others = sorted(found.body_models - {batch.model, model})
     if others:
         out.print(
