@@ -267,6 +267,19 @@ class _BatchCore:
 
         def decide(step: Any) -> list[str]:
             limits = ledger.effective_limits(step.state, service.default_limits)
+            # The whole batch checked first (the entries are discarded): a refusal then names
+            # the batch's worst case, not the one item that did not fit after the others.
+            ledger.place_hold(
+                step.state,
+                step.now_us,
+                hold_id=f"{batch_id}/check",
+                request_id=batch_id,
+                amount=sum(amounts),
+                ttl_us=ttl_us,
+                prepaid=prepaid,
+                limits=limits,
+                meta={"target": f"a batch of {len(amounts)} items at {target.label}"},
+            )
             hold_ids = []
             for index, amount in enumerate(amounts):
                 request_id = f"{batch_id}/{index}"
