@@ -389,7 +389,8 @@ class ProviderConfig(_Model):
     #: Gemini only: the API version (``v1`` by default in google-genai 3.x, or ``v1beta``).
     api_version: str | None = None
     #: The HTTP stack of the async client (sync calls always use httpx2): ``aiohttp`` or
-    #: ``httpx``; unset means aiohttp (see gateway/providers/_transport.py).
+    #: ``httpx``; unset means aiohttp for OpenAI and Anthropic, httpx for Gemini (see
+    #: gateway/providers/_transport.py).
     transport: Literal["aiohttp", "httpx"] | None = None
     #: ``${VAR}`` references (other than api_key) whose variable was unset, by key.
     missing_env: tuple[MissingEnv, ...] = ()

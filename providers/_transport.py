@@ -8,7 +8,7 @@ an aiohttp session (bench/README.md); the sync clients always use httpx2. A prov
   :class:`AiohttpTransport` (one aiohttp session per event loop), so the SDKs see httpx2
   requests, responses and exceptions as before and their error mapping is unchanged.
   google-genai sends its async calls through its own aiohttp sessions
-  (:func:`gemini_async_options`).
+  (:func:`gemini_async_options`); not Gemini's default (see :data:`GEMINI_DEFAULT_TRANSPORT`).
 - ``httpx``: the SDKs' own httpx2 pools.
 
 aiohttp's exceptions become the httpx2 exceptions httpx2 itself raises for the same failure
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TRANSPORT",
+    "GEMINI_DEFAULT_TRANSPORT",
     "TRANSPORTS",
     "AiohttpTransport",
     "Transport",
@@ -49,8 +50,12 @@ __all__ = [
 
 Transport = Literal["aiohttp", "httpx"]
 TRANSPORTS: tuple[Transport, ...] = ("aiohttp", "httpx")
-#: What a provider without ``transport:`` uses for its async calls.
+#: What OpenAI and Anthropic without ``transport:`` use for their async calls.
 DEFAULT_TRANSPORT: Transport = "aiohttp"
+#: Gemini's: on aiohttp, google-genai releases a stream closed early only when its generators
+#: are garbage-collected (the provider keeps generating until then), and it applies one total
+#: timeout per request with no connect timeout of its own.
+GEMINI_DEFAULT_TRANSPORT: Transport = "httpx"
 
 _pinned_lock = threading.Lock()
 _pinned = 0
@@ -74,13 +79,15 @@ def httpx_only() -> Iterator[None]:
             _pinned -= 1
 
 
-def async_transport(configured: Transport | None) -> Transport:
+def async_transport(
+    configured: Transport | None, default: Transport = DEFAULT_TRANSPORT
+) -> Transport:
     """The transport an async client made now uses."""
     if _pinned:
         return "httpx"
     if configured is None:
         # The default only where aiohttp is there (it is a dependency, but may be removed).
-        return DEFAULT_TRANSPORT if aiohttp_installed() else "httpx"
+        return default if aiohttp_installed() else "httpx"
     return configured
 
 

@@ -608,7 +608,9 @@ class GeminiAdapter:
 
         # The async client's HTTP stack (providers/_transport.py); the sync one is httpx2's.
         options_for_transport, async_args = transport.gemini_async_options(
-            transport.async_transport(config.transport) if for_async else "httpx"
+            transport.async_transport(config.transport, transport.GEMINI_DEFAULT_TRANSPORT)
+            if for_async
+            else "httpx"
         )
         options = types.HttpOptions(
             **options_for_transport,
@@ -627,7 +629,7 @@ class GeminiAdapter:
                 "event_hooks": {
                     "request": [acap_connect_timeout],
                     "response": [_ahand_over_response],
-                }
+                },
             },
         )
         # vertexai=False: GOOGLE_GENAI_USE_VERTEXAI in the environment must not reroute us.
