@@ -13,6 +13,7 @@ reported at load time.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -390,8 +391,22 @@ class ProviderConfig(_Model):
     )
     #: Gemini only: the API version (``v1`` by default in google-genai 3.x, or ``v1beta``).
     api_version: str | None = None
+    #: The HTTP stack of the async client (sync calls always use httpx2): ``aiohttp`` or
+    #: ``httpx``; unset means aiohttp for OpenAI and Anthropic, httpx for Gemini (see
+    #: gateway/providers/_transport.py).
+    transport: Literal["aiohttp", "httpx"] | None = None
     #: ``${VAR}`` references (other than api_key) whose variable was unset, by key.
     missing_env: tuple[MissingEnv, ...] = ()
+
+    @field_validator("transport")
+    @classmethod
+    def _transport_installed(cls, value: str | None) -> str | None:
+        if value == "aiohttp" and importlib.util.find_spec("aiohttp") is None:
+            raise ValueError(
+                "transport aiohttp needs the aiohttp package, which is not installed: "
+                "pip install aiohttp, or set transport: httpx"
+            )
+        return value
 
     @field_validator("base_url")
     @classmethod

@@ -60,6 +60,7 @@ from gateway.errors import (
     RateLimited,
     raise_unchained,
 )
+from gateway.providers import _transport as transport
 from gateway.providers._anthropic_request import DEFAULT_MAX_TOKENS, build_params
 from gateway.providers._common import (
     FinishReason,
@@ -483,7 +484,13 @@ class AnthropicAdapter:
 
     def _get_async_client(self) -> anthropic.AsyncAnthropic:
         if self._async_client is None:
-            self._async_client = anthropic.AsyncAnthropic(**self._client_options())
+            options = self._client_options()
+            if transport.async_transport(self._config.transport) == "aiohttp":
+                # The SDK's defaults (limits, redirects) over aiohttp (providers/_transport.py).
+                options["http_client"] = anthropic.DefaultAsyncHttpxClient(
+                    transport=transport.AiohttpTransport()
+                )
+            self._async_client = anthropic.AsyncAnthropic(**options)
         return self._async_client
 
     def _call_timeout(self, request: ChatRequest) -> httpx2.Timeout:

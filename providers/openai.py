@@ -61,6 +61,7 @@ from gateway.errors import (
     raise_unchained,
 )
 from gateway.providers import _openai_media as media
+from gateway.providers import _transport as transport
 from gateway.providers._common import completion_body, retry_after_seconds, usage_chunk
 from gateway.providers.base import (
     AsyncChunkStream,
@@ -509,7 +510,13 @@ class OpenAIAdapter:
         # No await between the check and the assignment: one event loop cannot race here.
         client = self._async_client
         if client is None:
-            client = self._async_client = AsyncOpenAI(**self._client_options())
+            options = self._client_options()
+            if transport.async_transport(self._config.transport) == "aiohttp":
+                # The SDK's defaults (limits, redirects) over aiohttp (providers/_transport.py).
+                options["http_client"] = openai.DefaultAsyncHttpxClient(
+                    transport=transport.AiohttpTransport()
+                )
+            client = self._async_client = AsyncOpenAI(**options)
         return client
 
     def _call_options(self, model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:

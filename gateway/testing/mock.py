@@ -42,8 +42,9 @@ real clock warns (:class:`~gateway.testing.RealSleepWarning`, once per block) be
 
 Scope: requests to the providers' default endpoints (or to ``base_urls``) are answered; any
 other request through httpx2 fails with respx's "not mocked" error. google-genai sends async
-calls through aiohttp when aiohttp is installed, which respx cannot see: while the mock is
-active, that choice is switched off so those calls are intercepted too.
+calls through aiohttp when aiohttp is installed, and the adapters' async clients use aiohttp by
+default (``transport:``), which respx cannot see: while the mock is active, async clients made
+use httpx2 instead, so those calls are intercepted too.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ import respx
 
 from gateway._clock import Clock
 from gateway.errors import redact
+from gateway.providers._transport import httpx_only
 from gateway.providers.base import TokenUsage
 from gateway.testing._mock_script import (
     Disconnect,
@@ -347,6 +349,8 @@ class MockProviders:
                     side_effect=functools.partial(self._handle, provider)
                 )
             stack.enter_context(_genai_without_aiohttp())
+            # Async clients made meanwhile use httpx2, which respx intercepts (not aiohttp).
+            stack.enter_context(httpx_only())
             stack.enter_context(warn_on_real_sleep())
         except BaseException:
             stack.close()
