@@ -452,6 +452,11 @@ class AnthropicAdapter:
         self._lock = threading.Lock()
         self._default_timeout: httpx2.Timeout | None = None
 
+    #: Whether the SDK records its own OpenTelemetry span per HTTP call (when a tracer
+    #: provider is set). The gateway turns it off when its own telemetry is on, so a call is
+    #: not counted twice by a backend that sums ``gen_ai.usage.*`` over every span.
+    sdk_spans: bool = True
+
     def __repr__(self) -> str:
         return f"AnthropicAdapter(name={self.name!r})"
 
@@ -473,6 +478,8 @@ class AnthropicAdapter:
             ),
             "max_retries": 0,  # the gateway owns retries
             "default_headers": dict(config.headers) or None,
+            # None: the SDK's own environment variables decide; False: its spans are off.
+            "open_telemetry": None if self.sdk_spans else False,
         }
 
     def _get_client(self) -> anthropic.Anthropic:
