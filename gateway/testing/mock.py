@@ -66,6 +66,8 @@ import respx
 from gateway._clock import Clock
 from gateway.errors import redact
 from gateway.providers.base import TokenUsage
+from gateway.testing._batch_script import BatchScript
+from gateway.testing._mock_batches import BATCH_SERVERS, BatchServer, ItemResult, MockBatch
 from gateway.testing._mock_script import (
     Disconnect,
     Failure,
@@ -183,6 +185,15 @@ class ProviderMock(_MockScript):
         self._calls: list[MockCall] = []
         self._defaults: dict[str | None, Reply] = {}
         self._lock = threading.Lock()
+        #: Which items of this provider's batches error or expire, and when a batch expires.
+        self.batch_script = BatchScript()
+        self._batch_server: BatchServer | None = None
+
+    @property
+    def batches(self) -> list[MockBatch]:
+        """Every batch this provider was sent, in order."""
+        server = self._batch_server
+        return list(server.batches.values()) if server is not None else []
 
     def _push(self, outcome: Outcome, times: int | None, model: str | None = None) -> Self:
         reply = outcome.reply if isinstance(outcome, Slow) else outcome
@@ -233,9 +244,12 @@ class ProviderMock(_MockScript):
     def reset(self) -> None:
         """Forget the script, the defaults and the call records."""
         self.clear()
+        self.batch_script.clear()
         with self._lock:
             self._calls.clear()
             self._defaults.clear()
+        if self._batch_server is not None:
+            self._batch_server.forget()
 
     def __repr__(self) -> str:
         pending, calls = len(self.pending), len(self._calls)
@@ -310,6 +324,14 @@ class MockProviders:
         self._calls: list[MockCall] = []
         self._internal_errors: list[BaseException] = []
         self._stack: contextlib.ExitStack | None = None
+        for provider in PROVIDERS:
+            mock = self[provider]
+            mock._batch_server = BATCH_SERVERS[provider](
+                self._base_urls.get(provider),
+                clock,
+                functools.partial(getattr, mock, "batch_script"),
+                self._answer_batch_item,
+            )
 
     def __getitem__(self, provider: str) -> ProviderMock:
         mocks = {"openai": self.openai, "anthropic": self.anthropic, "gemini": self.gemini}
@@ -346,6 +368,12 @@ class MockProviders:
                 router.route(method="POST", url__regex=pattern.pattern).mock(
                     side_effect=functools.partial(self._handle, provider)
                 )
+                server = self[provider]._batch_server
+                assert server is not None
+                for method, batch_pattern in server.patterns():
+                    router.route(method=method, url__regex=batch_pattern).mock(
+                        side_effect=functools.partial(self._handle_batch, server)
+                    )
             stack.enter_context(_genai_without_aiohttp())
             stack.enter_context(warn_on_real_sleep())
         except BaseException:
@@ -401,6 +429,35 @@ class MockProviders:
         except BaseException as exc:
             self._internal_errors.append(exc)
             raise
+
+    def _handle_batch(self, server: BatchServer, request: httpx.Request) -> httpx.Response:
+        try:
+            return server.handle(request)
+        except BaseException as exc:
+            self._internal_errors.append(exc)
+            raise
+
+    def _answer_batch_item(self, provider: str, model: str, body: dict[str, Any]) -> ItemResult:
+        """A batch item's end: what a chat call to ``model`` with ``body`` would get now."""
+        mock = self[provider]
+        dialect = mock._dialect
+        call = WireCall(model, False, body)
+        outcome = mock._state.next_for(model)
+        with self._lock:
+            number = next(self._numbers)
+        if isinstance(outcome, Slow):  # a batch's time is its own: only the answer counts
+            outcome = outcome.reply
+        if outcome is None or isinstance(outcome, Reply):
+            return ItemResult("succeeded", self._answer(mock, call, outcome, number))
+        if isinstance(outcome, Timeout):
+            return ItemResult("expired", message="the request timed out (scripted)")
+        if isinstance(outcome, Failure):
+            response = dialect.error(outcome, model)
+        elif isinstance(outcome, OverloadedMidStream):
+            response = dialect.overloaded()
+        else:  # Disconnect: the provider's own server error
+            response = dialect.error(Failure("status", 500), model)
+        return ItemResult("errored", status=response.status_code, body=response.json())
 
     def _answer_request(self, provider: str, request: httpx.Request) -> httpx.Response:
         mock = self[provider]
