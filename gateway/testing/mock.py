@@ -40,6 +40,26 @@ ever sleeps); only that timeout rule still applies. A gateway built without the 
 sleeps for real on a retry's backoff or a scripted ``retry_after``: while the mock is active the
 real clock warns (:class:`~gateway.testing.RealSleepWarning`, once per block) before it does.
 
+Batches: each mock answers its provider's batch API too, statefully and in its wire format
+(OpenAI's file upload, ``/v1/batches`` and result files; Anthropic's Message Batches and
+results; Gemini's ``batchGenerateContent``, inline or from an uploaded file, its operation's
+get and cancel, and the result file), so ``gw.batches`` runs through the real adapters. Time
+is the mock's clock, as for the fake provider's batches: item ``i`` finishes
+``FAKE_ITEM_SECONDS * (i + 1)`` after the batch was created (without a controllable clock a
+batch has ended at its first poll); a cancel stops the items not finished by then. Each item
+is answered as a chat call to the mock would be when it finishes (the model's script, else the
+default reply; the same token counts): a scripted fault makes it errored, ``timeout()``
+expired. ``mock.openai.batch_script`` (a :class:`~gateway.testing.BatchScript`) errors or
+expires chosen items and expires every batch part way; ``mock.openai.batches`` lists the
+batches submitted (:class:`~gateway.testing._mock_batches.MockBatch`). Details in
+:mod:`gateway.testing._mock_batches`::
+
+    with mock_providers(clock) as mock:
+        mock.openai.batch_script.error("q1", "bad prompt").expires_after(3600)
+        batch = gw.batches.create(model="openai/gpt-4o-mini", requests=requests)
+        clock.advance(30)
+        items = list(gw.batches.results(batch.id))
+
 Scope: requests to the providers' default endpoints (or to ``base_urls``) are answered; any
 other request through httpx2 fails with respx's "not mocked" error. google-genai sends async
 calls through aiohttp when aiohttp is installed, which respx cannot see: while the mock is
@@ -87,7 +107,15 @@ from gateway.testing._mock_script import (
 from gateway.testing._mock_wire import DIALECTS, Answer, BrokenBody, Dialect, WireCall
 from gateway.testing._real_sleep import warn_on_real_sleep
 
-__all__ = ["PROVIDERS", "MockCall", "MockProviders", "ModelMock", "ProviderMock", "mock_providers"]
+__all__ = [
+    "PROVIDERS",
+    "MockBatch",
+    "MockCall",
+    "MockProviders",
+    "ModelMock",
+    "ProviderMock",
+    "mock_providers",
+]
 
 #: The providers a :class:`MockProviders` answers for.
 PROVIDERS: tuple[str, ...] = tuple(DIALECTS)
