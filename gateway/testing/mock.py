@@ -357,7 +357,7 @@ class MockProviders:
             mock._batch_server = BATCH_SERVERS[provider](
                 self._base_urls.get(provider),
                 clock,
-                functools.partial(getattr, mock, "batch_script"),
+                functools.partial(getattr, mock, "batch_script"),  # read each time: replaceable
                 self._answer_batch_item,
             )
 
