@@ -32,69 +32,31 @@ from gateway.providers.base import ChatRequest
 from gateway.providers.batch import BatchHandle, BatchItem
 from gateway.testing.clock import ManualClock
 from gateway.testing.wire import anthropic as wire
+from gateway.testing.wire import anthropic_batch as bwire
+from gateway.testing.wire.anthropic_batch import (
+    batch_body,
+    ended_without_answer,
+    errored,
+    succeeded,
+)
 from tests.conftest import CANARY_KEY
 
 D = Decimal
 MODEL = "claude-sonnet-4-6"
-BATCHES_URL = "https://api.anthropic.com/v1/messages/batches"
+BATCHES_URL = bwire.BATCHES_URL
 BATCH_ID = "msgbatch_013Zva2CMHLNnXjNJJKqJ2EF"
-BATCH_URL = f"{BATCHES_URL}/{BATCH_ID}"
-RESULTS_URL = f"{BATCH_URL}/results"
-CANCEL_URL = f"{BATCH_URL}/cancel"
+BATCH_URL = bwire.batch_url(BATCH_ID)
+RESULTS_URL = bwire.results_url(BATCH_ID)
+CANCEL_URL = bwire.cancel_url(BATCH_ID)
+JSONL_HEADERS = {"content-type": "application/binary"}
 
 
 # ---------------------------------------------------------------------------------------------
-# Anthropic's Message Batches on the wire
-
-
-def batch_body(
-    status: str = "in_progress",
-    *,
-    processing: int = 0,
-    succeeded: int = 0,
-    errored: int = 0,
-    canceled: int = 0,
-    expired: int = 0,
-    batch_id: str = BATCH_ID,
-) -> dict[str, Any]:
-    """A MessageBatch as ``POST /v1/messages/batches`` and its GET / cancel send it."""
-    ended = status == "ended"
-    return {
-        "id": batch_id,
-        "type": "message_batch",
-        "processing_status": status,
-        "request_counts": {
-            "processing": processing,
-            "succeeded": succeeded,
-            "errored": errored,
-            "canceled": canceled,
-            "expired": expired,
-        },
-        "created_at": "2026-11-20T10:00:00.000000Z",
-        "expires_at": "2026-11-21T10:00:00.000000Z",
-        "ended_at": "2026-11-20T11:00:00.000000Z" if ended else None,
-        "cancel_initiated_at": "2026-11-20T10:30:00Z" if status == "canceling" else None,
-        "archived_at": None,
-        "results_url": f"{BATCHES_URL}/{batch_id}/results" if ended else None,
-    }
-
-
-def succeeded(custom_id: str, **message: Any) -> dict[str, Any]:
-    return {"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}
-
-
-def errored(custom_id: str, error_type: str, message: str) -> dict[str, Any]:
-    error = wire.error_body(error_type, message)
-    return {"custom_id": custom_id, "result": {"type": "errored", "error": error}}
-
-
-def ended_without_answer(custom_id: str, kind: str) -> dict[str, Any]:
-    return {"custom_id": custom_id, "result": {"type": kind}}
+# Anthropic's Message Batches on the wire (builders: gateway.testing.wire.anthropic_batch)
 
 
 def jsonl(lines: Sequence[Mapping[str, Any]]) -> httpx.Response:
-    body = "".join(json.dumps(line) + "\n" for line in lines).encode()
-    return httpx.Response(200, content=body, headers={"content-type": "application/binary"})
+    return httpx.Response(200, content=bwire.jsonl(lines), headers=JSONL_HEADERS)
 
 
 def ok(body: Mapping[str, Any]) -> httpx.Response:

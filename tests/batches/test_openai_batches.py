@@ -10,8 +10,6 @@ import asyncio
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from email.parser import BytesParser
-from email.policy import HTTP
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,15 @@ from gateway.providers.batch import BatchHandle, BatchItem
 from gateway.providers.openai import OpenAIAdapter
 from gateway.testing.clock import ManualClock
 from gateway.testing.wire import openai as wire
+from gateway.testing.wire.openai_batch import (
+    batch_error_line,
+    batch_object,
+    file_object,
+    http_error_line,
+    jsonl,
+    multipart,
+    ok_line,
+)
 from tests.conftest import CANARY_KEY
 
 D = Decimal
@@ -49,94 +56,7 @@ PRICES = {"input": "0.15", "cached_input": "0.075", "output": "0.60"}
 
 
 # ---------------------------------------------------------------------------------------------
-# OpenAI's batch endpoints, in their wire format
-
-
-def file_object(file_id: str, size: int, purpose: str = "batch") -> dict[str, Any]:
-    return {
-        "id": file_id,
-        "object": "file",
-        "bytes": size,
-        "created_at": 1_767_000_000,
-        "filename": "batch.jsonl",
-        "purpose": purpose,
-        "status": "processed",
-        "status_details": None,
-        "expires_at": None,
-    }
-
-
-def batch_object(
-    status: str,
-    *,
-    total: int = 3,
-    completed: int = 0,
-    failed: int = 0,
-    output_file_id: str | None = None,
-    error_file_id: str | None = None,
-    errors: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    return {
-        "id": BATCH_ID,
-        "object": "batch",
-        "endpoint": "/v1/chat/completions",
-        "model": MODEL,
-        "errors": None if errors is None else {"object": "list", "data": errors},
-        "input_file_id": INPUT_FILE,
-        "completion_window": "24h",
-        "status": status,
-        "output_file_id": output_file_id,
-        "error_file_id": error_file_id,
-        "created_at": 1_767_000_000,
-        "in_progress_at": None,
-        "expires_at": 1_767_086_400,
-        "finalizing_at": None,
-        "completed_at": None,
-        "failed_at": None,
-        "expired_at": None,
-        "cancelling_at": None,
-        "cancelled_at": None,
-        "request_counts": {"total": total, "completed": completed, "failed": failed},
-        "metadata": None,
-    }
-
-
-def ok_line(custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """An output file line: the item's chat completion, HTTP 200."""
-    return {
-        "id": f"batch_req_{custom_id}",
-        "custom_id": custom_id,
-        "response": {"status_code": 200, "request_id": f"req_{custom_id}", "body": body},
-        "error": None,
-    }
-
-
-def http_error_line(custom_id: str, error: wire.WireError) -> dict[str, Any]:
-    """An error file line of a request OpenAI answered with an HTTP error."""
-    return {
-        "id": f"batch_req_{custom_id}",
-        "custom_id": custom_id,
-        "response": {
-            "status_code": error.status,
-            "request_id": f"req_{custom_id}",
-            "body": error.body,
-        },
-        "error": None,
-    }
-
-
-def batch_error_line(custom_id: str, code: str, message: str) -> dict[str, Any]:
-    """An error file line of a request that never ran (``batch_expired``, ...)."""
-    return {
-        "id": f"batch_req_{custom_id}",
-        "custom_id": custom_id,
-        "response": None,
-        "error": {"code": code, "message": message},
-    }
-
-
-def jsonl(lines: list[dict[str, Any]]) -> bytes:
-    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+# OpenAI's batch endpoints (the wire builders of gateway.testing.wire.openai_batch)
 
 
 class OpenAIBatchServer:
@@ -198,19 +118,6 @@ class OpenAIBatchServer:
         assert filename == "batch.jsonl"
         assert data.endswith(b"\n")
         return [json.loads(line) for line in data.splitlines()]
-
-
-def multipart(request: httpx.Request) -> dict[str, tuple[str | None, bytes]]:
-    """The fields of a multipart/form-data request: name -> (filename, bytes)."""
-    head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()
-    message = BytesParser(policy=HTTP).parsebytes(head + request.read())
-    fields = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        assert isinstance(name, str) and isinstance(payload, bytes)
-        fields[name] = (part.get_filename(), payload)
-    return fields
 
 
 @pytest.fixture
