@@ -114,6 +114,24 @@ def batch_adapter(core: _GatewayCore, provider: str) -> BatchAdapter:
         adapter = core.adapter(provider)
         assert isinstance(adapter, FakeAdapter)
         return FakeBatches(adapter)
+    if provider_type == "openai":
+        from gateway.providers._openai_batch import OpenAIBatches
+
+        return OpenAIBatches(core.adapter(provider))
+    if provider_type == "anthropic":
+        from gateway.providers._anthropic_batch import AnthropicBatches
+        from gateway.providers.anthropic import AnthropicAdapter
+
+        anthropic_adapter = core.adapter(provider)
+        assert isinstance(anthropic_adapter, AnthropicAdapter)
+        return AnthropicBatches(anthropic_adapter)
+    if provider_type == "gemini":
+        from gateway.providers._gemini_batch import GeminiBatches
+        from gateway.providers.gemini import GeminiAdapter
+
+        gemini = core.adapter(provider)
+        assert isinstance(gemini, GeminiAdapter)
+        return GeminiBatches(gemini)
     raise InvalidRequest(
         f"batches at {provider_type} are not supported by this gateway yet",
         provider=provider,
@@ -249,6 +267,19 @@ class _BatchCore:
 
         def decide(step: Any) -> list[str]:
             limits = ledger.effective_limits(step.state, service.default_limits)
+            # The whole batch checked first (the entries are discarded): a refusal then names
+            # the batch's worst case, not the one item that did not fit after the others.
+            ledger.place_hold(
+                step.state,
+                step.now_us,
+                hold_id=f"{batch_id}/check",
+                request_id=batch_id,
+                amount=sum(amounts),
+                ttl_us=ttl_us,
+                prepaid=prepaid,
+                limits=limits,
+                meta={"target": f"a batch of {len(amounts)} items at {target.label}"},
+            )
             hold_ids = []
             for index, amount in enumerate(amounts):
                 request_id = f"{batch_id}/{index}"

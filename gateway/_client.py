@@ -145,6 +145,8 @@ class _GatewayCore:
             adapter = self._adapters.get(provider)
             if adapter is None:
                 adapter = load_adapter_class(settings.type)(provider, settings)
+                if self.config.telemetry.opentelemetry and hasattr(adapter, "sdk_spans"):
+                    adapter.sdk_spans = False  # the gateway's spans cover its calls
                 self._adapters[provider] = adapter
         return adapter
 

@@ -84,7 +84,7 @@ from gateway.errors import (
 if TYPE_CHECKING:
     import httpx2
 
-__all__ = ["IN_PROCESS_BASE_URL", "ErrorShape", "as_openai_error", "error_shape"]
+__all__ = ["IN_PROCESS_BASE_URL", "ErrorShape", "as_openai_error", "attempt_list", "error_shape"]
 
 #: The base URL of the in-process clients: a reserved name (RFC 2606) that never resolves,
 #: so a request that escaped the in-process transport could not reach anybody.
@@ -141,7 +141,8 @@ def _retry_after(seconds: float | None) -> dict[str, str]:
     return {"retry-after": str(max(1, math.ceil(seconds)))}
 
 
-def _attempts(error: AllProvidersFailed) -> list[dict[str, Any]]:
+def attempt_list(error: AllProvidersFailed | ProviderError) -> list[dict[str, Any]]:
+    """The tries of a failed route, as the error body lists them."""
     return [
         {
             "provider": a.provider,
@@ -201,7 +202,7 @@ def _call_error(error: ProviderError | AllProvidersFailed) -> ErrorShape:
             400 if status in (401, 402, 403) else status, "invalid_request", error.message
         )
     if isinstance(error, AllProvidersFailed):
-        extra = {"attempts": _attempts(error)}
+        extra = {"attempts": attempt_list(error)}
         errors = error.errors
         if error.reason is None and errors and all(isinstance(e, RateLimited) for e in errors):
             waits = [e.retry_after for e in errors if isinstance(e, RateLimited)]
@@ -240,6 +241,14 @@ def _account_error(error: GatewayError) -> ErrorShape:
             "the credit account cannot be reached right now; nothing was charged and no "
             "provider was called",
             headers={"retry-after": "5"},
+        )
+    if isinstance(error, ConfigError) and error.key == "pricing":  # a direct call, not priced
+        return ErrorShape(
+            404,
+            "model_not_found",
+            "this gateway has no price for that model, so it cannot bill a call to it: use a "
+            "route, or ask the operator to add its price",
+            param="model",
         )
     if isinstance(error, ConfigError) and error.key in _UNKNOWN_MODEL_KEYS:
         return ErrorShape(

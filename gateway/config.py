@@ -13,6 +13,7 @@ reported at load time.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -81,7 +82,9 @@ WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEvent)
 
 #: Money is stored in integer units of 1e-9 USD, so no amount may be finer than that.
 MONEY_PLACES = 9
-_MAX_MONEY = Decimal("1e12")
+#: The largest amount the config and the ledger accept ($1e9; the ledger's ``MAX_AMOUNT``):
+#: every stored integer and every per-account sum stays far inside int64.
+MAX_MONEY = Decimal(1_000_000_000)
 #: What a repr or a dump of the config shows instead of a secret.
 _MASK = "**********"
 
@@ -243,10 +246,11 @@ def _exact_amount(value: Any) -> Decimal:
 
 
 def _to_money(value: Any) -> Decimal:
-    """An amount of USD in the config, exactly (see :func:`_exact_amount`), below $1e12."""
+    """An amount of USD in the config, exactly (see :func:`_exact_amount`), below $1e9 (the
+    ledger's limit: a cap or a grant the ledger would refuse is refused at load)."""
     amount = _exact_amount(value)
-    if amount >= _MAX_MONEY:
-        raise ValueError(f"{value} is absurdly large (the limit is below ${_MAX_MONEY:,f})")
+    if amount >= MAX_MONEY:
+        raise ValueError(f"{value} is absurdly large (the limit is below ${MAX_MONEY:,})")
     return amount
 
 
@@ -387,8 +391,22 @@ class ProviderConfig(_Model):
     )
     #: Gemini only: the API version (``v1`` by default in google-genai 3.x, or ``v1beta``).
     api_version: str | None = None
+    #: The HTTP stack of the async client (sync calls always use httpx2): ``aiohttp`` or
+    #: ``httpx``; unset means aiohttp for OpenAI and Anthropic, httpx for Gemini (see
+    #: gateway/providers/_transport.py).
+    transport: Literal["aiohttp", "httpx"] | None = None
     #: ``${VAR}`` references (other than api_key) whose variable was unset, by key.
     missing_env: tuple[MissingEnv, ...] = ()
+
+    @field_validator("transport")
+    @classmethod
+    def _transport_installed(cls, value: str | None) -> str | None:
+        if value == "aiohttp" and importlib.util.find_spec("aiohttp") is None:
+            raise ValueError(
+                "transport aiohttp needs the aiohttp package, which is not installed: "
+                "pip install aiohttp, or set transport: httpx"
+            )
+        return value
 
     @field_validator("base_url")
     @classmethod

@@ -9,8 +9,10 @@ same plan with their own short I/O loops; the clock and the random source are in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,12 +80,19 @@ class ResolvedRoute:
         object.__setattr__(self, "fallback_on", fallback_on | {"unsupported_argument"})
 
 
+#: Most one-target routes of direct ``provider/model`` calls a router keeps resolved.
+MAX_DIRECT_ROUTES = 1024
+
+
 class Router:
     """Resolves the ``model`` argument of a call against the config."""
 
     def __init__(self, config: GatewayConfig) -> None:
         self._config = config
         self._cache: dict[str, ResolvedRoute] = {}
+        #: One-target routes of direct ``provider/model`` calls, most recently used last;
+        #: bounded, because a server resolves whatever model name its callers send.
+        self._direct: OrderedDict[str, ResolvedRoute] = OrderedDict()
         self._unusable: dict[str, ConfigError | None] = {}
         for name, route in config.routes.items():
             self._cache[name] = self._resolve(name, route)
@@ -92,6 +101,11 @@ class Router:
         """The route named ``model``, or a one-target route for ``provider/model``."""
         route = self._cache.get(model)
         if route is not None:
+            return route
+        route = self._direct.get(model)
+        if route is not None:
+            with contextlib.suppress(KeyError):  # another thread just evicted it
+                self._direct.move_to_end(model)
             return route
         if not isinstance(model, str) or not model:
             raise ConfigError(
@@ -120,7 +134,9 @@ class Router:
             )
         direct = RouteConfig(targets=[TargetConfig(model=model)], retry=RetryConfig(attempts=1))
         route = self._resolve(model, direct)
-        self._cache[model] = route
+        self._direct[model] = route
+        if len(self._direct) > MAX_DIRECT_ROUTES:
+            self._direct.popitem(last=False)
         return route
 
     def _resolve(self, name: str, route: RouteConfig) -> ResolvedRoute:

@@ -60,6 +60,7 @@ from gateway.errors import (
     RateLimited,
     raise_unchained,
 )
+from gateway.providers import _transport as transport
 from gateway.providers._anthropic_request import DEFAULT_MAX_TOKENS, build_params
 from gateway.providers._common import (
     FinishReason,
@@ -457,6 +458,11 @@ class AnthropicAdapter:
         self._lock = threading.Lock()
         self._default_timeout: httpx2.Timeout | None = None
 
+    #: Whether the SDK records its own OpenTelemetry span per HTTP call (when a tracer
+    #: provider is set). The gateway turns it off when its own telemetry is on, so a call is
+    #: not counted twice by a backend that sums ``gen_ai.usage.*`` over every span.
+    sdk_spans: bool = True
+
     def __repr__(self) -> str:
         return f"AnthropicAdapter(name={self.name!r})"
 
@@ -478,6 +484,8 @@ class AnthropicAdapter:
             ),
             "max_retries": 0,  # the gateway owns retries
             "default_headers": dict(config.headers) or None,
+            # None: the SDK's own environment variables decide; False: its spans are off.
+            "open_telemetry": None if self.sdk_spans else False,
         }
 
     def _get_client(self) -> anthropic.Anthropic:
@@ -489,7 +497,13 @@ class AnthropicAdapter:
 
     def _get_async_client(self) -> anthropic.AsyncAnthropic:
         if self._async_client is None:
-            self._async_client = anthropic.AsyncAnthropic(**self._client_options())
+            options = self._client_options()
+            if transport.async_transport(self._config.transport) == "aiohttp":
+                # The SDK's defaults (limits, redirects) over aiohttp (providers/_transport.py).
+                options["http_client"] = anthropic.DefaultAsyncHttpxClient(
+                    transport=transport.AiohttpTransport()
+                )
+            self._async_client = anthropic.AsyncAnthropic(**options)
         return self._async_client
 
     def _call_timeout(self, request: ChatRequest) -> httpx2.Timeout:

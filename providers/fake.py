@@ -12,6 +12,7 @@ Script it per adapter::
     fake.script.respond(tool_calls=[("get_weather", {"city": "Paris"})])
     fake.script["big"].overloaded_mid_stream(after_chunks=3)   # only calls to fake/big
     fake.script.clock = clock; fake.script.slow(45)            # advances a ManualClock
+    fake.batch_script.error("q2", "bad prompt").expire("q3")   # items of its batches
 
 The vocabulary is the one of the HTTP provider mocks (:mod:`gateway.testing.mock`), so a test
 can move between them. Scripted outcomes are consumed in order by the next calls (to any
@@ -69,6 +70,7 @@ from gateway.providers.media import (
     ImageRequest,
     ImageResult,
 )
+from gateway.testing._batch_script import BatchScript
 from gateway.testing._mock_script import (
     Disconnect,
     Failure,
@@ -175,6 +177,8 @@ class FakeAdapter:
         self.name = name
         self.config = config
         self.script = FakeScript()
+        #: Which items of this provider's batches error or expire (gateway.testing.BatchScript).
+        self.batch_script = BatchScript()
         self.calls: list[FakeCall] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()

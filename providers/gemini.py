@@ -85,6 +85,7 @@ from gateway.errors import (
 )
 from gateway.providers import _gemini_media as media
 from gateway.providers import _gemini_wire as wire
+from gateway.providers import _transport as transport
 from gateway.providers._common import (
     FinishReason,
     completion_body,
@@ -144,6 +145,9 @@ _MAX_RETRY_DELAY_S = 3600.0
 
 _TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (httpx2.TimeoutException,)
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (httpx2.TransportError, httpx2.DecodingError)
+# The async client on aiohttp (providers/_transport.py) lets aiohttp's exceptions through.
+_TIMEOUT_ERRORS += transport.aiohttp_errors()[0]
+_CONNECTION_ERRORS += transport.aiohttp_errors()[1]
 if _legacy_httpx is not None:
     _TIMEOUT_ERRORS += (_legacy_httpx.TimeoutException,)
     _CONNECTION_ERRORS += (_legacy_httpx.TransportError, _legacy_httpx.DecodingError)
@@ -582,7 +586,7 @@ class GeminiAdapter:
 
     # -- clients --------------------------------------------------------------------------------
 
-    def _new_client(self) -> genai.Client:
+    def _new_client(self, *, for_async: bool = False) -> genai.Client:
         config = self._config
         if config.api_key is not None:
             api_key = config.api_key.reveal()
@@ -613,7 +617,14 @@ class GeminiAdapter:
         async def acap_connect_timeout(request: httpx2.Request) -> None:
             cap_connect_timeout(request)
 
+        # The async client's HTTP stack (providers/_transport.py); the sync one is httpx2's.
+        options_for_transport, async_args = transport.gemini_async_options(
+            transport.async_transport(config.transport, transport.GEMINI_DEFAULT_TRANSPORT)
+            if for_async
+            else "httpx"
+        )
         options = types.HttpOptions(
+            **options_for_transport,
             base_url=config.base_url,
             api_version=config.api_version,
             headers=dict(config.headers) or None,
@@ -625,10 +636,11 @@ class GeminiAdapter:
                 }
             },
             async_client_args={
+                **async_args,
                 "event_hooks": {
                     "request": [acap_connect_timeout],
                     "response": [_ahand_over_response],
-                }
+                },
             },
         )
         # vertexai=False: GOOGLE_GENAI_USE_VERTEXAI in the environment must not reroute us.
@@ -648,24 +660,27 @@ class GeminiAdapter:
         if client is None:
             with self._lock:
                 if self._aclient is None:
-                    self._aclient = self._new_client()
+                    self._aclient = self._new_client(for_async=True)
                 client = self._aclient
         return client
 
     # -- calls ----------------------------------------------------------------------------------
 
-    def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
+    def request_body(
+        self, model: str, request: ChatRequest
+    ) -> tuple[dict[str, Any], types.HttpOptions | None]:
+        """The ``generateContent`` JSON body of ``request`` and the call's own HTTP options:
+        what :meth:`complete` sends, and each item of a batch (``_gemini_batch``)."""
         contents, config = build_request(request, provider=self.name, model=model)
+        fragments = self._fragments_of(self._sync_client()._api_client, sync=True)
+        return wire.body(contents, fragments.get(config)), config.http_options
+
+    def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
+        body, http_options = self.request_body(model, request)
         api = self._sync_client()._api_client
-        fragments = self._fragments_of(api, sync=True)
         with _mapped_errors(self.name, model):
             # generate_content without its per-call conversion (see _gemini_wire).
-            response = api.request(
-                "post",
-                wire.model_path(api, model),
-                wire.body(contents, fragments.get(config)),
-                config.http_options,
-            )
+            response = api.request("post", wire.model_path(api, model), body, http_options)
         return to_response(completion_body(response.body, provider=self.name, model=model), model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:

@@ -70,6 +70,7 @@ from gateway.errors import (
     raise_unchained,
 )
 from gateway.providers import _openai_media as media
+from gateway.providers import _transport as transport
 from gateway.providers._common import completion_body, retry_after_seconds, usage_chunk
 from gateway.providers.base import (
     AsyncChunkStream,
@@ -87,6 +88,7 @@ __all__ = [
     "map_error",
     "native_kwargs",
     "post_arguments",
+    "response_of_body",
     "token_usage",
 ]
 
@@ -384,6 +386,11 @@ def usage_of_body(usage: Any) -> TokenUsage:
     )
 
 
+def response_of_body(body: dict[str, Any]) -> ProviderResponse:
+    """A chat completion's JSON body as the adapter's answer (a chat call's, a batch item's)."""
+    return ProviderResponse.from_data(body, usage_of_body(body.get("usage")))
+
+
 # ---------------------------------------------------------------------------------------------
 # Streams
 
@@ -537,7 +544,13 @@ class OpenAIAdapter:
         # No await between the check and the assignment: one event loop cannot race here.
         client = self._async_client
         if client is None:
-            client = self._async_client = AsyncOpenAI(**self._client_options())
+            options = self._client_options()
+            if transport.async_transport(self._config.transport) == "aiohttp":
+                # The SDK's defaults (limits, redirects) over aiohttp (providers/_transport.py).
+                options["http_client"] = openai.DefaultAsyncHttpxClient(
+                    transport=transport.AiohttpTransport()
+                )
+            client = self._async_client = AsyncOpenAI(**options)
         return client
 
     def _call_options(self, model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
@@ -574,7 +587,7 @@ class OpenAIAdapter:
         (the SDK's ``ChatCompletion.construct`` of the same body, built only to be copied into
         that type, cost ~700 Python calls per call)."""
         body = completion_body(http_response.content, provider=self.name, model=model)
-        return ProviderResponse.from_data(body, usage_of_body(body.get("usage")))
+        return response_of_body(body)
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
         """Open a stream with the sync client; an HTTP error status raises here."""

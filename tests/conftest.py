@@ -50,6 +50,20 @@ def _one_ssl_context() -> Iterator[None]:
     ssl.create_default_context = original_create  # type: ignore[assignment]
 
 
+@pytest.fixture(autouse=True)
+def _respx_sees_async_clients(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test mocking with respx gets httpx2 async clients: respx cannot see aiohttp, the
+    default transport of the adapters' async clients (tests/providers/test_transport_*.py
+    test that one against real loopback servers)."""
+    if not {"httpx2_mock", "http_mock"} & set(request.fixturenames):
+        yield
+        return
+    from gateway.providers._transport import httpx_only
+
+    with httpx_only():
+        yield
+
+
 @pytest.fixture
 def http_mock() -> Iterator[Any]:
     """A respx router over the SDKs' httpx2 transport that, unlike ``httpx2_mock``, does not

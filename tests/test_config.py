@@ -149,6 +149,9 @@ def test_missing_env_outside_providers_is_reported_at_load(tmp_path: Path) -> No
         ('daily: "10.00"', "daily: true", 17, "credits.limits.daily", "true/false"),
         ('daily: "10.00"', 'daily: "0.0000000001"', 17, "credits.limits.daily", "decimal places"),
         ('daily: "10.00"', 'daily: "1e15"', 17, "credits.limits.daily", "absurdly large"),
+        # Between the ledger's limit ($1e9) and the config's old one ($1e12): refused at load,
+        # not at the first write that would have used it.
+        ('daily: "10.00"', 'daily: "5e9"', 17, "credits.limits.daily", "below $1,000,000,000"),
         ("expiry_days: 365", "expiry_days: soon", 18, "credits.expiry_days", "integer"),
         ("timeout: 30}", "timeout: -1}", 2, "providers.openai.timeout", "greater than 0"),
         ("timeout: 30}", "timeout: thirty}", 2, "providers.openai.timeout", "number"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import random
 import subprocess
 import sys
@@ -686,6 +687,58 @@ def test_disabled_path_imports_nothing_from_opentelemetry() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "none", out.stdout
+
+
+_CLAUDE_SPANS = textwrap.dedent(
+    """
+    import json, sys
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)  # global: the Anthropic SDK records into it
+
+    from gateway import Gateway
+    from gateway.testing import ManualClock, mock_providers
+
+    clock = ManualClock()
+    config = {
+        "providers": {"claude": {"type": "anthropic", "api_key": "k"}},
+        "telemetry": {"opentelemetry": sys.argv[1] == "on"},
+    }
+    with mock_providers(clock), Gateway(config=config, clock=clock) as gw:
+        gw.chat.completions.create(
+            model="claude/claude-sonnet-4-5", messages=[{"role": "user", "content": "hi"}]
+        )
+    print(json.dumps(sorted(s.instrumentation_scope.name for s in exporter.get_finished_spans())))
+    """
+)
+
+
+@pytest.mark.parametrize(("telemetry", "scopes"), [("on", ["gateway", "gateway"]), ("off", None)])
+def test_with_gateway_telemetry_on_the_anthropic_sdk_records_no_spans_of_its_own(
+    telemetry: str, scopes: list[str] | None
+) -> None:
+    """The SDK's own span per HTTP call would count each Claude call twice for a backend that
+    sums ``gen_ai.usage.*``; with the gateway's telemetry off, the SDK's behaviour is its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_OPEN_TELEMETRY")}
+    out = subprocess.run(
+        [sys.executable, "-c", _CLAUDE_SPANS, telemetry],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    recorded = json.loads(out.stdout)
+    if scopes is not None:
+        assert recorded == scopes  # the call span and its attempt, nothing from the SDK
+    else:
+        assert "com.anthropic.sdk.python" in recorded  # what "on" turns off is really there
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,8 @@ does not pay for click and rich. One module per command group:
 * :mod:`.credits`: ``gateway credits balance | buy | grant | history | limits |
   auto-recharge | expire``;
 * :mod:`.usage`: ``gateway usage``, with a bar chart of spend per day;
+* :mod:`.batches`: ``gateway batches submit | status | results | cancel | list`` (the
+  input file read by :mod:`._batch_file`);
 * :mod:`.config`: ``gateway config check [FILE]``;
 * :mod:`.serve`: ``gateway serve``, the HTTP server (gateway/server);
 * :mod:`._app`: the root command and the one place errors become one line;

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from rich.text import Text
 
-from gateway.cli import chat, config, credits, demo, keys, serve, usage, webhooks
+from gateway.cli import batches, chat, config, credits, demo, keys, serve, usage, webhooks
 from gateway.cli._common import (
     CONFIG_ENV,
     CliState,
@@ -149,6 +149,7 @@ cli.add_command(demo.demo)
 cli.add_command(chat.chat)
 cli.add_command(credits.credits)
 cli.add_command(usage.usage)
+cli.add_command(batches.batches)
 cli.add_command(config.config)
 cli.add_command(keys.keys)
 cli.add_command(serve.serve)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
-from gateway.config import _exact_amount, decimal_from_text
+from gateway.config import MAX_MONEY, _exact_amount, decimal_from_text
 from gateway.errors import InvalidAmount
 
 __all__ = [
@@ -38,7 +38,8 @@ NANOS_PER_USD = 1_000_000_000
 ROUNDING = ROUND_HALF_EVEN
 #: The largest single amount (and account balance) the ledger accepts: $1e9, which keeps
 #: every stored integer and every per-account sum far inside SQLite's and PostgreSQL's int64.
-MAX_AMOUNT = Decimal(1_000_000_000)
+#: The config refuses larger amounts at load (the same constant).
+MAX_AMOUNT = MAX_MONEY
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 #: Wide enough that scaling any amount to nano-dollars is exact (the default has 28 digits).

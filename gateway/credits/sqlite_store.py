@@ -75,6 +75,8 @@ _INSERT_ENTRIES = (
 _ENTRY_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #: Entries per INSERT (11 parameters each, well below SQLite's limit of 32,766).
 _BATCH = 256
+#: How long ``close`` waits for reads in progress on other threads.
+CLOSE_WAIT_S = 5.0
 
 
 @lru_cache(maxsize=_BATCH)
@@ -209,7 +211,9 @@ class SQLiteStore:
         self._synchronous = synchronous
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        self._registry = threading.Lock()
+        #: Guards the connection list and counts the reads in progress (``close`` waits them).
+        self._registry = threading.Condition()
+        self._readers = 0
         #: Serialises this process's writers (and, in memory, every access).
         self._lock = threading.RLock()
         self._pid = os.getpid()
@@ -271,7 +275,16 @@ class SQLiteStore:
                 with self._lock:
                     yield self._conn()
             else:
-                yield self._conn()
+                with self._registry:
+                    conn = self._conn()  # raises once closed
+                    self._readers += 1
+                try:
+                    yield conn
+                finally:
+                    with self._registry:
+                        self._readers -= 1
+                        if self._readers == 0:
+                            self._registry.notify_all()
         except sqlite3.Error as exc:
             raise store_error(exc, self.path) from exc
 
@@ -300,9 +313,15 @@ class SQLiteStore:
                 raise store_error(exc, self.path) from exc
 
     def close(self) -> None:
+        """Close every thread's connection, once the reads and the write in progress on other
+        threads are done (new ones are refused from now on): closing a connection another
+        thread is in the middle of using can crash the process. A read still running after
+        :data:`CLOSE_WAIT_S` seconds is not waited for."""
         with self._registry:
-            connections, self._connections = self._connections, []
             self._closed = True
+            self._registry.wait_for(lambda: self._readers <= 0, timeout=CLOSE_WAIT_S)
+        with self._lock, self._registry:  # the write in progress, if any, ends first
+            connections, self._connections = self._connections, []
         for conn in connections:
             conn.close()
 

@@ -94,6 +94,10 @@ class Dialect(Protocol):
 
     def reply(self, call: WireCall, answer: Answer) -> httpx.Response: ...
 
+    def body(self, call: WireCall, answer: Answer) -> dict[str, Any]:
+        """The JSON of a non-streamed reply (also a batch item's answer)."""
+        ...
+
     def error(self, failure: Failure, model: str) -> httpx.Response: ...
 
     def overloaded(self) -> httpx.Response:
@@ -229,7 +233,10 @@ class _OpenAI:
             body = openai_wire.sse(self._chunks(call, answer))
             headers = {**openai_wire.SSE_HEADERS, **self._headers(answer)}
             return httpx.Response(200, content=body, headers=headers)
-        completion = openai_wire.chat_completion(
+        return httpx.Response(200, json=self.body(call, answer), headers=self._headers(answer))
+
+    def body(self, call: WireCall, answer: Answer) -> dict[str, Any]:
+        return openai_wire.chat_completion(
             text=answer.text,
             tool_calls=self._tool_calls(answer),
             finish_reason=answer.finish_reason,
@@ -237,7 +244,6 @@ class _OpenAI:
             model=call.model,
             response_id=f"chatcmpl-mock{answer.number}",
         )
-        return httpx.Response(200, json=completion, headers=self._headers(answer))
 
     def _status_error(self, status: int, model: str) -> openai_wire.WireError:
         if status == 400:
@@ -380,7 +386,10 @@ class _Anthropic:
             body = anthropic_wire.encode_sse(self._events(call, answer))
             headers = {**anthropic_wire.SSE_HEADERS, **self._headers(answer)}
             return httpx.Response(200, content=body, headers=headers)
-        message = anthropic_wire.message(
+        return httpx.Response(200, json=self.body(call, answer), headers=self._headers(answer))
+
+    def body(self, call: WireCall, answer: Answer) -> dict[str, Any]:
+        return anthropic_wire.message(
             text=answer.text,
             tool_uses=self._tool_uses(answer),
             stop_reason=self._stop(answer),
@@ -388,7 +397,6 @@ class _Anthropic:
             model=call.model,
             message_id=f"msg_mock{answer.number}",
         )
-        return httpx.Response(200, json=message, headers=self._headers(answer))
 
     def _response(
         self, status: int, body: dict[str, Any], retry_after: float | None = None
@@ -521,7 +529,10 @@ class _Gemini:
         if call.stream:
             body = gemini_wire.sse_body(self._events(call, answer))
             return httpx.Response(200, content=body, headers=_GEMINI_SSE_HEADERS)
-        response = gemini_wire.generate_content_response(
+        return httpx.Response(200, json=self.body(call, answer))
+
+    def body(self, call: WireCall, answer: Answer) -> dict[str, Any]:
+        return gemini_wire.generate_content_response(
             answer.text,
             function_calls=self._calls(answer),
             finish_reason=self._finish(answer),
@@ -529,7 +540,6 @@ class _Gemini:
             response_id=f"resp-mock{answer.number}",
             model_version=call.model,
         )
-        return httpx.Response(200, json=response)
 
     def _response(
         self, status: int, body: dict[str, Any], retry_after: float | None = None

@@ -40,10 +40,31 @@ ever sleeps); only that timeout rule still applies. A gateway built without the 
 sleeps for real on a retry's backoff or a scripted ``retry_after``: while the mock is active the
 real clock warns (:class:`~gateway.testing.RealSleepWarning`, once per block) before it does.
 
+Batches: each mock answers its provider's batch API too, statefully and in its wire format
+(OpenAI's file upload, ``/v1/batches`` and result files; Anthropic's Message Batches and
+results; Gemini's ``batchGenerateContent``, inline or from an uploaded file, its operation's
+get and cancel, and the result file), so ``gw.batches`` runs through the real adapters. Time
+is the mock's clock, as for the fake provider's batches: item ``i`` finishes
+``FAKE_ITEM_SECONDS * (i + 1)`` after the batch was created (without a controllable clock a
+batch has ended at its first poll); a cancel stops the items not finished by then. Each item
+is answered as a chat call to the mock would be when it finishes (the model's script, else the
+default reply; the same token counts): a scripted fault makes it errored, ``timeout()``
+expired. ``mock.openai.batch_script`` (a :class:`~gateway.testing.BatchScript`) errors or
+expires chosen items and expires every batch part way; ``mock.openai.batches`` lists the
+batches submitted (:class:`~gateway.testing._mock_batches.MockBatch`). Details in
+:mod:`gateway.testing._mock_batches`::
+
+    with mock_providers(clock) as mock:
+        mock.openai.batch_script.error("q1", "bad prompt").expires_after(3600)
+        batch = gw.batches.create(model="openai/gpt-4o-mini", requests=requests)
+        clock.advance(30)
+        items = list(gw.batches.results(batch.id))
+
 Scope: requests to the providers' default endpoints (or to ``base_urls``) are answered; any
 other request through httpx2 fails with respx's "not mocked" error. google-genai sends async
-calls through aiohttp when aiohttp is installed, which respx cannot see: while the mock is
-active, that choice is switched off so those calls are intercepted too.
+calls through aiohttp when aiohttp is installed, and the adapters' async clients use aiohttp by
+default (``transport:``), which respx cannot see: while the mock is active, async clients made
+use httpx2 instead, so those calls are intercepted too.
 """
 
 from __future__ import annotations
@@ -65,7 +86,10 @@ import respx
 
 from gateway._clock import Clock
 from gateway.errors import redact
+from gateway.providers._transport import httpx_only
 from gateway.providers.base import TokenUsage
+from gateway.testing._batch_script import BatchScript
+from gateway.testing._mock_batches import BATCH_SERVERS, BatchServer, ItemResult, MockBatch
 from gateway.testing._mock_script import (
     Disconnect,
     Failure,
@@ -85,7 +109,15 @@ from gateway.testing._mock_script import (
 from gateway.testing._mock_wire import DIALECTS, Answer, BrokenBody, Dialect, WireCall
 from gateway.testing._real_sleep import warn_on_real_sleep
 
-__all__ = ["PROVIDERS", "MockCall", "MockProviders", "ModelMock", "ProviderMock", "mock_providers"]
+__all__ = [
+    "PROVIDERS",
+    "MockBatch",
+    "MockCall",
+    "MockProviders",
+    "ModelMock",
+    "ProviderMock",
+    "mock_providers",
+]
 
 #: The providers a :class:`MockProviders` answers for.
 PROVIDERS: tuple[str, ...] = tuple(DIALECTS)
@@ -183,6 +215,15 @@ class ProviderMock(_MockScript):
         self._calls: list[MockCall] = []
         self._defaults: dict[str | None, Reply] = {}
         self._lock = threading.Lock()
+        #: Which items of this provider's batches error or expire, and when a batch expires.
+        self.batch_script = BatchScript()
+        self._batch_server: BatchServer | None = None
+
+    @property
+    def batches(self) -> list[MockBatch]:
+        """Every batch this provider was sent, in order."""
+        server = self._batch_server
+        return list(server.batches.values()) if server is not None else []
 
     def _push(self, outcome: Outcome, times: int | None, model: str | None = None) -> Self:
         reply = outcome.reply if isinstance(outcome, Slow) else outcome
@@ -233,9 +274,12 @@ class ProviderMock(_MockScript):
     def reset(self) -> None:
         """Forget the script, the defaults and the call records."""
         self.clear()
+        self.batch_script.clear()
         with self._lock:
             self._calls.clear()
             self._defaults.clear()
+        if self._batch_server is not None:
+            self._batch_server.forget()
 
     def __repr__(self) -> str:
         pending, calls = len(self.pending), len(self._calls)
@@ -310,6 +354,14 @@ class MockProviders:
         self._calls: list[MockCall] = []
         self._internal_errors: list[BaseException] = []
         self._stack: contextlib.ExitStack | None = None
+        for provider in PROVIDERS:
+            mock = self[provider]
+            mock._batch_server = BATCH_SERVERS[provider](
+                self._base_urls.get(provider),
+                clock,
+                functools.partial(getattr, mock, "batch_script"),  # read each time: replaceable
+                self._answer_batch_item,
+            )
 
     def __getitem__(self, provider: str) -> ProviderMock:
         mocks = {"openai": self.openai, "anthropic": self.anthropic, "gemini": self.gemini}
@@ -346,7 +398,15 @@ class MockProviders:
                 router.route(method="POST", url__regex=pattern.pattern).mock(
                     side_effect=functools.partial(self._handle, provider)
                 )
+                server = self[provider]._batch_server
+                assert server is not None
+                for method, batch_pattern in server.patterns():
+                    router.route(method=method, url__regex=batch_pattern).mock(
+                        side_effect=functools.partial(self._handle_batch, server)
+                    )
             stack.enter_context(_genai_without_aiohttp())
+            # Async clients made meanwhile use httpx2, which respx intercepts (not aiohttp).
+            stack.enter_context(httpx_only())
             stack.enter_context(warn_on_real_sleep())
         except BaseException:
             stack.close()
@@ -401,6 +461,35 @@ class MockProviders:
         except BaseException as exc:
             self._internal_errors.append(exc)
             raise
+
+    def _handle_batch(self, server: BatchServer, request: httpx.Request) -> httpx.Response:
+        try:
+            return server.handle(request)
+        except BaseException as exc:
+            self._internal_errors.append(exc)
+            raise
+
+    def _answer_batch_item(self, provider: str, model: str, body: dict[str, Any]) -> ItemResult:
+        """A batch item's end: what a chat call to ``model`` with ``body`` would get now."""
+        mock = self[provider]
+        dialect = mock._dialect
+        call = WireCall(model, False, body)
+        outcome = mock._state.next_for(model)
+        with self._lock:
+            number = next(self._numbers)
+        if isinstance(outcome, Slow):  # a batch's time is its own: only the answer counts
+            outcome = outcome.reply
+        if outcome is None or isinstance(outcome, Reply):
+            return ItemResult("succeeded", self._answer(mock, call, outcome, number))
+        if isinstance(outcome, Timeout):
+            return ItemResult("expired", message="the request timed out (scripted)")
+        if isinstance(outcome, Failure):
+            response = dialect.error(outcome, model)
+        elif isinstance(outcome, OverloadedMidStream):
+            response = dialect.overloaded()
+        else:  # Disconnect: the provider's own server error
+            response = dialect.error(Failure("status", 500), model)
+        return ItemResult("errored", status=response.status_code, body=response.json())
 
     def _answer_request(self, provider: str, request: httpx.Request) -> httpx.Response:
         mock = self[provider]

@@ -109,8 +109,12 @@ def test_a_batch_the_account_cannot_cover_is_refused_before_anything_is_sent(
 ) -> None:
     with Gateway(config=config(store_url), clock=ManualClock()) as gw:
         gw.credits.grant(D("0.001"))  # 3 items of up to 4096 output tokens at $1/M: ~$0.006
-        with pytest.raises(InsufficientCredits):
+        with pytest.raises(InsufficientCredits) as refused:
             gw.batches.create(model="cheap", requests=requests(3))
+        # The refusal is about the whole batch, with nothing of it counted as on hold.
+        message = str(refused.value)
+        assert "has $0.001 available" in message and "$0.00 on hold" in message, message
+        assert "a batch of 3 items at fake/" in message, message
         assert gw.batches.list() == []
         assert gw.credits.balance().held == 0
         assert gw.adapter("fake").calls == []  # type: ignore[attr-defined]

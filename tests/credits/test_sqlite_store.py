@@ -88,3 +88,32 @@ def test_in_memory_store_serves_threads() -> None:
     service.close()
     with pytest.raises(CreditsError, match="closed"):
         service.account().balance()
+
+
+def test_close_waits_for_a_read_in_progress_on_another_thread(tmp_path: Path) -> None:
+    """Closing a connection another thread is using can crash the process: close refuses new
+    reads at once, waits for the ones in progress, then closes."""
+    store = SQLiteStore(str(tmp_path / "credits.db"))
+    inside, proceed = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def reader() -> None:
+        with store.reading() as conn:
+            inside.set()
+            proceed.wait()
+            seen.append(conn.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    reading = threading.Thread(target=reader)
+    reading.start()
+    inside.wait()
+    closing = threading.Thread(target=store.close)
+    closing.start()
+    while not store._closed:  # close has begun and is waiting for the reader
+        threading.Event().wait(0.001)
+    with pytest.raises(CreditsError, match="closed"), store.reading():
+        pass  # a new read is refused
+    proceed.set()
+    reading.join()
+    closing.join()
+    assert seen == [0]  # the read in progress finished on an open connection
+    assert store._connections == []

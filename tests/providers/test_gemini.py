@@ -1513,11 +1513,12 @@ def test_async_client_is_usable_from_successive_event_loops(httpx2_mock: Any) ->
         assert result.completion.choices[0].message.content == "hi"
 
 
-def test_async_transport_is_httpx2() -> None:
-    # google-genai switches its async path to aiohttp as soon as aiohttp is importable; respx
-    # cannot intercept that path, and its errors are not httpx2's. If this fails, force httpx2
-    # with HttpOptions(async_client_args={"transport": ...}) or map aiohttp's errors.
-    assert importlib.util.find_spec("aiohttp") is None
+def test_async_transport_is_httpx2_when_configured() -> None:
+    # google-genai switches its async path to aiohttp whenever aiohttp is importable (it is a
+    # dependency now); transport: httpx must still mean httpx2, which respx intercepts.
+    assert importlib.util.find_spec("aiohttp") is not None
+    adapter = make_adapter(transport="httpx")
+    assert adapter._async_client()._api_client._use_aiohttp() is False
 
 
 def test_vertex_env_does_not_reroute(monkeypatch: pytest.MonkeyPatch, httpx2_mock: Any) -> None:

@@ -81,6 +81,12 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             if model == "too-long":
                 self._send_error(wire.context_length_error())
                 return
+            if model == "limited":
+                self._send_error(wire.rate_limit_error(retry_after=7))
+                return
+            if model == "bad-key":
+                self._send_error(wire.auth_error())
+                return
             usage = wire.usage(12, 6)
             if not stream:
                 if model == "gated" and not self._wait_at_gate():

@@ -164,6 +164,30 @@ def test_every_provider_failing_is_502_with_the_attempts(server: Served, module_
     assert answer.headers["x-gateway-attempts"] == "1"
 
 
+def test_every_try_rate_limited_is_429_with_the_providers_wait(
+    server: Served, module_dir: Path
+) -> None:
+    """The same status and code as the in-process client (one shared table): the caller's
+    SDK sees a 429 it can wait out, not a 502."""
+    answer = chat(server, {"model": "limited", "messages": HELLO})
+    error = check_shape(answer, 429, "rate_limited", module_dir)
+    assert answer.headers["retry-after"] == "7"
+    assert [(a["provider"], a["error"]) for a in error["attempts"]] == [("up", "RateLimited")]
+    assert answer.headers["x-gateway-attempts"] == "1"
+
+
+def test_a_provider_refusing_the_gateways_own_key_is_502_not_401(
+    server: Served, module_dir: Path
+) -> None:
+    """A 401 would tell the caller's SDK its gateway key is wrong; it is the operator's."""
+    answer = chat(server, {"model": "badkey", "messages": HELLO})
+    error = check_shape(answer, 502, "all_providers_failed", module_dir)
+    assert "operator" in error["message"] and "sk-" not in error["message"]
+    assert [(a["provider"], a["error"]) for a in error["attempts"]] == [
+        ("up", "AuthenticationFailed")
+    ]
+
+
 def test_a_prompt_too_long_is_400_context_length_exceeded(server: Served, module_dir: Path) -> None:
     check_shape(
         chat(server, {"model": "long", "messages": HELLO}),

@@ -86,6 +86,8 @@ def test_models_lists_the_routes_and_their_targets(server: Served, key: str) -> 
     ids = [model.id for model in listed]
     routes = {"r": "fake/m", "other": "fake/o", "slow": "up/gated", "long": "up/too-long"}
     routes["broken"] = "down/m"
+    routes["limited"] = "up/limited"
+    routes["badkey"] = "up/bad-key"
     routes["embed"] = "openai/text-embedding-3-small"
     routes["draw"] = "openai/gpt-image-1"
     assert sorted(ids) == sorted([*routes, *routes.values()])

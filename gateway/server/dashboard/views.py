@@ -42,6 +42,7 @@ from gateway.server.dashboard.chart import build_chart, series_rows
 from gateway.server.dashboard.format import MoneyColumn, count, local_time, usd
 from gateway.server.dashboard.render import HEADERS, Templates, page, redirect
 from gateway.server.dashboard.session import Signer, same_origin
+from gateway.server.dashboard.throttle import SignInThrottle
 from gateway.server.dashboard.viewer import Viewer, viewer_of
 from gateway.server.errors import ApiError, api_error
 
@@ -102,6 +103,8 @@ class Dashboard:
         self.signer = Signer(text) if text else None
         #: Reads the webhook outbox (made on first use; see :mod:`.webhooks`).
         self.webhook_outbox: Any = None
+        #: Failed sign-ins per client address (see :mod:`.throttle`).
+        self.throttle = SignInThrottle()
 
     # -- common -----------------------------------------------------------------------------
 
@@ -176,6 +179,16 @@ class Dashboard:
                 error="The form expired or came from another page: sign in again.",
                 status=403,
             )
+        address = request.client.host if request.client is not None else "unknown"
+        wait = self.throttle.retry_after(address)
+        if wait is not None:
+            response = self._signin_form(
+                request,
+                error=f"Too many failed sign-ins from this address: try again in {wait} s.",
+                status=429,
+            )
+            response.headers["retry-after"] = str(wait)
+            return response
         presented = fields.get("key", "").strip()
         admin = self.state.admin_key
         key_id: str | None
@@ -192,12 +205,14 @@ class Dashboard:
                     return self._signin_form(
                         request, error="The credit store cannot be reached; try again.", status=503
                     )
+                self.throttle.failed(address)
                 return self._signin_form(
                     request,
                     error="That key is not valid: unknown, revoked or expired.",
                     status=401,
                 )
             key_id = key.id
+        self.throttle.succeeded(address)
         response = redirect("/")
         signer.start(request, response, key_id)
         return response
