@@ -2,24 +2,23 @@
 
 Request translation (OpenAI chat shape -> ``messages.create``) is in
 :mod:`gateway.providers._anthropic_request`; :func:`build_params` is re-exported here.
+Response and stream translation (finish reasons, refusals, usage with its cache parts) is in
+:mod:`gateway.providers._anthropic_response`.
 
-Response translation: text blocks are concatenated into ``message.content``; ``tool_use``
-blocks become ``tool_calls``. Thinking blocks (and server-tool blocks such as web search
-results) have no place in the OpenAI shape and are skipped; their tokens still count in
-``output_tokens`` (thinking tokens also in ``reasoning_tokens``). Stop reasons: end_turn,
-stop_sequence, pause_turn -> stop; max_tokens, model_context_window_exceeded -> length;
-tool_use -> tool_calls; refusal -> content_filter, with ``message.refusal`` (in a stream: the
-``refusal`` of the finishing chunk's delta) set to :data:`REFUSAL_MESSAGE`; any text Claude wrote
-before it stopped stays in ``content``.
+Requests go out through the client's ``post("/v1/messages", ...)``, the layer under
+``messages.create``, with the same body, headers, auth, timeout and span options
+(:func:`post_arguments`; the request on the wire is checked equal to ``create``'s in
+``tests/providers/test_anthropic_stream_raw.py``). A non-streamed answer is read as its JSON
+body; a stream's events are read as their JSON objects (``Stream[object]``: the SDK still
+decodes the server-sent events, skips ``ping`` and raises an in-stream ``error`` event as it
+does for ``create``) and translated directly, without the SDK's event models. When the SDK
+records its own span of the call (its OpenTelemetry is on and the gateway's is off), the
+events are read as its models instead, so that span still gets the message's usage.
 
-Usage: Anthropic's ``input_tokens`` excludes cache reads and writes, so ours is
-``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``.
-
-Streams use the raw event stream (``messages.create(stream=True)``), not the SDK's
-accumulating ``messages.stream`` helper. A stream that ends before ``message_delta`` (no stop
-reason) raises ProviderConnectionError rather than passing off a truncated answer as complete.
-A tool call without arguments streams no argument fragment at all; it gets ``"{}"`` when its
-block ends, as OpenAI's arguments are always a JSON object.
+A stream that ends before ``message_delta`` (no stop reason) raises ProviderConnectionError
+rather than passing off a truncated answer as complete. A tool call without arguments streams
+no argument fragment at all; it gets ``"{}"`` when its block ends, as OpenAI's arguments are
+always a JSON object. An event that is not what its type says is a ProviderUnavailable.
 
 Errors (:func:`map_error`) are keyed on the HTTP status first, so SDK subclasses added later
 still map; an ``error`` event inside a 200 stream (``status_code == 200`` on the SDK error) is
@@ -31,19 +30,16 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import AsyncGenerator, Generator, Mapping
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from typing import Any
 
 import anthropic
 import httpx2
+from anthropic._base_client import make_request_options
+from anthropic._types import RequestOptions
+from anthropic.lib._tracing import messages_create_request_attributes
+from anthropic.types import Message, RawMessageStreamEvent
 from openai.types.chat import ChatCompletionChunk
-from openai.types.chat.chat_completion_chunk import (
-    Choice,
-    ChoiceDelta,
-    ChoiceDeltaToolCall,
-    ChoiceDeltaToolCallFunction,
-)
 
 from gateway.config import ProviderConfig
 from gateway.errors import (
@@ -62,45 +58,69 @@ from gateway.errors import (
 )
 from gateway.providers import _transport as transport
 from gateway.providers._anthropic_request import DEFAULT_MAX_TOKENS, build_params
-from gateway.providers._common import (
-    FinishReason,
-    completion_body,
-    completion_data,
-    make_tool_call,
-    retry_after_seconds,
-    usage_chunk,
+from gateway.providers._anthropic_response import (
+    REFUSAL_MESSAGE,
+    MalformedEvent,
+    StreamState,
+    StreamTranslator,
+    response_of_body,
 )
-from gateway.providers._construct import construct
+from gateway.providers._common import completion_body, retry_after_seconds
 from gateway.providers.base import (
     AsyncChunkStream,
     ChatRequest,
     ChunkStream,
     ProviderResponse,
-    TokenUsage,
 )
 
-__all__ = ["DEFAULT_MAX_TOKENS", "REFUSAL_MESSAGE", "AnthropicAdapter", "build_params", "map_error"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "MESSAGES_PATH",
+    "REFUSAL_MESSAGE",
+    "AnthropicAdapter",
+    "build_params",
+    "map_error",
+    "post_arguments",
+]
 
 #: Total seconds per request when neither the config nor the call sets one (the SDK's default).
 DEFAULT_TIMEOUT_S = 600.0
 
-_FINISH_REASONS: Mapping[str, FinishReason] = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
+#: The SDK's event union (an annotated Union, which mypy does not take as a ``type``).
+_EVENT_TYPE: Any = RawMessageStreamEvent
+
+#: What the batch module imports (the same translation as a chat call's).
+_response = response_of_body
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+
+#: The path ``messages.create`` posts to (relative to the client's base URL).
+MESSAGES_PATH = "/v1/messages"
 
 
-#: ``message.refusal`` when Claude stops with ``stop_reason: "refusal"``.
-REFUSAL_MESSAGE = "Claude declined to continue this request (stop_reason: refusal)"
-
-
-def _finish_reason(stop_reason: str | None) -> FinishReason:
-    return _FINISH_REASONS.get(stop_reason or "end_turn", "stop")
+def post_arguments(
+    params: dict[str, Any], *, stream: bool, timeout: httpx2.Timeout
+) -> tuple[dict[str, Any], RequestOptions]:
+    """What ``messages.create(**params, stream=stream, timeout=timeout)`` hands ``client.post``:
+    the JSON body and the request options (extra headers, query and body, the timeout, the
+    SDK's span name and attributes). Takes ``params`` (:func:`build_params`'s) apart."""
+    body = dict(params)
+    extra_headers = body.pop("extra_headers", None)
+    extra_query = body.pop("extra_query", None)
+    extra_body = body.pop("extra_body", None)
+    if stream:
+        body["stream"] = True
+    options = make_request_options(
+        extra_headers={**(extra_headers or {})},
+        extra_query=extra_query,
+        extra_body=extra_body,
+        timeout=timeout,
+        span_name="anthropic.messages.create",
+        span_route=MESSAGES_PATH,
+        span_attributes=messages_create_request_attributes,
+    )
+    return body, options
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,6 +216,8 @@ def map_error(exc: BaseException, *, provider: str, model: str) -> GatewayError 
         return ProviderConnectionError(
             f"stream broken: {type(exc).__name__}", provider=provider, model=model
         )
+    if isinstance(exc, MalformedEvent):
+        return ProviderUnavailable(f"{exc} from the provider", provider=provider, model=model)
     if isinstance(exc, json.JSONDecodeError):
         return ProviderUnavailable(
             "malformed JSON from the provider", provider=provider, model=model
@@ -207,11 +229,6 @@ def map_error(exc: BaseException, *, provider: str, model: str) -> GatewayError 
     return None
 
 
-class _StreamState(Protocol):
-    content_chunks: int
-    usage: TokenUsage | None
-
-
 class _mapped_errors:
     """Raise SDK exceptions as gateway errors, unchained (an SDK message may echo a header).
 
@@ -220,7 +237,7 @@ class _mapped_errors:
 
     __slots__ = ("model", "provider", "stream")
 
-    def __init__(self, provider: str, model: str, stream: _StreamState | None = None) -> None:
+    def __init__(self, provider: str, model: str, stream: StreamState | None = None) -> None:
         self.provider = provider
         self.model = model
         self.stream = stream
@@ -237,210 +254,6 @@ class _mapped_errors:
         if self.stream is not None and isinstance(mapped, ProviderUnavailable):
             mapped.chunks_received = self.stream.content_chunks
         raise_unchained(mapped)
-
-
-# ---------------------------------------------------------------------------------------------
-# Response translation
-
-
-def _response(body: Mapping[str, Any], model: str) -> ProviderResponse:
-    """A Message as its JSON body -> the OpenAI-shaped completion.
-
-    The body is read as sent, not through the SDK's ``Message`` model: building that model
-    (its recursive ``construct``) was a sixth of the SDK's CPU per call, only to be read once
-    and thrown away here."""
-    texts: list[str] = []
-    tool_calls = []
-    for block in body.get("content") or ():
-        kind = block.get("type")
-        if kind == "text":
-            texts.append(block.get("text") or "")
-        elif kind == "tool_use":
-            tool_calls.append(make_tool_call(block["id"], block["name"], block.get("input") or {}))
-        # thinking, redacted_thinking and server-tool blocks have no OpenAI equivalent
-    usage = _usage_of_body(body.get("usage") or {})
-    stop_reason = body.get("stop_reason")
-    data = completion_data(
-        response_id=body.get("id") or "",
-        model=body.get("model") or model,
-        content="".join(texts) if texts else None,
-        finish_reason=_finish_reason(stop_reason),
-        usage=usage,
-        tool_calls=tool_calls,
-        refusal=REFUSAL_MESSAGE if stop_reason == "refusal" else None,
-    )
-    return ProviderResponse.from_data(data, usage)
-
-
-def _usage_of_body(usage: Mapping[str, Any]) -> TokenUsage:
-    """Anthropic's usage (its JSON) -> TokenUsage: the prompt's three parts add up to
-    ``input_tokens``; thinking tokens are the reasoning part of the output."""
-    cache_write = usage.get("cache_creation_input_tokens") or 0
-    cache_read = usage.get("cache_read_input_tokens") or 0
-    details = usage.get("output_tokens_details") or {}
-    return TokenUsage(
-        input_tokens=(usage.get("input_tokens") or 0) + cache_write + cache_read,
-        output_tokens=usage.get("output_tokens") or 0,
-        cached_input_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=details.get("thinking_tokens") or 0,
-    )
-
-
-class _StreamTranslator:
-    """Anthropic stream events -> OpenAI chunks, at most one chunk per event."""
-
-    __slots__ = (
-        "_cache_read",
-        "_cache_write",
-        "_input",
-        "_output",
-        "_reasoning",
-        "_tool_index",
-        "_tools_without_arguments",
-        "created",
-        "done",
-        "finish_reason",
-        "model",
-        "response_id",
-        "state",
-    )
-
-    def __init__(self, model: str, state: _StreamState) -> None:
-        self.model = model
-        self.state = state
-        self.response_id = ""
-        self.created = int(time.time())
-        self.finish_reason: FinishReason | None = None
-        self.done = False
-        self._input = self._output = self._reasoning = self._cache_read = self._cache_write = 0
-        #: Content block index -> OpenAI tool-call index (counting tool calls only).
-        self._tool_index: dict[int, int] = {}
-        #: Content blocks of tool calls that have streamed no arguments yet.
-        self._tools_without_arguments: set[int] = set()
-
-    def _chunk(self, delta: ChoiceDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
-        # The OpenAI SDK's types, built without validating what we just made (make_chunk's
-        # validation was ~13 µs per chunk, see _construct).
-        choice = construct(Choice, index=0, delta=delta, finish_reason=finish, logprobs=None)
-        return construct(
-            ChatCompletionChunk,
-            id=self.response_id,
-            object="chat.completion.chunk",
-            created=self.created,
-            model=self.model,
-            choices=[choice],
-        )
-
-    def _take_usage(self, usage: Any) -> None:
-        # Counts in later events are cumulative: they replace, never add.
-        if usage.input_tokens is not None:
-            self._input = usage.input_tokens
-        if usage.cache_creation_input_tokens is not None:
-            self._cache_write = usage.cache_creation_input_tokens
-        if usage.cache_read_input_tokens is not None:
-            self._cache_read = usage.cache_read_input_tokens
-        if usage.output_tokens is not None:
-            self._output = usage.output_tokens
-        details = usage.output_tokens_details
-        if details is not None and details.thinking_tokens is not None:
-            self._reasoning = details.thinking_tokens
-
-    def usage(self) -> TokenUsage:
-        return TokenUsage(
-            input_tokens=self._input + self._cache_write + self._cache_read,
-            output_tokens=self._output,
-            cached_input_tokens=self._cache_read,
-            cache_write_tokens=self._cache_write,
-            reasoning_tokens=self._reasoning,
-        )
-
-    def usage_chunk(self) -> ChatCompletionChunk:
-        self.done = True
-        usage = self.usage()
-        self.state.usage = usage
-        return usage_chunk(
-            response_id=self.response_id, model=self.model, created=self.created, usage=usage
-        )
-
-    def translate(self, event: Any) -> ChatCompletionChunk | None:
-        kind = event.type
-        if kind == "content_block_delta":
-            delta = event.delta
-            if delta.type == "text_delta":
-                if not delta.text:
-                    return None
-                self.state.content_chunks += 1
-                return self._chunk(construct(ChoiceDelta, content=delta.text))
-            if delta.type == "input_json_delta":
-                tool_index = self._tool_index.get(event.index)
-                if tool_index is None or not delta.partial_json:
-                    return None
-                self._tools_without_arguments.discard(event.index)
-                self.state.content_chunks += 1
-                function = construct(ChoiceDeltaToolCallFunction, arguments=delta.partial_json)
-                call = construct(ChoiceDeltaToolCall, index=tool_index, function=function)
-                return self._chunk(construct(ChoiceDelta, tool_calls=[call]))
-            return None  # thinking, signature and citation deltas
-        if kind == "content_block_start":
-            block = event.content_block
-            if block.type == "tool_use":
-                tool_index = len(self._tool_index)
-                self._tool_index[event.index] = tool_index
-                self._tools_without_arguments.add(event.index)
-                self.state.content_chunks += 1
-                function = construct(ChoiceDeltaToolCallFunction, name=block.name, arguments="")
-                call = construct(
-                    ChoiceDeltaToolCall,
-                    index=tool_index,
-                    id=block.id,
-                    type="function",
-                    function=function,
-                )
-                return self._chunk(construct(ChoiceDelta, tool_calls=[call]))
-            if block.type == "text" and block.text:
-                self.state.content_chunks += 1
-                return self._chunk(construct(ChoiceDelta, content=block.text))
-            return None
-        if kind == "message_start":
-            message = event.message
-            self.response_id = message.id
-            self.model = message.model or self.model
-            self._take_usage(message.usage)
-            return self._chunk(construct(ChoiceDelta, role="assistant", content=""))
-        if kind == "message_delta":
-            self._take_usage(event.usage)
-            stop_reason = event.delta.stop_reason
-            self.finish_reason = _finish_reason(stop_reason)
-            self.state.usage = self.usage()
-            refusal = REFUSAL_MESSAGE if stop_reason == "refusal" else None
-            return self._chunk(construct(ChoiceDelta, refusal=refusal), self.finish_reason)
-        if kind == "message_stop":
-            return self.usage_chunk()
-        if kind == "content_block_stop" and event.index in self._tools_without_arguments:
-            # A call without arguments streams none (not even "{}"), but OpenAI's are always
-            # JSON: send "{}" so json.loads and the SDK's own accumulator work.
-            self._tools_without_arguments.discard(event.index)
-            function = construct(ChoiceDeltaToolCallFunction, arguments="{}")
-            call = construct(
-                ChoiceDeltaToolCall, index=self._tool_index[event.index], function=function
-            )
-            return self._chunk(construct(ChoiceDelta, tool_calls=[call]))
-        return None  # event types newer than this adapter
-
-    def end(self, provider: str) -> ChatCompletionChunk | None:
-        """Called when the events run out: the usage chunk if still owed, or an error."""
-        if self.done:
-            return None
-        if self.finish_reason is None:
-            error = ProviderConnectionError(
-                "the stream ended before the message was complete",
-                provider=provider,
-                model=self.model,
-            )
-            error.chunks_received = self.state.content_chunks
-            raise error
-        return self.usage_chunk()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -517,7 +330,7 @@ class AnthropicAdapter:
             self._default_timeout = timeout
         return timeout
 
-    # -- calls ------------------------------------------------------------------------------
+    # -- calls ----------------------------------------------------------------------------
 
     def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
         params = build_params(model, request, provider=self.name)
@@ -527,7 +340,7 @@ class AnthropicAdapter:
                 **params, timeout=self._call_timeout(request)
             )
         body = completion_body(raw.http_response.content, provider=self.name, model=model)
-        return _response(body, model)
+        return response_of_body(body, model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
         params = build_params(model, request, provider=self.name)
@@ -537,18 +350,31 @@ class AnthropicAdapter:
                 **params, timeout=self._call_timeout(request)
             )
         body = completion_body(raw.http_response.content, provider=self.name, model=model)
-        return _response(body, model)
+        return response_of_body(body, model)
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
         params = build_params(model, request, provider=self.name)
+        body, options = post_arguments(params, stream=True, timeout=self._call_timeout(request))
         client = self._get_client()
         with _mapped_errors(self.name, model):
-            native = client.messages.create(
-                **params, stream=True, timeout=self._call_timeout(request)
+            native = client.post(
+                MESSAGES_PATH,
+                body=body,
+                options=options,
+                cast_to=Message,  # what the call returns, for the SDK's own span
+                stream=True,
+                stream_cls=anthropic.Stream[object],
             )
+        events: Iterator[Any] = native
+        if native._observer is not None:
+            # The SDK records this call on its own span, from its event models: read those.
+            typed: anthropic.Stream[RawMessageStreamEvent] = anthropic.Stream(
+                cast_to=_EVENT_TYPE, response=native.response, client=client
+            )
+            events = (event.to_dict() for event in typed)
         result = ChunkStream()
-        translator = _StreamTranslator(model, result)
-        chunks = self._iterate(native, translator, model, result)
+        translator = StreamTranslator(model, result)
+        chunks = self._iterate(native, events, translator, model, result)
         result.chunks = chunks
 
         def close() -> None:
@@ -560,20 +386,21 @@ class AnthropicAdapter:
 
     def _iterate(
         self,
-        native: anthropic.Stream[Any],
-        translator: _StreamTranslator,
+        native: anthropic.Stream[object],
+        events: Iterator[Any],
+        translator: StreamTranslator,
         model: str,
         state: ChunkStream,
     ) -> Generator[ChatCompletionChunk, None, None]:
         with _mapped_errors(self.name, model, state):
-            for event in native:
+            for event in events:
                 chunk = translator.translate(event)
                 if chunk is None:
                     continue
                 if translator.done:
                     # The usage chunk. Read the rest (message_stop) before closing, so the
                     # connection goes back to the pool instead of being dropped mid-response.
-                    for _ in native:
+                    for _ in events:
                         pass
                     native.close()
                     yield chunk
@@ -585,14 +412,26 @@ class AnthropicAdapter:
 
     async def astream(self, model: str, request: ChatRequest) -> AsyncChunkStream:
         params = build_params(model, request, provider=self.name)
+        body, options = post_arguments(params, stream=True, timeout=self._call_timeout(request))
         client = self._get_async_client()
         with _mapped_errors(self.name, model):
-            native = await client.messages.create(
-                **params, stream=True, timeout=self._call_timeout(request)
+            native = await client.post(
+                MESSAGES_PATH,
+                body=body,
+                options=options,
+                cast_to=Message,
+                stream=True,
+                stream_cls=anthropic.AsyncStream[object],
             )
+        events: AsyncIterator[Any] = native
+        if native._observer is not None:  # the SDK's own span reads its models (see stream)
+            typed: anthropic.AsyncStream[RawMessageStreamEvent] = anthropic.AsyncStream(
+                cast_to=_EVENT_TYPE, response=native.response, client=client
+            )
+            events = _as_dicts(typed)
         result = AsyncChunkStream()
-        translator = _StreamTranslator(model, result)
-        chunks = self._aiterate(native, translator, model, result)
+        translator = StreamTranslator(model, result)
+        chunks = self._aiterate(native, events, translator, model, result)
         result.chunks = chunks
 
         async def close() -> None:
@@ -604,18 +443,19 @@ class AnthropicAdapter:
 
     async def _aiterate(
         self,
-        native: anthropic.AsyncStream[Any],
-        translator: _StreamTranslator,
+        native: anthropic.AsyncStream[object],
+        events: AsyncIterator[Any],
+        translator: StreamTranslator,
         model: str,
         state: AsyncChunkStream,
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
         with _mapped_errors(self.name, model, state):
-            async for event in native:
+            async for event in events:
                 chunk = translator.translate(event)
                 if chunk is None:
                     continue
                 if translator.done:  # the usage chunk; drain message_stop, keep the connection
-                    async for _ in native:
+                    async for _ in events:
                         pass
                     await native.close()
                     yield chunk
@@ -636,3 +476,8 @@ class AnthropicAdapter:
         client, self._async_client = self._async_client, None
         if client is not None:
             await client.close()
+
+
+async def _as_dicts(events: anthropic.AsyncStream[RawMessageStreamEvent]) -> AsyncIterator[Any]:
+    async for event in events:
+        yield event.to_dict()
