@@ -240,7 +240,8 @@ class StreamTranslator:
             return self._translate(event)
         except (KeyError, TypeError, AttributeError) as exc:
             kind = event.get("type") if isinstance(event, dict) else None
-            raise MalformedEvent(f"malformed {kind or 'stream'} event") from exc
+            what = f"a {kind} event" if isinstance(kind, str) else "an event"
+            raise MalformedEvent(f"{what} lacks a field or has one of the wrong type") from exc
 
     def _translate(self, event: dict[str, Any]) -> ChatCompletionChunk | None:
         kind = event["type"]
@@ -251,19 +252,19 @@ class StreamTranslator:
                 text = delta["text"]
                 if not text:
                     return None
+                content = _text(text, "delta.text")
                 self.state.content_chunks += 1
-                return self._chunk(construct(ChoiceDelta, content=_text(text, "delta.text")))
+                return self._chunk(construct(ChoiceDelta, content=content))
             if delta_kind == "input_json_delta":
                 index = event["index"]
                 tool_index = self._tool_index.get(index)
                 fragment = delta["partial_json"]
                 if tool_index is None or not fragment:
                     return None
+                arguments = _text(fragment, "delta.partial_json")
                 self._tools_without_arguments.discard(index)
                 self.state.content_chunks += 1
-                function = construct(
-                    ChoiceDeltaToolCallFunction, arguments=_text(fragment, "delta.partial_json")
-                )
+                function = construct(ChoiceDeltaToolCallFunction, arguments=arguments)
                 return self._tool_call_chunk(tool_index, function)
             return None  # thinking, signature and citation deltas
         if kind == "content_block_start":
@@ -282,10 +283,9 @@ class StreamTranslator:
             if block_kind == "text":
                 text = block.get("text")
                 if text:
+                    content = _text(text, "content_block.text")
                     self.state.content_chunks += 1
-                    return self._chunk(
-                        construct(ChoiceDelta, content=_text(text, "content_block.text"))
-                    )
+                    return self._chunk(construct(ChoiceDelta, content=content))
             return None
         if kind == "message_start":
             message = event["message"]

@@ -217,7 +217,9 @@ def map_error(exc: BaseException, *, provider: str, model: str) -> GatewayError 
             f"stream broken: {type(exc).__name__}", provider=provider, model=model
         )
     if isinstance(exc, MalformedEvent):
-        return ProviderUnavailable(f"{exc} from the provider", provider=provider, model=model)
+        return ProviderUnavailable(
+            f"malformed stream event from the provider: {exc}", provider=provider, model=model
+        )
     if isinstance(exc, json.JSONDecodeError):
         return ProviderUnavailable(
             "malformed JSON from the provider", provider=provider, model=model
