@@ -442,7 +442,7 @@ def _with(index: int, event: dict[str, Any]) -> bytes:
                     "index": 0,
                     "delta": {"type": "text_delta", "text": 7},
                 },
-            ),  # noqa: E501
+            ),
             1,
             id="text_not_a_string",
         ),
