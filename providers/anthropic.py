@@ -30,12 +30,15 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import httpx2
 from anthropic._base_client import make_request_options
+from anthropic._constants import RAW_RESPONSE_HEADER
+from anthropic._data import DEPRECATED_MODELS, MODELS_TO_WARN_WITH_THINKING_ENABLED
 from anthropic._types import RequestOptions
 from anthropic.lib._tracing import messages_create_request_attributes
 from anthropic.types import Message, RawMessageStreamEvent
@@ -102,17 +105,21 @@ MESSAGES_PATH = "/v1/messages"
 def post_arguments(
     params: dict[str, Any], *, stream: bool, timeout: httpx2.Timeout
 ) -> tuple[dict[str, Any], RequestOptions]:
-    """What ``messages.create(**params, stream=stream, timeout=timeout)`` hands ``client.post``:
-    the JSON body and the request options (extra headers, query and body, the timeout, the
-    SDK's span name and attributes). Takes ``params`` (:func:`build_params`'s) apart."""
+    """What ``messages.create(**params, stream=stream, timeout=timeout)`` hands ``client.post``
+    (through ``with_raw_response`` when not streamed): the JSON body and the request options
+    (extra headers, query and body, the timeout, the SDK's span name and attributes). Warns as
+    ``create`` warns about the model. Takes ``params`` (:func:`build_params`'s) apart."""
     body = dict(params)
-    extra_headers = body.pop("extra_headers", None)
+    extra_headers = {**(body.pop("extra_headers", None) or {})}
     extra_query = body.pop("extra_query", None)
     extra_body = body.pop("extra_body", None)
     if stream:
         body["stream"] = True
+    else:
+        extra_headers[RAW_RESPONSE_HEADER] = "raw"  # the response as it came: its JSON is read
+    _warn_as_create_does(body)
     options = make_request_options(
-        extra_headers={**(extra_headers or {})},
+        extra_headers=extra_headers,
         extra_query=extra_query,
         extra_body=extra_body,
         timeout=timeout,
@@ -121,6 +128,30 @@ def post_arguments(
         span_attributes=messages_create_request_attributes,
     )
     return body, options
+
+
+def _warn_as_create_does(body: Mapping[str, Any]) -> None:
+    # The SDK's own warnings, word for word: a deprecated model, thinking "enabled" on a model
+    # that wants "adaptive".
+    model = body["model"]
+    if model in DEPRECATED_MODELS:
+        warnings.warn(
+            f"The model '{model}' is deprecated and will reach end-of-life on "
+            f"{DEPRECATED_MODELS[model]}.\nPlease migrate to a newer model. Visit "
+            "https://docs.anthropic.com/en/docs/resources/model-deprecations for more "
+            "information.",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+    thinking = body.get("thinking")
+    if model in MODELS_TO_WARN_WITH_THINKING_ENABLED and thinking and thinking["type"] == "enabled":
+        warnings.warn(
+            f"Using Claude with {model} and 'thinking.type=enabled' is deprecated. Use "
+            "'thinking.type=adaptive' instead which results in better model performance in our "
+            "testing: https://platform.claude.com/docs/en/build-with-claude/adaptive-thinking",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,23 +367,21 @@ class AnthropicAdapter:
 
     def complete(self, model: str, request: ChatRequest) -> ProviderResponse:
         params = build_params(model, request, provider=self.name)
+        body, options = post_arguments(params, stream=False, timeout=self._call_timeout(request))
         client = self._get_client()
         with _mapped_errors(self.name, model):
-            raw = client.messages.with_raw_response.create(
-                **params, timeout=self._call_timeout(request)
-            )
-        body = completion_body(raw.http_response.content, provider=self.name, model=model)
-        return response_of_body(body, model)
+            raw = client.post(MESSAGES_PATH, body=body, options=options, cast_to=Message)
+        content = cast(Any, raw).http_response.content  # the raw response (RAW_RESPONSE_HEADER)
+        return response_of_body(completion_body(content, provider=self.name, model=model), model)
 
     async def acomplete(self, model: str, request: ChatRequest) -> ProviderResponse:
         params = build_params(model, request, provider=self.name)
+        body, options = post_arguments(params, stream=False, timeout=self._call_timeout(request))
         client = self._get_async_client()
         with _mapped_errors(self.name, model):
-            raw = await client.messages.with_raw_response.create(
-                **params, timeout=self._call_timeout(request)
-            )
-        body = completion_body(raw.http_response.content, provider=self.name, model=model)
-        return response_of_body(body, model)
+            raw = await client.post(MESSAGES_PATH, body=body, options=options, cast_to=Message)
+        content = cast(Any, raw).http_response.content
+        return response_of_body(completion_body(content, provider=self.name, model=model), model)
 
     def stream(self, model: str, request: ChatRequest) -> ChunkStream:
         params = build_params(model, request, provider=self.name)

@@ -579,3 +579,63 @@ async def test_the_sdks_own_span_of_a_stream_still_gets_the_usage(
         attributes = span.attributes or {}
         assert attributes.get("gen_ai.usage.output_tokens") == 12
         assert attributes.get("gen_ai.usage.cache_read.input_tokens") == 50
+
+
+@pytest.mark.parametrize("shape", sorted(_REQUESTS))
+async def test_the_call_request_is_creates_own(
+    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str, shape: str
+) -> None:
+    """Non-streamed calls go through ``client.post`` too, and read the body's JSON."""
+    route = httpx2_mock.post(url__startswith=URL).mock(
+        return_value=httpx.Response(200, json=wire.message(text="hi"))
+    )
+    req = ChatRequest(**{"messages": HELLO, **_REQUESTS[shape]})
+    if mode == "sync":
+        result = adapter.complete(MODEL, req)
+        seen_new = _request_seen(route)
+        adapter._get_client().messages.with_raw_response.create(
+            **build_params(MODEL, req), timeout=adapter._call_timeout(req)
+        )
+    else:
+        result = await adapter.acomplete(MODEL, req)
+        seen_new = _request_seen(route)
+        await adapter._get_async_client().messages.with_raw_response.create(
+            **build_params(MODEL, req), timeout=adapter._call_timeout(req)
+        )
+    assert seen_new == _request_seen(route)
+    assert "stream" not in seen_new[3]
+    assert result.completion.choices[0].message.content == "hi"
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "category"),
+    [
+        ("claude-opus-4-5", {}, DeprecationWarning),
+        (
+            "claude-opus-4-6",
+            {"reasoning_effort": "low"},
+            UserWarning,
+        ),
+    ],
+)
+async def test_the_sdks_model_warnings_still_come(
+    adapter: AnthropicAdapter,
+    httpx2_mock: Any,
+    model: str,
+    fields: dict[str, Any],
+    category: type[Warning],
+) -> None:
+    respond_stream(httpx2_mock, wire.stream_body())
+    req = ChatRequest(**{"messages": HELLO, "max_tokens": 2000, **fields})
+    params = build_params(model, req)
+    with pytest.warns(category) as expected:
+        adapter._get_client().messages.create(**params, stream=True, timeout=5.0).close()
+    with pytest.warns(category) as ours:
+        list(adapter.stream(model, req))
+    assert [str(w.message) for w in ours] == [str(w.message) for w in expected]
+    httpx2_mock.post(url__startswith=URL).mock(
+        return_value=httpx.Response(200, json=wire.message())
+    )
+    with pytest.warns(category) as ours:
+        adapter.complete(model, req)
+    assert [str(w.message) for w in ours] == [str(w.message) for w in expected]
