@@ -581,32 +581,6 @@ async def test_the_sdks_own_span_of_a_stream_still_gets_the_usage(
         assert attributes.get("gen_ai.usage.cache_read.input_tokens") == 50
 
 
-@pytest.mark.parametrize("shape", sorted(_REQUESTS))
-async def test_the_call_request_is_creates_own(
-    adapter: AnthropicAdapter, httpx2_mock: Any, mode: str, shape: str
-) -> None:
-    """Non-streamed calls go through ``client.post`` too, and read the body's JSON."""
-    route = httpx2_mock.post(url__startswith=URL).mock(
-        return_value=httpx.Response(200, json=wire.message(text="hi"))
-    )
-    req = ChatRequest(**{"messages": HELLO, **_REQUESTS[shape]})
-    if mode == "sync":
-        result = adapter.complete(MODEL, req)
-        seen_new = _request_seen(route)
-        adapter._get_client().messages.with_raw_response.create(
-            **build_params(MODEL, req), timeout=adapter._call_timeout(req)
-        )
-    else:
-        result = await adapter.acomplete(MODEL, req)
-        seen_new = _request_seen(route)
-        await adapter._get_async_client().messages.with_raw_response.create(
-            **build_params(MODEL, req), timeout=adapter._call_timeout(req)
-        )
-    assert seen_new == _request_seen(route)
-    assert "stream" not in seen_new[3]
-    assert result.completion.choices[0].message.content == "hi"
-
-
 @pytest.mark.parametrize(
     ("model", "fields", "category"),
     [
