@@ -180,9 +180,7 @@ class DirectClient:
         client = self._client
         if client._platform is None:
             client._platform = await asyncify(get_platform)()
-        final = FinalRequestOptions.construct(
-            method="post", url=_PATH, json_data={}, **options
-        )
+        final = FinalRequestOptions.construct(method="post", url=_PATH, json_data={}, **options)
         final = await client._prepare_options(model_copy(final))
         request = client._build_request(final, retries_taken=0)
         await client._prepare_request(request)
@@ -219,7 +217,7 @@ class DirectClient:
             error = _sdk_transport_error(exc, prepared.request(content))
             if error is None:
                 raise
-            raise error from None
+            raise error from error.__cause__
         return response, prepared, content
 
     async def _read(
@@ -259,7 +257,7 @@ class DirectClient:
             error = _sdk_transport_error(exc, prepared.request(content))
             if error is None:
                 raise
-            raise error from None
+            raise error from error.__cause__
         finally:
             response.release()
 
@@ -359,7 +357,7 @@ class DirectStream:
             error = _sdk_transport_error(exc, self._request())
             if error is None:
                 raise
-            raise error from None
+            raise error from error.__cause__
 
     async def _events(self) -> AsyncIterator[str]:
         """Each event's data (events of no data and no name are not events)."""
