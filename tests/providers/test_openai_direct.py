@@ -201,6 +201,10 @@ async def outcome(call: Any) -> dict[str, Any]:
 
 async def stream_outcome(adapter: OpenAIAdapter, request: ChatRequest) -> dict[str, Any]:
     chunks: list[ChatCompletionChunk] = []
+
+    def dumped() -> list[dict[str, Any]]:
+        return [c.model_dump(warnings=False) for c in chunks]
+
     stream = await adapter.astream(MODEL, request)
     try:
         async for chunk in stream:
@@ -209,10 +213,10 @@ async def stream_outcome(adapter: OpenAIAdapter, request: ChatRequest) -> dict[s
     except GatewayError as exc:
         return {
             "error": error_fields(exc),
-            "chunks": [c.model_dump(warnings=False) for c in chunks],
+            "chunks": dumped(),
         }
     return {
-        "chunks": [c.model_dump(warnings=False) for c in chunks],
+        "chunks": dumped(),
         "content_chunks": stream.content_chunks,
         "usage": stream.usage,
     }
