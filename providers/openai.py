@@ -31,6 +31,10 @@ gateway builds as they are. Headers, auth, timeouts, retries (off), errors and s
 client's, as before; ``tests/providers/test_openai_wire.py`` checks the request on the wire
 equals ``create``'s for each request shape.
 
+Async calls and streams on the aiohttp transport skip the SDK's per-request machinery
+(``providers/_openai_direct.py``): the same request, made by the SDK once per request shape,
+sent on the same aiohttp session; errors still made by the SDK and mapped by :func:`map_error`.
+
 Responses are returned as the SDK parsed them; :func:`token_usage` reads the usage. A stream
 yields the SDK's chunks as they come and ends with OpenAI's own usage chunk; if the server
 sent none (some OpenAI-compatible servers behind ``base_url``), a zero usage chunk is made up.
