@@ -75,28 +75,24 @@ _validate_chunk: Callable[[Any], ChatCompletionChunk] = (
 class _Prepared:
     """What the SDK would send for one request shape, but the body."""
 
-    __slots__ = ("extra_json", "headers", "timeout", "url")
+    __slots__ = ("headers", "timeout", "url")
 
     def __init__(
-        self,
-        url: str,
-        headers: list[tuple[str, str]],
-        timeout: aiohttp.ClientTimeout,
-        extra_json: Any,
+        self, url: str, headers: list[tuple[str, str]], timeout: aiohttp.ClientTimeout
     ) -> None:
         self.url = url
         self.headers = headers
         self.timeout = timeout
-        self.extra_json = extra_json
-
-    def body(self, body: dict[str, Any]) -> bytes:
-        """The JSON the SDK sends for ``body``: ``extra_body`` merged in, its encoder."""
-        extra = self.extra_json
-        return openapi_dumps(_merge_mappings(body, extra) if extra is not None else body)
 
     def request(self, content: bytes) -> httpx2.Request:
         """The request as httpx2 would have built it (only for the SDK's exceptions)."""
         return httpx2.Request("POST", self.url, headers=self.headers, content=content)
+
+
+def _body(body: dict[str, Any], options: RequestOptions) -> bytes:
+    """The JSON the SDK sends: this call's ``extra_body`` merged in, the SDK's encoder."""
+    extra = options.get("extra_json")
+    return openapi_dumps(_merge_mappings(body, extra) if extra is not None else body)
 
 
 def _shape_key(options: RequestOptions) -> tuple[Any, ...] | None:
@@ -190,17 +186,14 @@ class DirectClient:
             if name.lower() != "content-length"
         ]
         return _Prepared(
-            str(request.url),
-            headers,
-            _client_timeout(request.extensions.get("timeout")),
-            final.extra_json,
+            str(request.url), headers, _client_timeout(request.extensions.get("timeout"))
         )
 
     async def _send(
         self, body: dict[str, Any], options: RequestOptions
     ) -> tuple[aiohttp.ClientResponse, _Prepared, bytes]:
         prepared = await self._prepare(options)
-        content = prepared.body(body)
+        content = _body(body, options)
         session = self._transport.session()
         try:
             response = await session.request(

@@ -316,6 +316,19 @@ async def test_an_answer_is_the_same_on_both_paths(pair: Any) -> None:
         assert server.closed == 0
 
 
+async def test_each_call_sends_its_own_extra_body(pair: Any) -> None:
+    # Same headers, query and timeout (one prepared shape), different extra_body.
+    async with Server(answer) as server:
+        fast, _ = pair(server.url)
+        for value in (1, 2):
+            request = ChatRequest(messages=HELLO, extra_body={"custom": value})
+            await fast.acomplete(MODEL, request)
+        await fast.acomplete(MODEL, ChatRequest(messages=HELLO))
+    sent = [json.loads(seen.body).get("custom") for seen in server.seen]
+    assert sent == [1, 2, None]
+    assert fast._direct is not None and len(fast._direct._shapes) == 1
+
+
 async def test_a_gzip_answer_is_decoded_as_the_sdk_decodes_it(pair: Any) -> None:
     body = gzip.compress(json.dumps(wire.chat_completion(text="Zipped")).encode())
     reply = http(200, body, {"content-type": "application/json", "content-encoding": "gzip"})
