@@ -167,7 +167,9 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     def __init__(self) -> None:
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
-    def _session(self) -> aiohttp.ClientSession:
+    def session(self) -> aiohttp.ClientSession:
+        """This event loop's session (made on first use); the OpenAI adapter's direct path
+        (providers/_openai_direct.py) sends through it too, so there is one pool."""
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
@@ -189,7 +191,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         import aiohttp
 
         timeout = request.extensions.get("timeout") or {}
-        session = self._session()
+        session = self.session()
         try:
             data: Any = request.content or None
         except httpx2.RequestNotRead:
