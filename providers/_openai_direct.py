@@ -199,6 +199,7 @@ class DirectClient:
             response = await session.request(
                 "POST",
                 prepared.url,
+                **self._transport.proxy_for(prepared.url),
                 headers=prepared.headers,
                 data=content,
                 allow_redirects=True,
