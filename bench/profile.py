@@ -274,6 +274,7 @@ def profile_server(args: argparse.Namespace) -> int:
                 "base_url": gateway.base_url,
                 "api_key": gateway.api_key,
                 "model": gateway.model,
+                "text": proxy.TEXT,
                 "pids": gateway.pids(),
             }
             spec = {"scenario": "proxy", "mode": mode, "sides": [side]}

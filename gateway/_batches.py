@@ -420,7 +420,17 @@ class _BatchCore:
         if record.cancelled_us is None:
             record.cancelled_us = self.service.now_us()
         adapter, handle, _, built = self._handle_and_items(record)
-        return self._update(record, adapter.cancel_batch(handle, built))
+        try:
+            polled = adapter.cancel_batch(handle, built)
+        except InvalidRequest as exc:
+            # A provider refuses to cancel a batch that ended since the gateway last looked
+            # (OpenAI and Anthropic answer 4xx): then there is nothing left to stop.
+            if exc.status_code in (None, 404):
+                raise
+            polled = adapter.retrieve_batch(handle, built)
+            if polled.state != "ended":
+                raise
+        return self._update(record, polled)
 
     def results(self, batch_id: str) -> builtins.list[BatchResult]:
         from gateway._attempts import GatewayInfo

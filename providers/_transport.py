@@ -166,8 +166,31 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
 
     def __init__(self) -> None:
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._proxies: dict[str, dict[str, Any]] = {}
 
-    def _session(self) -> aiohttp.ClientSession:
+    def proxy_for(self, url: str) -> dict[str, Any]:
+        """The ``proxy`` / ``proxy_auth`` arguments of a request to ``url``: HTTPS_PROXY /
+        HTTP_PROXY and NO_PROXY (aiohttp's reading of them), read once per origin for this
+        transport's life (httpx2 reads them when its client is made)."""
+        end = url.find("/", url.find("//") + 2)
+        origin = url if end < 0 else url[:end]
+        found = self._proxies.get(origin)
+        if found is None:
+            from aiohttp.helpers import get_env_proxy_for_url
+            from yarl import URL
+
+            try:
+                proxy, auth = get_env_proxy_for_url(URL(origin))
+            except LookupError:  # no proxy for it, or NO_PROXY names it
+                found = {}
+            else:
+                found = {"proxy": proxy, "proxy_auth": auth}
+            self._proxies[origin] = found
+        return found
+
+    def session(self) -> aiohttp.ClientSession:
+        """This event loop's session (made on first use); the OpenAI adapter's direct path
+        (providers/_openai_direct.py) sends through it too, so there is one pool."""
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
@@ -178,7 +201,9 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                 del self._sessions[old]
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0),
-                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as httpx2 honours them
+                # aiohttp's trust_env looks the proxy variables up in a thread on every
+                # request (~150 µs of CPU at 50 in flight): proxy_for() does it per origin.
+                trust_env=False,
                 auto_decompress=False,  # httpx2 decodes content-encoding itself
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             )
@@ -189,15 +214,17 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         import aiohttp
 
         timeout = request.extensions.get("timeout") or {}
-        session = self._session()
+        session = self.session()
         try:
             data: Any = request.content or None
         except httpx2.RequestNotRead:
             data = request.stream
         try:
+            url = str(request.url)
             response = await session.request(
                 request.method,
-                str(request.url),
+                url,
+                **self.proxy_for(url),
                 headers=request.headers.multi_items(),
                 data=data,
                 allow_redirects=False,

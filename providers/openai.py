@@ -31,6 +31,10 @@ gateway builds as they are. Headers, auth, timeouts, retries (off), errors and s
 client's, as before; ``tests/providers/test_openai_wire.py`` checks the request on the wire
 equals ``create``'s for each request shape.
 
+Async calls and streams on the aiohttp transport skip the SDK's per-request machinery
+(``providers/_openai_direct.py``): the same request, made by the SDK once per request shape,
+sent on the same aiohttp session; errors still made by the SDK and mapped by :func:`map_error`.
+
 Responses are returned as the SDK parsed them; :func:`token_usage` reads the usage. A stream
 yields the SDK's chunks as they come and ends with OpenAI's own usage chunk; if the server
 sent none (some OpenAI-compatible servers behind ``base_url``), a zero usage chunk is made up.
@@ -69,6 +73,7 @@ from gateway.errors import (
     RateLimited,
     raise_unchained,
 )
+from gateway.providers import _openai_direct as direct
 from gateway.providers import _openai_media as media
 from gateway.providers import _transport as transport
 from gateway.providers._common import completion_body, retry_after_seconds, usage_chunk
@@ -450,7 +455,10 @@ def _relay(
 
 
 async def _arelay(
-    sdk_stream: AsyncStream[ChatCompletionChunk], out: AsyncChunkStream, provider: str, model: str
+    sdk_stream: AsyncStream[ChatCompletionChunk] | direct.DirectStream,
+    out: AsyncChunkStream,
+    provider: str,
+    model: str,
 ) -> AsyncGenerator[ChatCompletionChunk, None]:
     last: ChatCompletionChunk | None = None
     saw_usage_chunk = False
@@ -498,6 +506,8 @@ class OpenAIAdapter:
         self._config = config
         self._client: OpenAI | None = None
         self._async_client: AsyncOpenAI | None = None
+        #: The async client's aiohttp hot path (None on httpx2: providers/_openai_direct.py).
+        self._direct: direct.DirectClient | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -545,12 +555,14 @@ class OpenAIAdapter:
         client = self._async_client
         if client is None:
             options = self._client_options()
+            aiohttp_transport = None
             if transport.async_transport(self._config.transport) == "aiohttp":
                 # The SDK's defaults (limits, redirects) over aiohttp (providers/_transport.py).
-                options["http_client"] = openai.DefaultAsyncHttpxClient(
-                    transport=transport.AiohttpTransport()
-                )
+                aiohttp_transport = transport.AiohttpTransport()
+                options["http_client"] = openai.DefaultAsyncHttpxClient(transport=aiohttp_transport)
             client = self._async_client = AsyncOpenAI(**options)
+            if aiohttp_transport is not None:
+                self._direct = direct.direct_client(client, aiohttp_transport)
         return client
 
     def _call_options(self, model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
@@ -577,10 +589,16 @@ class OpenAIAdapter:
         body, options = post_arguments(self._call_options(model, request, stream=False))
         with _MappedErrors(self.name, model):
             client = self._async_sdk_client()
-            response = await client.post(
-                CHAT_COMPLETIONS_PATH, body=body, options=options, cast_to=httpx2.Response
-            )
-        return self._response(response, model)
+            direct_client = self._direct
+            if direct_client is not None:
+                # On aiohttp: the SDK's request, sent without its per-request machinery.
+                content = await direct_client.complete(body, options)
+            else:
+                response = await client.post(
+                    CHAT_COMPLETIONS_PATH, body=body, options=options, cast_to=httpx2.Response
+                )
+                content = response.content
+        return response_of_body(completion_body(content, provider=self.name, model=model))
 
     def _response(self, http_response: httpx2.Response, model: str) -> ProviderResponse:
         """The completion as its JSON body, validated once into the gateway's own type later
@@ -618,15 +636,20 @@ class OpenAIAdapter:
         """Open a stream with the async client; an HTTP error status raises here."""
         body, options = post_arguments(self._call_options(model, request, stream=True))
         client = self._async_sdk_client()
+        direct_client = self._direct
+        sdk_stream: AsyncStream[ChatCompletionChunk] | direct.DirectStream
         with _MappedErrors(self.name, model):
-            sdk_stream = await client.post(
-                CHAT_COMPLETIONS_PATH,
-                body=body,
-                options=options,
-                cast_to=ChatCompletion,
-                stream=True,
-                stream_cls=AsyncStream[ChatCompletionChunk],
-            )
+            if direct_client is not None:
+                sdk_stream = await direct_client.stream(body, options)
+            else:
+                sdk_stream = await client.post(
+                    CHAT_COMPLETIONS_PATH,
+                    body=body,
+                    options=options,
+                    cast_to=ChatCompletion,
+                    stream=True,
+                    stream_cls=AsyncStream[ChatCompletionChunk],
+                )
         out = AsyncChunkStream()
         chunks = _arelay(sdk_stream, out, self.name, model)
 
@@ -700,5 +723,6 @@ class OpenAIAdapter:
     async def aclose(self) -> None:
         """Close the async client, if one was made."""
         client, self._async_client = self._async_client, None
+        self._direct = None
         if client is not None:
             await client.close()

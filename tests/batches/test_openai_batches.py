@@ -612,3 +612,43 @@ def test_the_async_surface_runs_an_openai_batch(server: OpenAIBatchServer, tmp_p
     items = asyncio.run(main())
     expected = [("errored", 0), ("succeeded", batch_cost(USAGE_2))]
     assert [(i.outcome, i.cost) for i in items] == expected
+
+
+def test_cancelling_a_batch_that_has_just_ended_returns_it_ended(
+    server: OpenAIBatchServer, tmp_path: Path
+) -> None:
+    """OpenAI refuses to cancel a batch that has completed (a 4xx): the gateway polls, finds
+    it ended and says so, and its results are still billed as they came."""
+    with gateway(tmp_path) as gw:
+        gw.credits.grant(D("1"))
+        batch = gw.batches.create(model=f"openai/{MODEL}", requests=requests(1))
+        server.end(
+            "completed",
+            output=[ok_line("q0", wire.chat_completion(usage=USAGE_0))],
+            errors=[],
+            total=1,
+        )
+        refusal = wire.error_response(
+            409, "Cannot cancel a batch with status 'completed'.", type="invalid_request_error"
+        )
+        server.cancel.mock(side_effect=lambda request: error_response(refusal))
+        ended = gw.batches.cancel(batch.id)
+        assert (ended.status, ended.provider_status) == ("ended", "completed")
+        (item,) = gw.batches.results(batch.id)
+        assert (item.outcome, item.cost) == ("succeeded", batch_cost(USAGE_0))
+
+
+def test_a_refused_cancel_of_a_running_batch_is_raised(
+    server: OpenAIBatchServer, tmp_path: Path
+) -> None:
+    with gateway(tmp_path) as gw:
+        gw.credits.grant(D("1"))
+        batch = gw.batches.create(model=f"openai/{MODEL}", requests=requests(1))
+        server.batch = batch_object("in_progress")
+        refusal = wire.error_response(
+            400, "This batch cannot be cancelled now.", type="invalid_request_error"
+        )
+        server.cancel.mock(side_effect=lambda request: error_response(refusal))
+        with pytest.raises(InvalidRequest, match="cannot be cancelled now"):
+            gw.batches.cancel(batch.id)
+        assert gw.batches.retrieve(batch.id).status == "running"
