@@ -271,18 +271,29 @@ def test_cancel_asks_anthropic_to_stop(httpx2_mock: Any) -> None:
     assert (polled.state, polled.provider_status) == ("running", "canceling")
 
 
-def test_cancelling_a_batch_that_has_just_ended_returns_it_ended(httpx2_mock: Any) -> None:
+def test_cancelling_a_batch_that_has_just_ended_returns_it_ended(
+    store_url: str, httpx2_mock: Any
+) -> None:
+    """Anthropic refuses to cancel a batch that has ended: gw.batches polls and returns it."""
+    httpx2_mock.post(BATCHES_URL).mock(return_value=ok(batch_body(processing=1)))
     httpx2_mock.post(CANCEL_URL).mock(return_value=error(400, "batch has already ended"))
     httpx2_mock.get(BATCH_URL).mock(return_value=ok(batch_body("ended", succeeded=1)))
-    polled = make_batches().cancel_batch(handle(cancelled=True), [item("a")])
-    assert (polled.state, polled.counts.succeeded) == ("ended", 1)
+    with Gateway(config=config(store_url), clock=ManualClock()) as gw:
+        gw.credits.grant(D("1"))
+        batch = gw.batches.create(model="claude", requests=requests(1))
+        polled = gw.batches.cancel(batch.id)
+        assert (polled.status, polled.counts["succeeded"]) == ("ended", 1)
 
 
-def test_a_refused_cancel_of_a_running_batch_is_raised(httpx2_mock: Any) -> None:
+def test_a_refused_cancel_of_a_running_batch_is_raised(store_url: str, httpx2_mock: Any) -> None:
+    httpx2_mock.post(BATCHES_URL).mock(return_value=ok(batch_body(processing=1)))
     httpx2_mock.post(CANCEL_URL).mock(return_value=error(400, "cannot cancel"))
     httpx2_mock.get(BATCH_URL).mock(return_value=ok(batch_body(processing=1)))
-    with pytest.raises(InvalidRequest, match="cannot cancel"):
-        make_batches().cancel_batch(handle(cancelled=True), [item("a")])
+    with Gateway(config=config(store_url), clock=ManualClock()) as gw:
+        gw.credits.grant(D("1"))
+        batch = gw.batches.create(model="claude", requests=requests(1))
+        with pytest.raises(InvalidRequest, match="cannot cancel"):
+            gw.batches.cancel(batch.id)
 
 
 STEPS = ("create", "retrieve", "cancel", "results: retrieve", "results: download")
