@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx2
 import pydantic
@@ -116,18 +116,18 @@ def _shape_key(options: RequestOptions) -> tuple[Any, ...] | None:
     return header_key, query_key, timeout_key
 
 
-def _sdk_transport_error(exc: BaseException, request: httpx2.Request) -> Exception | None:
-    """The SDK's exception for an aiohttp (or httpx2) failure; None: not a transport failure."""
+def _raise_sdk_error(exc: Exception, request: httpx2.Request) -> NoReturn:
+    """Raise the SDK's exception for an aiohttp (or httpx2) failure, ``exc`` itself when it is
+    not a transport failure."""
     error = exc if isinstance(exc, httpx2.TransportError) else transport.httpx2_error(exc, request)
     if error is None:
-        return None
+        raise exc
     wrapped: Exception
     if isinstance(error, httpx2.TimeoutException):
         wrapped = APITimeoutError(request=request)
     else:
         wrapped = APIConnectionError(request=request)
-    wrapped.__cause__ = error
-    return wrapped
+    raise wrapped from error
 
 
 def _encoded(raw_headers: Any) -> bool:
@@ -196,10 +196,7 @@ class DirectClient:
                 timeout=prepared.timeout,
             )
         except Exception as exc:
-            error = _sdk_transport_error(exc, prepared.request(content))
-            if error is None:
-                raise
-            raise error from error.__cause__
+            _raise_sdk_error(exc, prepared.request(content))
         return response, prepared, content
 
     async def _read(
@@ -236,10 +233,7 @@ class DirectClient:
         try:
             return await response.read()
         except Exception as exc:
-            error = _sdk_transport_error(exc, prepared.request(content))
-            if error is None:
-                raise
-            raise error from error.__cause__
+            _raise_sdk_error(exc, prepared.request(content))
         finally:
             response.release()
 
@@ -336,10 +330,7 @@ class DirectStream:
             if pending:
                 yield pending
         except Exception as exc:
-            error = _sdk_transport_error(exc, self._request())
-            if error is None:
-                raise
-            raise error from error.__cause__
+            _raise_sdk_error(exc, self._request())
 
     async def _events(self) -> AsyncIterator[str]:
         """Each event's data (events of no data and no name are not events)."""
