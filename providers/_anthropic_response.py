@@ -132,6 +132,15 @@ def _count(value: Any, name: str) -> int:
     return int(value)
 
 
+#: A stream event's usage fields -> the :class:`StreamTranslator` slot each one sets.
+_USAGE_SLOTS = (
+    ("input_tokens", "_input"),
+    ("cache_creation_input_tokens", "_cache_write"),
+    ("cache_read_input_tokens", "_cache_read"),
+    ("output_tokens", "_output"),
+)
+
+
 def _text(value: Any, name: str) -> str:
     if value.__class__ is not str:
         raise MalformedEvent(f"{name} is not a string")
@@ -195,18 +204,10 @@ class StreamTranslator:
         # Counts in later events are cumulative: they replace, never add.
         if usage.__class__ is not dict:
             raise MalformedEvent("usage is not an object")
-        value = usage.get("input_tokens")
-        if value is not None:
-            self._input = _count(value, "input_tokens")
-        value = usage.get("cache_creation_input_tokens")
-        if value is not None:
-            self._cache_write = _count(value, "cache_creation_input_tokens")
-        value = usage.get("cache_read_input_tokens")
-        if value is not None:
-            self._cache_read = _count(value, "cache_read_input_tokens")
-        value = usage.get("output_tokens")
-        if value is not None:
-            self._output = _count(value, "output_tokens")
+        for name, slot in _USAGE_SLOTS:
+            value = usage.get(name)
+            if value is not None:
+                setattr(self, slot, _count(value, name))
         details = usage.get("output_tokens_details")
         if details is not None:
             if details.__class__ is not dict:

@@ -14,8 +14,9 @@ SDK:
   ``OpenAI-Project``, the platform and ``x-stainless-*`` headers (``x-stainless-retry-count: 0``:
   the gateway's clients never retry), the config's headers, the httpx2 client's own headers.
   Only ``content-length`` is left to aiohttp (the same value). The timeout maps to
-  ``aiohttp.ClientTimeout`` exactly as :class:`~gateway.providers._transport.AiohttpTransport`
-  maps it. Redirects are followed by aiohttp (the SDK's httpx2 client follows them too).
+  ``aiohttp.ClientTimeout`` by :func:`~gateway.providers._transport.client_timeout`, as
+  :class:`~gateway.providers._transport.AiohttpTransport` maps it. Redirects are followed by
+  aiohttp (the SDK's httpx2 client follows them too).
 - **Body**: the SDK's merge of ``extra_body`` and its own JSON encoder (``openapi_dumps``).
 - **A non-2xx answer**: an ``httpx2.Response`` of its status, headers and body, turned into
   the SDK's own exception by ``client._make_status_error_from_response``.
@@ -38,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx2
 import pydantic
@@ -115,31 +116,18 @@ def _shape_key(options: RequestOptions) -> tuple[Any, ...] | None:
     return header_key, query_key, timeout_key
 
 
-def _client_timeout(extension: Any) -> aiohttp.ClientTimeout:
-    """httpx2's timeout extension as aiohttp's, as ``AiohttpTransport`` maps it."""
-    import aiohttp
-
-    timeout = extension or {}
-    return aiohttp.ClientTimeout(
-        total=None,
-        connect=timeout.get("pool"),
-        sock_connect=timeout.get("connect"),
-        sock_read=timeout.get("read"),
-    )
-
-
-def _sdk_transport_error(exc: BaseException, request: httpx2.Request) -> Exception | None:
-    """The SDK's exception for an aiohttp (or httpx2) failure; None: not a transport failure."""
+def _raise_sdk_error(exc: Exception, request: httpx2.Request) -> NoReturn:
+    """Raise the SDK's exception for an aiohttp (or httpx2) failure, ``exc`` itself when it is
+    not a transport failure."""
     error = exc if isinstance(exc, httpx2.TransportError) else transport.httpx2_error(exc, request)
     if error is None:
-        return None
+        raise exc
     wrapped: Exception
     if isinstance(error, httpx2.TimeoutException):
         wrapped = APITimeoutError(request=request)
     else:
         wrapped = APIConnectionError(request=request)
-    wrapped.__cause__ = error
-    return wrapped
+    raise wrapped from error
 
 
 def _encoded(raw_headers: Any) -> bool:
@@ -186,7 +174,7 @@ class DirectClient:
             if name.lower() != "content-length"
         ]
         return _Prepared(
-            str(request.url), headers, _client_timeout(request.extensions.get("timeout"))
+            str(request.url), headers, transport.client_timeout(request.extensions.get("timeout"))
         )
 
     async def _send(
@@ -208,10 +196,7 @@ class DirectClient:
                 timeout=prepared.timeout,
             )
         except Exception as exc:
-            error = _sdk_transport_error(exc, prepared.request(content))
-            if error is None:
-                raise
-            raise error from error.__cause__
+            _raise_sdk_error(exc, prepared.request(content))
         return response, prepared, content
 
     async def _read(
@@ -248,10 +233,7 @@ class DirectClient:
         try:
             return await response.read()
         except Exception as exc:
-            error = _sdk_transport_error(exc, prepared.request(content))
-            if error is None:
-                raise
-            raise error from error.__cause__
+            _raise_sdk_error(exc, prepared.request(content))
         finally:
             response.release()
 
@@ -348,10 +330,7 @@ class DirectStream:
             if pending:
                 yield pending
         except Exception as exc:
-            error = _sdk_transport_error(exc, self._request())
-            if error is None:
-                raise
-            raise error from error.__cause__
+            _raise_sdk_error(exc, self._request())
 
     async def _events(self) -> AsyncIterator[str]:
         """Each event's data (events of no data and no name are not events)."""

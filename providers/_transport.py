@@ -43,6 +43,7 @@ __all__ = [
     "aiohttp_errors",
     "aiohttp_installed",
     "async_transport",
+    "client_timeout",
     "gemini_async_options",
     "httpx2_error",
     "httpx_only",
@@ -136,6 +137,20 @@ def httpx2_error(exc: BaseException, request: httpx2.Request | None) -> Exceptio
     return error
 
 
+def client_timeout(extension: Any) -> aiohttp.ClientTimeout:
+    """httpx2's ``timeout`` request extension as aiohttp's: no total, httpx2's pool timeout
+    as aiohttp's connect (waiting for a connection), connect and read as socket timeouts."""
+    import aiohttp
+
+    timeout = extension or {}
+    return aiohttp.ClientTimeout(
+        total=None,
+        connect=timeout.get("pool"),
+        sock_connect=timeout.get("connect"),
+        sock_read=timeout.get("read"),
+    )
+
+
 class _ResponseStream(httpx2.AsyncByteStream):
     """An aiohttp response body as httpx2 reads it; closing it releases the connection
     (aiohttp closes a connection whose body was not read to the end)."""
@@ -211,9 +226,6 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         return session
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        import aiohttp
-
-        timeout = request.extensions.get("timeout") or {}
         session = self.session()
         try:
             data: Any = request.content or None
@@ -229,12 +241,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                 data=data,
                 allow_redirects=False,
                 compress=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
+                timeout=client_timeout(request.extensions.get("timeout")),
             )
         except Exception as exc:
             error = httpx2_error(exc, request)
