@@ -26,7 +26,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from gateway.errors import ConfigError, InvalidRequest
+from gateway.errors import ConfigError, CreditsError, InvalidRequest
 
 if TYPE_CHECKING:
     from gateway._client import _GatewayCore
@@ -454,7 +454,12 @@ class _BatchCore:
         for result in adapter.batch_results(handle, built):
             item = by_id[result.custom_id]
             entry = service.store.find_entry(record.account, f"hold:{item.hold_id}")
-            assert entry is not None, f"batch item {item.hold_id} has no hold"
+            if entry is None:  # the ledger lost a row the batch wrote: never guess a charge
+                raise CreditsError(
+                    f"batch {batch_id}: item {item.custom_id!r} has no hold in the ledger "
+                    f"({item.hold_id}), so it cannot be charged; items before it were settled "
+                    "(once each)"
+                )
             hold = _hold_from_entry(entry)
             response = None
             if result.outcome == "succeeded" and result.response is not None:
