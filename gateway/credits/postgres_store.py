@@ -87,7 +87,7 @@ from gateway.errors import (
     register_secret,
 )
 from gateway.webhooks._postgres import INSERT_CTE as OUTBOX_INSERT_CTE
-from gateway.webhooks._postgres import event_row, m005_webhook_outbox
+from gateway.webhooks._postgres import m005_webhook_outbox
 from gateway.webhooks.outbox import OutboxRow
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
@@ -830,7 +830,7 @@ class _Transaction:
         }
         statement = _FLUSH
         if self._events:
-            params["events"] = _dumps([event_row(e) for e in self._events])
+            params["events"] = _dumps([e.values() for e in self._events])
             statement = _FLUSH_WITH_EVENTS
         row = conn.execute(statement, params).fetchone()
         if row is None:  # impossible while the row lock is held

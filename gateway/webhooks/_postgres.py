@@ -18,7 +18,6 @@ from gateway.webhooks.outbox import (
     DELIVERY_COLUMNS,
     Delivery,
     Finish,
-    OutboxRow,
     Status,
     delivery_from_row,
 )
@@ -30,10 +29,10 @@ if TYPE_CHECKING:
 
     Connection = psycopg.Connection[Any]
 
-__all__ = ["INSERT_CTE", "PostgresOutbox", "event_row", "m005_webhook_outbox"]
+__all__ = ["INSERT_CTE", "PostgresOutbox", "m005_webhook_outbox"]
 
 #: The outbox rows of a ledger transaction, as one more CTE of its write (``%(events)s`` is
-#: a JSON array of :func:`event_row` arrays).
+#: a JSON array of :meth:`~gateway.webhooks.outbox.OutboxRow.values` arrays).
 INSERT_CTE = """new_events AS (
     INSERT INTO webhook_outbox (event_id, account, endpoint, type, body, created_us, once_key,
                                 next_attempt_us, deadline_us)
@@ -140,11 +139,6 @@ def m005_webhook_outbox(conn: Connection) -> None:
             reason TEXT NOT NULL
         )"""
     )
-
-
-def event_row(row: OutboxRow) -> tuple[Any, ...]:
-    """An outbox row as :data:`INSERT_CTE` reads it."""
-    return row.values()
 
 
 class PostgresOutbox:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from gateway.webhooks.outbox import (
@@ -118,8 +119,7 @@ class SQLiteOutbox:
                 "UPDATE webhook_outbox SET lease_owner = ?, lease_until_us = ? WHERE id = ?",
                 [(owner, until, row[0]) for row in rows],
             )
-        claimed = [delivery_from_row(row) for row in rows]
-        return [_leased(d, until) for d in claimed]
+        return [replace(delivery_from_row(row), lease_until_us=until) for row in rows]
 
     def finish(self, delivery: Delivery, *, owner: str, result: Finish, now_us: int) -> bool:
         with self._store.immediate() as conn:
@@ -215,9 +215,3 @@ def _disable(conn: sqlite3.Connection, endpoint: str, now_us: int, reason: str) 
         "ON CONFLICT (endpoint) DO NOTHING",
         (endpoint, now_us, reason),
     )
-
-
-def _leased(delivery: Delivery, until: int) -> Delivery:
-    from dataclasses import replace
-
-    return replace(delivery, lease_until_us=until)

@@ -166,15 +166,15 @@ class _Deliveries:
         )
 
     def request(self, delivery: Delivery) -> _Request:
-        endpoint = self.endpoints[delivery.endpoint]
+        return self._signed(self.endpoints[delivery.endpoint], delivery.event_id, delivery.body)
+
+    def _signed(self, endpoint: WebhookConfig, event_id: str, body: str) -> _Request:
+        """The POST of ``body`` to ``endpoint``, signed with its secret now."""
         assert endpoint.secret is not None  # the config refuses an endpoint without one
         headers = signed_headers(
-            endpoint.secret.reveal(),
-            event_id=delivery.event_id,
-            body=delivery.body,
-            at=self.clock.now(),
+            endpoint.secret.reveal(), event_id=event_id, body=body, at=self.clock.now()
         )
-        return _Request(endpoint.url, headers, delivery.body.encode(), endpoint.timeout)
+        return _Request(endpoint.url, headers, body.encode(), endpoint.timeout)
 
     def record(self, delivery: Delivery, answer: _Answer) -> None:
         now = self.now_us()
@@ -233,7 +233,6 @@ class _Deliveries:
                 key="webhooks",
                 fix="add it under webhooks: with its secret, or test a URL listed there",
             )
-        assert endpoint.secret is not None
         event = WebhookEvent(
             new_event_id(),
             "ping",
@@ -241,11 +240,7 @@ class _Deliveries:
             self.now_us(),
             {"message": "a test event from `gateway webhooks test`"},
         )
-        body = event.body()
-        headers = signed_headers(
-            endpoint.secret.reveal(), event_id=event.id, body=body, at=self.clock.now()
-        )
-        return _Request(endpoint.url, headers, body.encode(), endpoint.timeout), event.id
+        return self._signed(endpoint, event.id, event.body()), event.id
 
     def retry(self, delivery_id: int) -> Delivery | None:
         """Send a delivery again now (and re-enable its endpoint); None if there is none."""

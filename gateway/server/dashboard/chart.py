@@ -8,15 +8,18 @@ the table beside it) is the exact Decimal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import TypeVar
 
 from gateway.credits.money import from_nanos
 from gateway.credits.reports import UsageRow
 
-__all__ = ["COLORS", "Chart", "build_chart", "series_rows"]
+__all__ = ["COLORS", "Chart", "build_chart", "series_rows", "sums_by"]
+
+_K = TypeVar("_K", bound=Hashable)
 
 #: Series colours: distinct, and each at least 4.5:1 against the white background.
 COLORS = (
@@ -72,6 +75,22 @@ class Chart:
     summary: str = ""
 
 
+def sums_by(rows: Sequence[UsageRow], key: Callable[[UsageRow], _K]) -> dict[_K, list[int]]:
+    """``rows`` added up per ``key``: each key's requests, token counts and cost, in
+    :class:`UsageRow`'s field order (after its group)."""
+    sums: dict[_K, list[int]] = {}
+    for row in rows:
+        t = sums.setdefault(key(row), [0] * 7)
+        t[0] += row.requests
+        t[1] += row.input_tokens
+        t[2] += row.output_tokens
+        t[3] += row.cached_input_tokens
+        t[4] += row.cache_write_tokens
+        t[5] += row.reasoning_tokens
+        t[6] += row.cost_nanos
+    return sums
+
+
 def series_rows(daily: Sequence[UsageRow], by: str) -> list[UsageRow]:
     """The chart's rows: per day and per series (``by`` is provider or model), the most
     expensive series by name and the rest as "other", so they add up to ``daily``."""
@@ -81,23 +100,12 @@ def series_rows(daily: Sequence[UsageRow], by: str) -> list[UsageRow]:
         spend[name] = spend.get(name, 0) + row.cost_nanos
     named = sorted(spend, key=lambda n: (-spend[n], n))
     keep = set(named if len(named) <= _MOST_SERIES + 1 else named[:_MOST_SERIES])
-    sums: dict[tuple[str, str], list[int]] = {}
-    for row in daily:
+
+    def day_and_series(row: UsageRow) -> tuple[str, str]:
         name = row[by] or ""
-        key = (row["day"] or "", name if name in keep else OTHER)
-        t = sums.setdefault(key, [0] * 7)
-        for n, value in enumerate(
-            (
-                row.requests,
-                row.input_tokens,
-                row.output_tokens,
-                row.cached_input_tokens,
-                row.cache_write_tokens,
-                row.reasoning_tokens,
-                row.cost_nanos,
-            )
-        ):
-            t[n] += value
+        return row["day"] or "", name if name in keep else OTHER
+
+    sums = sums_by(daily, day_and_series)
     order = {name: n for n, name in enumerate([*named, OTHER])}
     return [
         UsageRow({"day": day, by: name}, *t)

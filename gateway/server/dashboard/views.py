@@ -38,7 +38,7 @@ from gateway.errors import GatewayError
 from gateway.server.admin import _amount as api_amount
 from gateway.server.dashboard import session as sessions
 from gateway.server.dashboard import webhooks as webhook_pages
-from gateway.server.dashboard.chart import build_chart, series_rows
+from gateway.server.dashboard.chart import build_chart, series_rows, sums_by
 from gateway.server.dashboard.format import MoneyColumn, count, local_time, usd
 from gateway.server.dashboard.render import HEADERS, Templates, page, redirect
 from gateway.server.dashboard.session import Signer, same_origin
@@ -309,11 +309,7 @@ class Dashboard:
         report = await viewer.credits.usage_report(since=since, until=to + timedelta(days=1))
         days = [since + timedelta(days=n) for n in range((to - since).days + 1)]
         chart_rows = series_rows(report.daily, by)
-        per_model: dict[str, list[int]] = {}
-        for row in report.daily:
-            t = per_model.setdefault(row["model"] or "", [0] * 7)
-            for n, value in enumerate(_sums(row)):
-                t[n] += value
+        per_model = sums_by(report.daily, lambda row: row["model"] or "")
         model_rows = [UsageRow({"model": m}, *t) for m, t in sorted(per_model.items())]
         tag_names = sorted(report.tags)
         tag = query.get("tag") or (
@@ -752,18 +748,6 @@ def _date(value: str | None, name: str) -> date | None:
         raise ApiError(
             400, "invalid_request", f"'{name}' must be a date such as 2026-01-15", param=name
         ) from None
-
-
-def _sums(row: UsageRow) -> tuple[int, ...]:
-    return (
-        row.requests,
-        row.input_tokens,
-        row.output_tokens,
-        row.cached_input_tokens,
-        row.cache_write_tokens,
-        row.reasoning_tokens,
-        row.cost_nanos,
-    )
 
 
 def _required(amount: Decimal | None) -> Decimal:
