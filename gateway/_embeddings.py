@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from gateway._media import MediaCall, Priced, arun, check_targets, run, start, where
+from gateway._media import MediaCall, Priced, arun, check_targets, price_for, run, start
 from gateway.errors import ConfigError, InvalidRequest
 from gateway.providers.media import (
     EMBEDDING_MIX_FIX,
@@ -144,21 +144,11 @@ class _Call:
         )
 
     def hold_of(self, target: ResolvedTarget) -> Decimal | None:
-        from gateway.credits.pricing import missing_for, unpriced_error, worst_case_of
+        from gateway.credits.pricing import worst_case_of
 
-        billing = self.core.billing
-        price = billing.price_of(target)
-        missing = "a price" if price is None else missing_for(price, "embeddings")
-        if missing is not None or price is None:
-            if billing.service is None:
-                return None
-            raise unpriced_error(
-                target.label,
-                where(self.route, target),
-                file=self.core.config.source,
-                operation="embeddings",
-                missing=None if price is None else missing,
-            )
+        price = price_for(self.core, self.route, target, "embeddings")
+        if price is None:
+            return None
         return worst_case_of(price, input_tokens=self.tokens, max_output_tokens=0)
 
     def target_request(self, target: ResolvedTarget, timeout: float | None) -> EmbeddingRequest:

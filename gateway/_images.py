@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from gateway._media import MediaCall, Priced, arun, check_targets, run, start, where
+from gateway._media import MediaCall, Priced, arun, check_targets, price_for, run, start
 from gateway.errors import InvalidRequest
 from gateway.providers.media import ImageRequest, ImageResult, worst_case_image_tokens
 
@@ -147,21 +147,12 @@ class _Call:
         )
 
     def hold_of(self, target: ResolvedTarget) -> Decimal | None:
-        from gateway.credits.pricing import image_worst_case, missing_for, unpriced_error
+        from gateway.credits.pricing import image_worst_case
 
-        billing, request = self.core.billing, self.request
-        price = billing.price_of(target)
-        missing = "a price" if price is None else missing_for(price, "images")
-        if missing is not None or price is None:
-            if billing.service is None:
-                return None
-            raise unpriced_error(
-                target.label,
-                where(self.route, target),
-                file=self.core.config.source,
-                operation="images",
-                missing=None if price is None else missing,
-            )
+        request = self.request
+        price = price_for(self.core, self.route, target, "images")
+        if price is None:
+            return None
         provider_type = self.core.config.providers[target.provider].type
         amount = image_worst_case(
             price,
