@@ -26,7 +26,17 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from gateway._media import MediaCall, Priced, arun, check_targets, price_for, run, start
+from gateway._media import (
+    MediaCall,
+    Priced,
+    arun,
+    check_targets,
+    check_user_timeout,
+    invalid,
+    price_for,
+    run,
+    start,
+)
 from gateway.errors import InvalidRequest
 from gateway.providers.media import ImageRequest, ImageResult, worst_case_image_tokens
 
@@ -45,15 +55,11 @@ _SIZE = re.compile(r"auto|[1-9][0-9]{0,4}x[1-9][0-9]{0,4}")
 _WORD = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
-def _invalid(message: str) -> InvalidRequest:
-    return InvalidRequest(message, provider="gateway")
-
-
 def _word(value: Any, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _WORD.fullmatch(value):
-        raise _invalid(f"{name} must be a lowercase word such as 'auto', not {value!r}")
+        raise invalid(f"{name} must be a lowercase word such as 'auto', not {value!r}")
     return value
 
 
@@ -70,20 +76,15 @@ def _request(
     timeout: Any,
 ) -> ImageRequest:
     if not isinstance(prompt, str) or not prompt.strip():
-        raise _invalid("prompt must be a non-empty string")
+        raise invalid("prompt must be a non-empty string")
     count = 1 if n is None else n
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_IMAGES:
-        raise _invalid(f"n must be an integer from 1 to {MAX_IMAGES}, not {n!r}")
+        raise invalid(f"n must be an integer from 1 to {MAX_IMAGES}, not {n!r}")
     if size is not None and (not isinstance(size, str) or not _SIZE.fullmatch(size)):
-        raise _invalid(f"size must be WIDTHxHEIGHT (e.g. 1024x1024) or 'auto', not {size!r}")
+        raise invalid(f"size must be WIDTHxHEIGHT (e.g. 1024x1024) or 'auto', not {size!r}")
     if response_format not in (None, "url", "b64_json"):
-        raise _invalid(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
-    if user is not None and not isinstance(user, str):
-        raise _invalid("user must be a string")
-    if timeout is not None and (
-        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
-    ):
-        raise _invalid(f"timeout must be a positive number of seconds, not {timeout!r}")
+        raise invalid(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
+    check_user_timeout(user, timeout)
     return ImageRequest(
         prompt=prompt,
         n=count,

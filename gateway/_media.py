@@ -48,6 +48,8 @@ __all__ = [
     "Priced",
     "arun",
     "check_targets",
+    "check_user_timeout",
+    "invalid",
     "price_for",
     "run",
     "start",
@@ -82,6 +84,22 @@ class MediaCall:
         if target.label not in self._holds:
             self._holds[target.label] = self.hold_of(target)
         return self._holds[target.label]
+
+
+def invalid(message: str) -> InvalidRequest:
+    """Bad input to an embeddings or images call, found by the gateway before any call."""
+    return InvalidRequest(message, provider="gateway")
+
+
+def check_user_timeout(user: Any, timeout: Any) -> None:
+    """Raise InvalidRequest unless ``user`` is None or a string and ``timeout`` None or a
+    positive number of seconds (the arguments embeddings and images share)."""
+    if user is not None and not isinstance(user, str):
+        raise invalid("user must be a string")
+    if timeout is not None and (
+        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
+    ):
+        raise invalid(f"timeout must be a positive number of seconds, not {timeout!r}")
 
 
 def where(route: ResolvedRoute, target: ResolvedTarget) -> str:
