@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -177,20 +178,7 @@ class _Call:
 
     def target_request(self, timeout: float | None) -> ImageRequest:
         request = self.request
-        if timeout == request.timeout:
-            return request
-        return ImageRequest(
-            prompt=request.prompt,
-            n=request.n,
-            size=request.size,
-            quality=request.quality,
-            response_format=request.response_format,
-            style=request.style,
-            background=request.background,
-            output_format=request.output_format,
-            user=request.user,
-            timeout=timeout,
-        )
+        return request if timeout == request.timeout else replace(request, timeout=timeout)
 
     def send(self, adapter: Any, target: ResolvedTarget, timeout: float | None) -> Any:
         return adapter.generate_images(target.model, self.target_request(timeout))
