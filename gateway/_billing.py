@@ -310,7 +310,6 @@ class Billing:
         if service is None:
             return AttemptBill(self, target, 0, started)
         assert amount is not None, "a price is required with a credit account"
-        key_id, key_limits = _key_limits(api_key)
         spender = service.spender
         if spender is not None:
             local = self._media_hold(
@@ -319,6 +318,7 @@ class Billing:
             if not spender.try_hold(local):
                 spender.hold(local, target=target.label)
             return AttemptBill(self, target, 0, started, local=local)
+        key_id, key_limits = _key_limits(api_key)
         held = service.hold(
             account=account,
             request_id=request_id,

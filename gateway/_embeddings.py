@@ -25,8 +25,18 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from gateway._media import MediaCall, Priced, arun, check_targets, run, start, where
-from gateway.errors import ConfigError, InvalidRequest
+from gateway._media import (
+    MediaCall,
+    Priced,
+    arun,
+    check_targets,
+    check_user_timeout,
+    invalid,
+    price_for,
+    run,
+    start,
+)
+from gateway.errors import ConfigError
 from gateway.providers.media import (
     EMBEDDING_MIX_FIX,
     EmbeddingRequest,
@@ -48,33 +58,29 @@ EmbeddingInput = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]]
 MAX_INPUTS = 2048
 
 
-def _invalid(message: str) -> InvalidRequest:
-    return InvalidRequest(message, provider="gateway")
-
-
 def _inputs(value: Any) -> list[str] | list[list[int]]:
     """OpenAI's ``input`` as a list of texts or of token-id lists, or InvalidRequest."""
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, Sequence) or isinstance(value, bytes | bytearray):
-        raise _invalid(f"input must be a string or a list of strings, not {type(value).__name__}")
+        raise invalid(f"input must be a string or a list of strings, not {type(value).__name__}")
     items = list(value)
     if not items:
-        raise _invalid("input is empty; give at least one text")
+        raise invalid("input is empty; give at least one text")
     if len(items) > MAX_INPUTS:
-        raise _invalid(f"input has {len(items)} items; at most {MAX_INPUTS} per call")
+        raise invalid(f"input has {len(items)} items; at most {MAX_INPUTS} per call")
     if all(isinstance(item, int) and not isinstance(item, bool) for item in items):
         return [list(items)]  # one text as token ids
     if all(isinstance(item, str) for item in items):
         if any(not item for item in items):
-            raise _invalid("input has an empty string; every text must have content")
+            raise invalid("input has an empty string; every text must have content")
         return items
     token_lists: list[list[int]] = []
     for item in items:
         if not isinstance(item, Sequence) or isinstance(item, str | bytes) or not item:
-            raise _invalid("input mixes kinds; give strings, or lists of token ids")
+            raise invalid("input mixes kinds; give strings, or lists of token ids")
         if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in item):
-            raise _invalid("a token-id input must be a list of non-negative integers")
+            raise invalid("a token-id input must be a list of non-negative integers")
         token_lists.append(list(item))
     return token_lists
 
@@ -85,15 +91,10 @@ def _request(
     if dimensions is not None and (
         not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1
     ):
-        raise _invalid(f"dimensions must be a positive integer, not {dimensions!r}")
+        raise invalid(f"dimensions must be a positive integer, not {dimensions!r}")
     if encoding_format not in (None, "float", "base64"):
-        raise _invalid(f"encoding_format must be 'float' or 'base64', not {encoding_format!r}")
-    if user is not None and not isinstance(user, str):
-        raise _invalid("user must be a string")
-    if timeout is not None and (
-        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
-    ):
-        raise _invalid(f"timeout must be a positive number of seconds, not {timeout!r}")
+        raise invalid(f"encoding_format must be 'float' or 'base64', not {encoding_format!r}")
+    check_user_timeout(user, timeout)
     return EmbeddingRequest(_inputs(input), dimensions, user, timeout)
 
 
@@ -144,21 +145,11 @@ class _Call:
         )
 
     def hold_of(self, target: ResolvedTarget) -> Decimal | None:
-        from gateway.credits.pricing import missing_for, unpriced_error, worst_case_of
+        from gateway.credits.pricing import worst_case_of
 
-        billing = self.core.billing
-        price = billing.price_of(target)
-        missing = "a price" if price is None else missing_for(price, "embeddings")
-        if missing is not None or price is None:
-            if billing.service is None:
-                return None
-            raise unpriced_error(
-                target.label,
-                where(self.route, target),
-                file=self.core.config.source,
-                operation="embeddings",
-                missing=None if price is None else missing,
-            )
+        price = price_for(self.core, self.route, target, "embeddings")
+        if price is None:
+            return None
         return worst_case_of(price, input_tokens=self.tokens, max_output_tokens=0)
 
     def target_request(self, target: ResolvedTarget, timeout: float | None) -> EmbeddingRequest:

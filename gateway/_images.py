@@ -23,10 +23,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from gateway._media import MediaCall, Priced, arun, check_targets, run, start, where
+from gateway._media import (
+    MediaCall,
+    Priced,
+    arun,
+    check_targets,
+    check_user_timeout,
+    invalid,
+    price_for,
+    run,
+    start,
+)
 from gateway.errors import InvalidRequest
 from gateway.providers.media import ImageRequest, ImageResult, worst_case_image_tokens
 
@@ -45,15 +56,11 @@ _SIZE = re.compile(r"auto|[1-9][0-9]{0,4}x[1-9][0-9]{0,4}")
 _WORD = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
-def _invalid(message: str) -> InvalidRequest:
-    return InvalidRequest(message, provider="gateway")
-
-
 def _word(value: Any, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _WORD.fullmatch(value):
-        raise _invalid(f"{name} must be a lowercase word such as 'auto', not {value!r}")
+        raise invalid(f"{name} must be a lowercase word such as 'auto', not {value!r}")
     return value
 
 
@@ -70,20 +77,15 @@ def _request(
     timeout: Any,
 ) -> ImageRequest:
     if not isinstance(prompt, str) or not prompt.strip():
-        raise _invalid("prompt must be a non-empty string")
+        raise invalid("prompt must be a non-empty string")
     count = 1 if n is None else n
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_IMAGES:
-        raise _invalid(f"n must be an integer from 1 to {MAX_IMAGES}, not {n!r}")
+        raise invalid(f"n must be an integer from 1 to {MAX_IMAGES}, not {n!r}")
     if size is not None and (not isinstance(size, str) or not _SIZE.fullmatch(size)):
-        raise _invalid(f"size must be WIDTHxHEIGHT (e.g. 1024x1024) or 'auto', not {size!r}")
+        raise invalid(f"size must be WIDTHxHEIGHT (e.g. 1024x1024) or 'auto', not {size!r}")
     if response_format not in (None, "url", "b64_json"):
-        raise _invalid(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
-    if user is not None and not isinstance(user, str):
-        raise _invalid("user must be a string")
-    if timeout is not None and (
-        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
-    ):
-        raise _invalid(f"timeout must be a positive number of seconds, not {timeout!r}")
+        raise invalid(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
+    check_user_timeout(user, timeout)
     return ImageRequest(
         prompt=prompt,
         n=count,
@@ -147,21 +149,12 @@ class _Call:
         )
 
     def hold_of(self, target: ResolvedTarget) -> Decimal | None:
-        from gateway.credits.pricing import image_worst_case, missing_for, unpriced_error
+        from gateway.credits.pricing import image_worst_case
 
-        billing, request = self.core.billing, self.request
-        price = billing.price_of(target)
-        missing = "a price" if price is None else missing_for(price, "images")
-        if missing is not None or price is None:
-            if billing.service is None:
-                return None
-            raise unpriced_error(
-                target.label,
-                where(self.route, target),
-                file=self.core.config.source,
-                operation="images",
-                missing=None if price is None else missing,
-            )
+        request = self.request
+        price = price_for(self.core, self.route, target, "images")
+        if price is None:
+            return None
         provider_type = self.core.config.providers[target.provider].type
         amount = image_worst_case(
             price,
@@ -185,20 +178,7 @@ class _Call:
 
     def target_request(self, timeout: float | None) -> ImageRequest:
         request = self.request
-        if timeout == request.timeout:
-            return request
-        return ImageRequest(
-            prompt=request.prompt,
-            n=request.n,
-            size=request.size,
-            quality=request.quality,
-            response_format=request.response_format,
-            style=request.style,
-            background=request.background,
-            output_format=request.output_format,
-            user=request.user,
-            timeout=timeout,
-        )
+        return request if timeout == request.timeout else replace(request, timeout=timeout)
 
     def send(self, adapter: Any, target: ResolvedTarget, timeout: float | None) -> Any:
         return adapter.generate_images(target.model, self.target_request(timeout))

@@ -39,10 +39,22 @@ from gateway.telemetry import NULL_TRACE, CallTrace
 
 if TYPE_CHECKING:
     from gateway._client import _GatewayCore
+    from gateway.config import ModelPrice
     from gateway.keys import ApiKey
     from gateway.telemetry import RequestParams
 
-__all__ = ["MediaCall", "Priced", "arun", "check_targets", "run", "start", "where"]
+__all__ = [
+    "MediaCall",
+    "Priced",
+    "arun",
+    "check_targets",
+    "check_user_timeout",
+    "invalid",
+    "price_for",
+    "run",
+    "start",
+    "where",
+]
 
 logger = logging.getLogger("gateway.credits")
 
@@ -74,9 +86,49 @@ class MediaCall:
         return self._holds[target.label]
 
 
+def invalid(message: str) -> InvalidRequest:
+    """Bad input to an embeddings or images call, found by the gateway before any call."""
+    return InvalidRequest(message, provider="gateway")
+
+
+def check_user_timeout(user: Any, timeout: Any) -> None:
+    """Raise InvalidRequest unless ``user`` is None or a string and ``timeout`` None or a
+    positive number of seconds (the arguments embeddings and images share)."""
+    if user is not None and not isinstance(user, str):
+        raise invalid("user must be a string")
+    if timeout is not None and (
+        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
+    ):
+        raise invalid(f"timeout must be a positive number of seconds, not {timeout!r}")
+
+
 def where(route: ResolvedRoute, target: ResolvedTarget) -> str:
     """How an error names the use of ``target``: ``route 'embed'`` or ``a direct call``."""
     return "a direct call" if route.name == target.label else f"route '{route.name}'"
+
+
+def price_for(
+    core: _GatewayCore, route: ResolvedRoute, target: ResolvedTarget, operation: Operation
+) -> ModelPrice | None:
+    """``target``'s price for ``operation``; None only without a credit account (the call
+    is then not held). With one, a target without a price (or without the rates the
+    operation needs) raises the unpriced ConfigError."""
+    from gateway.credits.pricing import missing_for, unpriced_error
+
+    billing = core.billing
+    price = billing.price_of(target)
+    missing = "a price" if price is None else missing_for(price, operation)
+    if missing is None and price is not None:
+        return price
+    if billing.service is None:
+        return None
+    raise unpriced_error(
+        target.label,
+        where(route, target),
+        file=core.config.source,
+        operation=operation,
+        missing=None if price is None else missing,
+    )
 
 
 def check_targets(
